@@ -1,0 +1,35 @@
+"""Settings read from the environment (the variables `keyturn dev up` writes to .keyturn/dev.env)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_TASK_QUEUE = "keyturn"
+
+
+class ConfigError(Exception):
+    """A required setting is missing or malformed; the message says which variable to set."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    temporal_address: str
+    namespace: str
+    task_queue: str
+    audit_log: Path
+    codec_key: str | None
+    principal: str
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        return cls(
+            temporal_address=env.get("KEYTURN_TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+            namespace=env.get("KEYTURN_NAMESPACE", "default"),
+            task_queue=env.get("KEYTURN_TASK_QUEUE", DEFAULT_TASK_QUEUE),
+            audit_log=Path(env.get("KEYTURN_AUDIT_LOG", ".keyturn/audit.jsonl")),
+            codec_key=env.get("KEYTURN_CODEC_KEY") or None,
+            principal=env.get("KEYTURN_PRINCIPAL") or env.get("USER") or "operator",
+        )
