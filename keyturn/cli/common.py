@@ -1,0 +1,32 @@
+"""Shared CLI conventions: exit codes, output formats, and printing."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from typing import Any, NoReturn
+
+from rich.console import Console
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # the operation ran and failed (run failed, audit broken)
+EXIT_USAGE = 2  # bad usage or invalid input
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print an error that says what to fix and exit with `code`."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise SystemExit(code)
