@@ -1,0 +1,312 @@
+"""AWS IAM user access keys: the `aws.iam_access_key` provider.
+
+Knows IAM access keys and nothing else. boto3 clients come from an injected
+factory (default: a boto3 session configured by the standard AWS environment,
+AWS_ENDPOINT_URL included), so tests point it at a local moto server.
+
+Proof of life and death uses STS GetCallerIdentity signed with the key itself:
+it needs no IAM permission, so it answers only "does AWS accept this key?".
+IAM is eventually consistent: a new key may be rejected, and a deleted one
+accepted, for a few seconds; both checks retry a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from keyturn.providers.base import NewCredential, Precheck, Secret
+from keyturn.providers.errors import (
+    AccessDenied,
+    CredentialNotFound,
+    PermanentProviderError,
+    ProviderError,
+    QuotaExceeded,
+    StillValid,
+    TransientProviderError,
+    VerificationFailed,
+)
+
+ClientFactory = Callable[..., Any]
+"""callable(service_name, **client_kwargs) -> boto3 client."""
+
+KEY_ID = "aws_access_key_id"
+SECRET_KEY = "aws_secret_access_key"
+MAX_KEYS_PER_USER = 2
+
+# The one table from AWS error codes to provider errors. Codes not listed are
+# permanent unless the HTTP status is 5xx; connection failures are transient.
+ERROR_CODES: dict[str, type[ProviderError]] = {
+    "NoSuchEntity": CredentialNotFound,
+    "AccessDenied": AccessDenied,
+    "AccessDeniedException": AccessDenied,
+    "UnauthorizedOperation": AccessDenied,
+    "LimitExceeded": QuotaExceeded,
+    "Throttling": TransientProviderError,
+    "ThrottlingException": TransientProviderError,
+    "RequestLimitExceeded": TransientProviderError,
+    "ServiceUnavailable": TransientProviderError,
+    "ServiceFailure": TransientProviderError,
+    "InternalFailure": TransientProviderError,
+    "RequestTimeout": TransientProviderError,
+}
+
+# What STS answers when the signing key is unknown, deleted, wrong or denied.
+REJECTED_CODES = frozenset(
+    {
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "UnrecognizedClientException",
+        "InvalidAccessKeyId",
+        "AuthFailure",
+        "ExpiredToken",
+        "AccessDenied",
+        "AccessDeniedException",
+    }
+)
+
+
+def default_client_factory(service_name: str, **kwargs: Any) -> Any:
+    """A boto3 client configured from the standard AWS environment and config files."""
+    return boto3.session.Session().client(service_name, **kwargs)
+
+
+class AwsIamTarget(BaseModel):
+    """Which IAM user's access key to rotate."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    user_name: str = Field(min_length=1, max_length=64)
+    allow_two_active: bool = False
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def classify(exc: Exception) -> type[ProviderError]:
+    """The provider error class for a boto3/botocore exception."""
+    if isinstance(exc, ClientError):
+        if (mapped := ERROR_CODES.get(error_code(exc))) is not None:
+            return mapped
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return TransientProviderError if status >= 500 else PermanentProviderError
+    if isinstance(exc, BotoConnectionError | HTTPClientError):
+        return TransientProviderError
+    return PermanentProviderError
+
+
+def map_aws_error(
+    exc: Exception, operation: str, user_name: str, secret: Secret | None = None
+) -> ProviderError:
+    """Classify `exc`; the message names the operation and user, never a secret value."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        detail = f"{error.get('Code', 'unknown error')}: {error.get('Message', '')}".rstrip(": ")
+    else:
+        detail = f"{type(exc).__name__}: {exc}"
+    for value in (secret or {}).values():
+        if value:
+            detail = detail.replace(value, "[redacted]")
+    return classify(exc)(f"{operation} for IAM user {user_name!r} failed: {detail}")
+
+
+def is_user_arn(arn: str, user_name: str) -> bool:
+    """True for arn:aws:iam::ACCOUNT:user/[PATH/]USER_NAME (any partition)."""
+    parts = arn.split(":", 5)
+    if len(parts) != 6 or parts[2] != "iam" or not parts[5].startswith("user/"):
+        return False
+    return parts[5].rsplit("/", 1)[-1] == user_name
+
+
+class AwsIamAccessKeyProvider:
+    """Rotates one IAM user's access key: at most two per user, create/verify/disable/delete."""
+
+    name: ClassVar[str] = "aws.iam_access_key"
+    target_model: ClassVar[type[BaseModel]] = AwsIamTarget
+
+    def __init__(
+        self,
+        client_factory: ClientFactory = default_client_factory,
+        *,
+        propagation_attempts: int = 6,
+        propagation_delay: float = 2.0,
+    ) -> None:
+        if propagation_attempts < 1 or propagation_delay < 0:
+            raise ValueError("propagation_attempts must be >= 1 and propagation_delay >= 0")
+        self._client_factory = client_factory
+        self._attempts = propagation_attempts
+        self._delay = propagation_delay
+        self._iam_client: Any = None
+
+    # -- Provider protocol ------------------------------------------------------
+
+    def precheck(self, target: Any) -> Precheck:
+        t = _target(target)
+        keys = self._list_keys(t.user_name)
+        active = [k["AccessKeyId"] for k in keys if k["Status"] == "Active"]
+        inactive = [k["AccessKeyId"] for k in keys if k["Status"] != "Active"]
+        if not active:
+            found = f" (inactive: {', '.join(inactive)})" if inactive else ""
+            raise CredentialNotFound(
+                f"IAM user {t.user_name!r} has no active access key{found}; nothing to rotate"
+            )
+        removed: list[str] = []
+        if len(keys) >= MAX_KEYS_PER_USER:
+            if inactive:
+                # Quota room: an inactive key is nobody's working credential.
+                self.delete(t, inactive[0])
+                removed.append(inactive[0])
+            elif not t.allow_two_active:
+                raise QuotaExceeded(
+                    f"IAM user {t.user_name!r} already has two active access keys "
+                    f"({', '.join(active)}); deactivate one or set allow_two_active"
+                )
+        return Precheck(old_credential_ids=active, removed_inactive=removed)
+
+    def list_credential_ids(self, target: Any) -> list[str]:
+        return [k["AccessKeyId"] for k in self._list_keys(_target(target).user_name)]
+
+    def create(self, target: Any) -> NewCredential:
+        user = _target(target).user_name
+        try:
+            key = self._iam.create_access_key(UserName=user)["AccessKey"]
+        except (ClientError, BotoCoreError) as exc:
+            raise map_aws_error(exc, "CreateAccessKey", user) from exc
+        secret = {KEY_ID: key["AccessKeyId"], SECRET_KEY: key["SecretAccessKey"]}
+        return NewCredential(credential_id=key["AccessKeyId"], secret=secret)
+
+    def verify(self, target: Any, secret: Secret) -> None:
+        user = _target(target).user_name
+        key_id = _key_id(secret, user)
+        arn, rejection = self._settle(secret, user, accepted=True)
+        if arn is None:
+            raise VerificationFailed(
+                f"verify: STS rejected access key {key_id} of IAM user {user!r} "
+                f"({rejection}) on all {self._attempts} attempts"
+            )
+        if not is_user_arn(arn, user):
+            raise VerificationFailed(
+                f"verify: access key {key_id} authenticates as {arn}, not IAM user {user!r}"
+            )
+
+    def disable(self, target: Any, credential_id: str) -> None:
+        self._set_status(_target(target).user_name, credential_id, "Inactive")
+
+    def enable(self, target: Any, credential_id: str) -> None:
+        self._set_status(_target(target).user_name, credential_id, "Active")
+
+    def delete(self, target: Any, credential_id: str) -> None:
+        user = _target(target).user_name
+        try:
+            self._iam.delete_access_key(UserName=user, AccessKeyId=credential_id)
+        except ClientError as exc:
+            if error_code(exc) == "NoSuchEntity":
+                return  # already gone: the goal of delete
+            raise map_aws_error(exc, f"DeleteAccessKey {credential_id}", user) from exc
+        except BotoCoreError as exc:
+            raise map_aws_error(exc, f"DeleteAccessKey {credential_id}", user) from exc
+
+    def confirm_revoked(self, target: Any, credential_id: str, old_secret: Secret | None) -> None:
+        user = _target(target).user_name
+        try:
+            keys = self._list_keys(user)
+        except CredentialNotFound:
+            keys = []  # the user itself is gone, and every key with it
+        for key in keys:
+            if key["AccessKeyId"] == credential_id:
+                raise StillValid(
+                    f"access key {credential_id} still exists for IAM user {user!r} "
+                    f"(status {key['Status']})"
+                )
+        if old_secret is None:
+            return
+        if _key_id(old_secret, user) != credential_id:
+            raise PermanentProviderError(
+                f"confirm_revoked: the old secret given for IAM user {user!r} is not for "
+                f"access key {credential_id}"
+            )
+        if self._settle(old_secret, user, accepted=False)[0] is not None:
+            raise StillValid(
+                f"access key {credential_id} of IAM user {user!r} is deleted but STS still "
+                f"accepted it on all {self._attempts} attempts"
+            )
+
+    # -- AWS calls ----------------------------------------------------------------
+
+    @property
+    def _iam(self) -> Any:
+        if self._iam_client is None:
+            self._iam_client = self._client_factory("iam")
+        return self._iam_client
+
+    def _list_keys(self, user: str) -> list[dict[str, Any]]:
+        try:
+            return list(self._iam.list_access_keys(UserName=user)["AccessKeyMetadata"])
+        except (ClientError, BotoCoreError) as exc:
+            raise map_aws_error(exc, "ListAccessKeys", user) from exc
+
+    def _set_status(self, user: str, credential_id: str, status: str) -> None:
+        try:
+            self._iam.update_access_key(UserName=user, AccessKeyId=credential_id, Status=status)
+        except (ClientError, BotoCoreError) as exc:
+            raise map_aws_error(exc, f"UpdateAccessKey {credential_id} {status}", user) from exc
+
+    def _settle(self, secret: Secret, user: str, accepted: bool) -> tuple[str | None, str]:
+        """Ask STS about `secret` until it is accepted (or rejected), a bounded number of times.
+
+        IAM propagates key changes within seconds; the last answer is returned.
+        """
+        for attempt in range(self._attempts):
+            if attempt:
+                time.sleep(self._delay)
+            arn, rejection = self._caller_identity(secret, user)
+            if (arn is not None) == accepted:
+                break
+        return arn, rejection
+
+    def _caller_identity(self, secret: Secret, user: str) -> tuple[str | None, str]:
+        """(ARN, "") if STS accepts `secret`, (None, error code) if it rejects it.
+
+        The STS client is signed with `secret` alone, never the ambient credentials.
+        """
+        try:
+            sts = self._client_factory(
+                "sts",
+                aws_access_key_id=secret[KEY_ID],
+                aws_secret_access_key=secret[SECRET_KEY],
+                aws_session_token=None,
+            )
+            return str(sts.get_caller_identity()["Arn"]), ""
+        except ClientError as exc:
+            if error_code(exc) in REJECTED_CODES:
+                return None, error_code(exc)
+            raise map_aws_error(exc, "GetCallerIdentity", user, secret) from exc
+        except BotoCoreError as exc:
+            raise map_aws_error(exc, "GetCallerIdentity", user, secret) from exc
+
+
+def _target(target: Any) -> AwsIamTarget:
+    try:
+        return AwsIamTarget.model_validate(target)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'target'}: {e['msg']}" for e in exc.errors()
+        )
+    # Raised outside the except block so the error carries no context quoting the input.
+    raise PermanentProviderError(f"invalid aws.iam_access_key target: {problems}")
+
+
+def _key_id(secret: Secret, user: str) -> str:
+    missing = sorted({KEY_ID, SECRET_KEY} - secret.keys())
+    if missing:
+        raise PermanentProviderError(
+            f"secret for IAM user {user!r} lacks field(s) {', '.join(missing)}"
+        )
+    return secret[KEY_ID]

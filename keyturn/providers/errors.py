@@ -1,0 +1,44 @@
+"""Provider errors, classified where they are raised.
+
+Permanent errors (access denied, not found, bad input, quota) must not be
+retried; transient ones (throttling, 5xx, timeouts) are left to the retry
+policy. Messages never contain secret values.
+"""
+
+from __future__ import annotations
+
+
+class ProviderError(Exception):
+    """Base for every provider failure."""
+
+    retryable = False
+
+
+class PermanentProviderError(ProviderError):
+    """The request cannot succeed by repeating it."""
+
+
+class TransientProviderError(ProviderError):
+    """Throttling, a 5xx or a timeout: worth retrying."""
+
+    retryable = True
+
+
+class CredentialNotFound(PermanentProviderError):
+    """The target or credential does not exist."""
+
+
+class AccessDenied(PermanentProviderError):
+    """The rotating identity lacks permission."""
+
+
+class QuotaExceeded(PermanentProviderError):
+    """No room for another credential and nothing safe to clean up."""
+
+
+class VerificationFailed(PermanentProviderError):
+    """The new credential did not authenticate."""
+
+
+class StillValid(PermanentProviderError):
+    """The old credential is still accepted after revocation."""

@@ -1,0 +1,42 @@
+"""Store errors, classified where they are raised.
+
+One base class per layer: every failure of a secret store is a `StoreError`,
+either permanent (bad configuration, permission denied, a missing mount, a
+rejected request: repeating it cannot help) or transient (sealed or
+unreachable server, rate limit, 5xx: worth retrying). Messages name the store
+and the path, never a secret value or a token.
+"""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base for every store failure."""
+
+    retryable = False
+
+
+class PermanentStoreError(StoreError):
+    """The request cannot succeed by repeating it."""
+
+
+class TransientStoreError(StoreError):
+    """Unreachable, sealed, rate-limited or a 5xx: worth retrying."""
+
+    retryable = True
+
+
+class StoreConfigError(PermanentStoreError):
+    """The store's configuration is missing, malformed or names an unknown store type."""
+
+
+class StoreAccessDenied(PermanentStoreError):
+    """The store refused the token: missing, expired or without permission on the path."""
+
+
+class StoreNotFound(PermanentStoreError):
+    """The store has no such mount (a missing path is not an error: reads return None)."""
+
+
+class StoreInvalidRequest(PermanentStoreError):
+    """The store rejected the request itself, e.g. metadata over its size limits."""
