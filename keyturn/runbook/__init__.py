@@ -1,0 +1,38 @@
+"""Runbooks: the declarative v1 format, loaded with positioned errors, validated, planned.
+
+runbook = check("runbooks/demo.yaml")            # load + validate, or raise RunbookError
+plan = load_plan(path, requested_by="alice", now=datetime.now(UTC))
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection
+
+from keyturn.runbook.loader import load, loads
+from keyturn.runbook.models import Runbook
+from keyturn.runbook.plan import load_plan, new_run_id, plan
+from keyturn.runbook.source import RunbookError
+from keyturn.runbook.validate import validate
+
+
+def check(
+    path_or_runbook: str | os.PathLike[str] | Runbook,
+    known_providers: Collection[str] | None = None,
+) -> Runbook:
+    """Load (unless given a Runbook) and validate; return the runbook or raise RunbookError."""
+    runbook = path_or_runbook if isinstance(path_or_runbook, Runbook) else load(path_or_runbook)
+    return validate(runbook, known_providers)
+
+
+__all__ = [
+    "Runbook",
+    "RunbookError",
+    "check",
+    "load",
+    "load_plan",
+    "loads",
+    "new_run_id",
+    "plan",
+    "validate",
+]

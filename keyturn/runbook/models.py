@@ -1,0 +1,194 @@
+"""The runbook format v1 as pydantic models: field names and aliases are a contract.
+
+These models check shape and single values (types, slugs, durations, ranges).
+Checks that need the whole runbook (references, cycles, duplicates) live in
+`validate.py`. Unknown keys are errors everywhere except inside a credential's
+`target` and a store's configuration, which belong to providers and stores.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    WithJsonSchema,
+)
+
+from keyturn.runbook.durations import parse_duration
+from keyturn.runbook.source import SourceMap
+
+_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_PROVIDER = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_]+)+")
+_STORE_TYPE = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def _slug(value: str) -> str:
+    if not _SLUG.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a slug: use lowercase letters, digits and single "
+            "dashes, e.g. 'ci-deployer'"
+        )
+    return value
+
+
+def _name_like(pattern: re.Pattern[str], example: str) -> Any:
+    """A string type matching `pattern`, whose error shows `example`."""
+
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(f"{value!r} is not valid here, expected a name like {example!r}")
+        return value
+
+    return Annotated[
+        str,
+        AfterValidator(check),
+        WithJsonSchema({"type": "string", "pattern": f"^{pattern.pattern}$"}),
+    ]
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than 0s")
+    return value
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+Slug = Annotated[
+    str,
+    AfterValidator(_slug),
+    WithJsonSchema({"type": "string", "pattern": f"^{_SLUG.pattern}$"}),
+]
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$|^\d+$"},
+                {"type": "integer", "minimum": 0},
+            ]
+        }
+    ),
+]
+GroupNames = Annotated[
+    list[Slug],
+    BeforeValidator(_as_list),
+    Field(min_length=1),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            ]
+        }
+    ),
+]
+ProviderName = _name_like(_PROVIDER, "aws.iam_access_key")
+StoreType = _name_like(_STORE_TYPE, "vault_kv")
+Principal = Annotated[str, Field(min_length=1)]
+Strategy = Literal["rotate", "revoke-first"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class TierGate(_Strict):
+    """Approvals needed before a tier starts."""
+
+    approvals: int = Field(1, ge=1)
+    from_: GroupNames = Field(alias="from")
+    distinct: bool = False
+    timeout: Annotated[Duration, AfterValidator(_positive)] | None = None
+
+
+class CredentialGate(TierGate):
+    """Approvals needed before one step of one credential's rotation."""
+
+    before: Literal["create", "promote", "revoke"]
+
+
+class Deliver(_Strict):
+    """Where a credential's new value goes: a path in a store named under spec.stores."""
+
+    store: Slug
+    path: str = Field(min_length=1)
+
+
+class Credential(_Strict):
+    id: Slug
+    provider: ProviderName
+    target: dict[str, Any]
+    deliver: list[Deliver] = Field(default_factory=list)
+    strategy: Strategy | None = None
+    grace_period: Duration | None = None
+    gate: CredentialGate | None = None
+    depends_on: list[Slug] = Field(default_factory=list)
+
+
+class Tier(_Strict):
+    id: Slug
+    name: str = ""
+    after: list[Slug] = Field(default_factory=list)
+    gate: TierGate | None = None
+    concurrency: int = Field(10, ge=1)
+    credentials: list[Credential] = Field(default_factory=list)
+
+
+class Store(BaseModel):
+    """A secret store: `type` picks the implementation, other keys are its configuration."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: StoreType
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Defaults(_Strict):
+    strategy: Strategy = "rotate"
+    grace_period: Duration = timedelta(0)
+
+
+class Spec(_Strict):
+    approvers: dict[Slug, list[Principal]] = Field(default_factory=dict)
+    defaults: Defaults = Field(default_factory=Defaults)
+    stores: dict[Slug, Store] = Field(default_factory=dict)
+    tiers: list[Tier] = Field(default_factory=list)
+
+
+class Metadata(_Strict):
+    name: Slug
+    incident: str | None = None
+    description: str | None = None
+
+
+class Runbook(_Strict):
+    """A whole runbook file. `source` says where each value came from (for error positions)."""
+
+    api_version: Literal["keyturn/v1"] = Field(alias="apiVersion")
+    kind: Literal["Runbook"]
+    metadata: Metadata
+    spec: Spec
+
+    _source: SourceMap | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> SourceMap:
+        return self._source or SourceMap("<runbook>")
+
+    def credentials(self) -> list[Credential]:
+        return [cred for tier in self.spec.tiers for cred in tier.credentials]

@@ -1,0 +1,207 @@
+"""Checks that need the whole runbook: presence, uniqueness, references and cycles.
+
+Each check is a generator of positioned RunbookErrors; `validate` raises the
+first one. Checks run in a fixed order, and later checks may assume that the
+earlier ones passed (for example, cycle detection assumes unique ids).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Collection, Iterator
+
+from keyturn.runbook.graph import find_cycle
+from keyturn.runbook.models import Runbook, TierGate
+from keyturn.runbook.source import Path, RunbookError
+
+_SECRET_KEY = re.compile(
+    r"(?:^|_)(?:token|password|passwd|passphrase|secret|secret_id|private_key|api_key|access_key)$"
+)
+
+
+def validate(runbook: Runbook, known_providers: Collection[str] | None = None) -> Runbook:
+    """Raise the first semantic problem as a RunbookError; return the runbook if there is none.
+
+    `known_providers` defaults to the installed providers (keyturn.providers.registry).
+    """
+    if known_providers is None:
+        from keyturn.providers.registry import provider_names
+
+        known_providers = provider_names()
+    problem = next(problems(runbook, known_providers), None)
+    if problem is not None:
+        raise problem
+    return runbook
+
+
+def problems(runbook: Runbook, known_providers: Collection[str]) -> Iterator[RunbookError]:
+    """Every semantic problem, lazily, in check order."""
+    yield from _presence(runbook)
+    yield from _uniqueness(runbook)
+    yield from _store_config(runbook)
+    yield from _credential_references(runbook, known_providers)
+    yield from _gates(runbook)
+    yield from _tier_order(runbook)
+    yield from _credential_order(runbook)
+    yield from _staging(runbook)
+
+
+def _tier_path(i: int) -> Path:
+    return ("spec", "tiers", i)
+
+
+def _cred_path(i: int, j: int) -> Path:
+    return ("spec", "tiers", i, "credentials", j)
+
+
+def _suggest(name: str, known: Collection[str], what: str) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    return f" (known: {', '.join(sorted(known))})" if known else f" (no {what} are defined)"
+
+
+def _presence(runbook: Runbook) -> Iterator[RunbookError]:
+    src = runbook.source
+    if not runbook.spec.tiers:
+        yield src.error(("spec", "tiers"), "the runbook has no tiers; add at least one")
+    for i, tier in enumerate(runbook.spec.tiers):
+        if not tier.credentials:
+            yield src.error((*_tier_path(i), "credentials"), f"tier '{tier.id}' has no credentials")
+
+
+def _uniqueness(runbook: Runbook) -> Iterator[RunbookError]:
+    src = runbook.source
+    tiers: dict[str, Path] = {}
+    creds: dict[str, Path] = {}
+    for i, tier in enumerate(runbook.spec.tiers):
+        path = (*_tier_path(i), "id")
+        if tier.id in tiers:
+            line = src.position(tiers[tier.id])[0]
+            yield src.error(path, f"duplicate tier id '{tier.id}' (first used at line {line})")
+        tiers.setdefault(tier.id, path)
+        for j, cred in enumerate(tier.credentials):
+            path = (*_cred_path(i, j), "id")
+            if cred.id in creds:
+                line = src.position(creds[cred.id])[0]
+                yield src.error(
+                    path,
+                    f"duplicate credential id '{cred.id}' (first used at line "
+                    f"{line}); credential ids are unique across the runbook",
+                )
+            creds.setdefault(cred.id, path)
+
+
+def _store_config(runbook: Runbook) -> Iterator[RunbookError]:
+    for name, store in runbook.spec.stores.items():
+        for key in store.config:
+            if _SECRET_KEY.search(key.lower()):
+                yield runbook.source.error(
+                    ("spec", "stores", name, key),
+                    f"store option '{key}' looks like a secret; a runbook travels through "
+                    "workflow history and the audit log, so give the worker its secrets "
+                    "through its environment",
+                    key=True,
+                )
+
+
+def _credential_references(
+    runbook: Runbook, known_providers: Collection[str]
+) -> Iterator[RunbookError]:
+    src, stores = runbook.source, runbook.spec.stores
+    for i, tier in enumerate(runbook.spec.tiers):
+        for j, cred in enumerate(tier.credentials):
+            if cred.provider not in known_providers:
+                yield src.error(
+                    (*_cred_path(i, j), "provider"),
+                    f"unknown provider '{cred.provider}'"
+                    + _suggest(cred.provider, known_providers, "providers"),
+                )
+            for k, target in enumerate(cred.deliver):
+                if target.store not in stores:
+                    yield src.error(
+                        (*_cred_path(i, j), "deliver", k, "store"),
+                        f"unknown store '{target.store}'"
+                        + _suggest(target.store, stores, "stores"),
+                    )
+
+
+def _gates(runbook: Runbook) -> Iterator[RunbookError]:
+    for i, tier in enumerate(runbook.spec.tiers):
+        if tier.gate is not None:
+            yield from _gate(runbook, tier.gate, (*_tier_path(i), "gate"))
+        for j, cred in enumerate(tier.credentials):
+            if cred.gate is not None:
+                yield from _gate(runbook, cred.gate, (*_cred_path(i, j), "gate"))
+
+
+def _gate(runbook: Runbook, gate: TierGate, path: Path) -> Iterator[RunbookError]:
+    groups, src = runbook.spec.approvers, runbook.source
+    principals: set[str] = set()
+    for k, group in enumerate(gate.from_):
+        if group not in groups:
+            reason = f"unknown approver group '{group}'" + _suggest(group, groups, "groups")
+            yield src.error((*path, "from", k), reason)
+        principals.update(groups.get(group, ()))
+    if gate.approvals > len(principals):
+        yield src.error(
+            (*path, "approvals"),
+            f"the gate needs {gate.approvals} approvals but its groups "
+            f"({', '.join(gate.from_)}) have only {len(principals)} distinct principals",
+        )
+
+
+def _tier_order(runbook: Runbook) -> Iterator[RunbookError]:
+    src, tiers = runbook.source, runbook.spec.tiers
+    ids = [tier.id for tier in tiers]
+    for i, tier in enumerate(tiers):
+        for k, name in enumerate(tier.after):
+            if name not in ids:
+                yield src.error(
+                    (*_tier_path(i), "after", k),
+                    f"unknown tier '{name}' in after" + _suggest(name, ids, "tiers"),
+                )
+    cycle = find_cycle({tier.id: tier.after for tier in tiers})
+    if cycle:
+        yield src.error(
+            (*_tier_path(ids.index(cycle[0])), "after"),
+            f"tiers form a cycle through 'after': {' -> '.join(cycle)}",
+        )
+
+
+def _credential_order(runbook: Runbook) -> Iterator[RunbookError]:
+    src = runbook.source
+    home = {cred.id: tier.id for tier in runbook.spec.tiers for cred in tier.credentials}
+    for i, tier in enumerate(runbook.spec.tiers):
+        ids = [cred.id for cred in tier.credentials]
+        for j, cred in enumerate(tier.credentials):
+            for k, name in enumerate(cred.depends_on):
+                if name in ids:
+                    continue
+                reason = (
+                    f"'{name}' is in tier '{home[name]}'; depends_on names credentials of the "
+                    "same tier (order tiers with 'after')"
+                    if name in home
+                    else f"unknown credential '{name}' in depends_on" + _suggest(name, ids, "ids")
+                )
+                yield src.error((*_cred_path(i, j), "depends_on", k), reason)
+        cycle = find_cycle({cred.id: cred.depends_on for cred in tier.credentials})
+        if cycle:
+            yield src.error(
+                (*_cred_path(i, ids.index(cycle[0])), "depends_on"),
+                f"credentials form a cycle through 'depends_on': {' -> '.join(cycle)}",
+            )
+
+
+def _staging(runbook: Runbook) -> Iterator[RunbookError]:
+    if runbook.spec.stores:
+        return
+    for i, tier in enumerate(runbook.spec.tiers):
+        for j, cred in enumerate(tier.credentials):
+            if not cred.deliver:
+                yield runbook.source.error(
+                    (*_cred_path(i, j), "deliver"),
+                    f"credential '{cred.id}' has no deliver target and spec.stores is empty: "
+                    "there is nowhere to stage its new value",
+                )

@@ -1,0 +1,136 @@
+"""`keyturn validate` and `keyturn plan` through typer's CliRunner on a bare app."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import types
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import typer
+from rich.console import Console
+from typer.testing import CliRunner
+
+from keyturn.cli.runbook_cmds import plan_table, register
+from keyturn.runbook import load_plan
+
+DEMO = Path(__file__).resolve().parents[2] / "runbooks" / "demo.yaml"
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
+    registry = types.ModuleType("keyturn.providers.registry")
+    registry.provider_names = lambda: ["aws.iam_access_key"]  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "keyturn.providers.registry", registry)
+    monkeypatch.setenv("VAULT_ADDR", "http://127.0.0.1:8200")
+    app = typer.Typer()
+    register(app)
+    return app
+
+
+@pytest.fixture
+def broken(tmp_path: Path) -> Path:
+    path = tmp_path / "broken.yaml"
+    path.write_text(DEMO.read_text().replace("user_name: release-bot", "user_name: [release"))
+    return path
+
+
+def run(app: typer.Typer, *args: str):
+    return CliRunner().invoke(app, [str(arg) for arg in args], terminal_width=200)
+
+
+def test_validate_ok(app: typer.Typer) -> None:
+    result = run(app, "validate", DEMO)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"ok: {DEMO} (3 tiers, 5 credentials)\n"
+
+
+def test_validate_reports_file_line_column_and_exits_2(app: typer.Typer, broken: Path) -> None:
+    result = run(app, "validate", broken)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    line = next(
+        n for n, text in enumerate(broken.read_text().splitlines(), 1) if "[release" in text
+    )
+    assert result.stderr == (
+        f"{broken}:{line}:39: invalid YAML: while parsing a flow sequence, "
+        "expected ',' or ']', but got '}'\n"
+    )
+
+
+def test_validate_checks_every_file(app: typer.Typer, broken: Path) -> None:
+    result = run(app, "validate", broken, DEMO)
+    assert result.exit_code == 2
+    assert f"ok: {DEMO}" in result.stdout
+    assert str(broken) in result.stderr
+
+
+def test_validate_semantic_error(app: typer.Typer, tmp_path: Path) -> None:
+    path = tmp_path / "cycle.yaml"
+    path.write_text(
+        DEMO.read_text().replace(
+            "depends_on: [signing-svc-aws]", "depends_on: [artifact-publisher-aws]"
+        )
+    )
+    result = run(app, "validate", path)
+    assert result.exit_code == 2
+    assert "credentials form a cycle through 'depends_on'" in result.stderr
+
+
+def test_plan_text(app: typer.Typer) -> None:
+    result = run(app, "plan", DEMO)
+    assert result.exit_code == 0, result.output
+    assert "demo-breach" in result.stdout and "(not started)" in result.stdout
+    assert (
+        result.stdout.index("tier1") < result.stdout.index("tier2") < result.stdout.index("tier3")
+    )
+
+
+def test_plan_table_shows_the_tier_matrix(app: typer.Typer) -> None:
+    execution = load_plan(DEMO, requested_by="alice", now=datetime.now(UTC), run_id="plan-preview")
+    out = Console(file=io.StringIO(), width=250)
+    out.print(plan_table(execution))
+    lines = out.file.getvalue().splitlines()  # type: ignore[attr-defined]
+    rows = [line.split() for line in lines if "aws.iam_access_key" in line]
+    assert [row[row.index("aws.iam_access_key") - 1] for row in rows] == [
+        "ci-deployer-aws",
+        "release-bot-aws",
+        "signing-svc-aws",
+        "artifact-publisher-aws",
+        "orders-app-aws",
+    ]
+    assert "signing-svc-aws" in rows[3]  # the depends_on column
+    orders = lines[lines.index(next(line for line in lines if "orders-app-aws" in line)) :]
+    tier3 = "\n".join(orders)
+    for cell in (
+        "tier3 Follow-up",
+        "after tier1, tier2",
+        "gate: 1 of security",
+        "revoke-first",
+        "before revoke: 2 of security distinct",
+        "vault:apps/aws/orders-app",
+    ):
+        assert cell in tier3
+
+
+def test_plan_json(app: typer.Typer) -> None:
+    result = run(app, "plan", DEMO, "--output", "json")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert plan["run_id"] == "plan-preview"
+    assert plan["runbook"] == "demo-breach"
+    assert [tier["id"] for tier in plan["tiers"]] == ["tier1", "tier2", "tier3"]
+    assert plan["tiers"][2]["credentials"][0]["staging"] == {
+        "store": "vault",
+        "path": "keyturn/staging/plan-preview/orders-app-aws",
+    }
+
+
+def test_plan_of_a_bad_runbook_exits_2(app: typer.Typer, broken: Path) -> None:
+    result = run(app, "plan", broken, "--output", "json")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"{broken}:")
