@@ -1,0 +1,58 @@
+"""The append-only, hash-chained audit log: record format, backends, checkpoints,
+verification, replay and export. Activities append through ``open_log()``."""
+
+from keyturn.audit.backend import AuditLog, default_log_path, open_log
+from keyturn.audit.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    generate_signing_key,
+    load_public_key,
+    load_signing_key,
+)
+from keyturn.audit.export import export_run
+from keyturn.audit.jsonl import AuditLogError, JsonlAuditLog
+from keyturn.audit.record import (
+    GENESIS_PREV,
+    OUTCOMES,
+    STEPS,
+    AuditError,
+    AuditEvent,
+    AuditFormatError,
+    AuditRecord,
+    canonical_json,
+    event_id,
+    record_hash,
+)
+from keyturn.audit.replay import INVARIANTS, Replay, Violation, replay
+from keyturn.audit.verify import Problem, VerifyResult, verify
+
+__all__ = [
+    "GENESIS_PREV",
+    "INVARIANTS",
+    "OUTCOMES",
+    "STEPS",
+    "AuditError",
+    "AuditEvent",
+    "AuditFormatError",
+    "AuditLog",
+    "AuditLogError",
+    "AuditRecord",
+    "Checkpoint",
+    "CheckpointError",
+    "JsonlAuditLog",
+    "Problem",
+    "Replay",
+    "VerifyResult",
+    "Violation",
+    "canonical_json",
+    "default_log_path",
+    "event_id",
+    "export_run",
+    "generate_signing_key",
+    "load_public_key",
+    "load_signing_key",
+    "open_log",
+    "record_hash",
+    "replay",
+    "verify",
+]

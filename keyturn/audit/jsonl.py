@@ -1,0 +1,240 @@
+"""The local JSONL audit log: locked, fsync'd, idempotent appends from many processes.
+
+Every append holds an exclusive lock (``<log>.lock``) while it reads the new
+tail, decides seq and prev, writes one line and fsyncs it, so any number of
+workers on one machine can share a file. Appends are idempotent by
+``event_id``: a retried activity gets the record it already wrote.
+
+To keep appends cheap on long logs, each ``JsonlAuditLog`` remembers the
+event ids and the tail it has read, up to a byte offset. The log only grows, so
+under the lock it reads just the bytes written since (by any process). The
+memory is dropped and the file re-read whenever the file is not the one it
+read (other inode, shorter than the offset, or a different last line there).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from filelock import FileLock, Timeout
+
+from keyturn.audit.checkpoint import (
+    Checkpoint,
+    append_checkpoint,
+    checkpoints_path,
+    read_checkpoints,
+    sign_checkpoint,
+)
+from keyturn.audit.record import (
+    GENESIS_PREV,
+    AuditError,
+    AuditEvent,
+    AuditFormatError,
+    AuditRecord,
+    format_ts,
+    make_record,
+    parse_record,
+)
+
+_CHUNK = 1 << 20
+
+
+class AuditLogError(AuditError):
+    """The log file cannot be appended to or read."""
+
+
+def iter_lines(
+    f: BinaryIO, start: int = 0, end: int | None = None
+) -> Iterator[tuple[int, bytes, bool]]:
+    """Yield (offset, line without newline, terminated) for the bytes [start, end)."""
+    f.seek(start)
+    remaining = end - start if end is not None else None
+    offset, pending = start, b""
+    while chunk := f.read(_CHUNK if remaining is None else min(_CHUNK, remaining)):
+        if remaining is not None:
+            remaining -= len(chunk)
+        *complete, pending = (pending + chunk).split(b"\n")
+        for line in complete:
+            yield offset, line, True
+            offset += len(line) + 1
+    if pending:
+        yield offset, pending, False
+
+
+@dataclass
+class _Index:
+    """What this process has read of the file: bytes [0, offset)."""
+
+    ident: tuple[int, int]
+    offset: int = 0
+    lines: int = 0
+    last_seq: int = 0
+    last_hash: str = GENESIS_PREV
+    last_line: bytes = b""
+    ids: dict[str, tuple[int, int]] = field(default_factory=dict)  # event_id -> (offset, length)
+
+    def add(self, offset: int, line: bytes, seq: int, hash_: str, event_id: str) -> None:
+        self.ids.setdefault(event_id, (offset, len(line)))
+        self.offset, self.lines = offset + len(line) + 1, self.lines + 1
+        self.last_seq, self.last_hash, self.last_line = seq, hash_, line + b"\n"
+
+
+def _tail_fields(line: bytes) -> tuple[int, str, str]:
+    data = json.loads(line)
+    seq, hash_, event_id = data["seq"], data["hash"], data["event_id"]
+    if type(seq) is not int or not isinstance(hash_, str) or not isinstance(event_id, str):
+        raise TypeError("seq, hash or event_id has the wrong type")
+    return seq, hash_, event_id
+
+
+class JsonlAuditLog:
+    """An append-only, hash-chained audit log in one JSONL file.
+
+    ``append`` blocks (lock, fsync): call it from a sync activity or through
+    ``asyncio.to_thread``. One instance is safe to share between threads."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        signing_key: Ed25519PrivateKey | None = None,
+        checkpoint_every: int | None = 100,
+        lock_timeout: float = 60.0,
+    ) -> None:
+        if checkpoint_every is not None and checkpoint_every < 1:
+            raise ValueError("checkpoint_every must be at least 1 (or None for explicit only)")
+        self.path = Path(path)
+        self.checkpoints_path = checkpoints_path(self.path)
+        self._signing_key = signing_key
+        self._checkpoint_every = checkpoint_every
+        self._lock = FileLock(f"{self.path}.lock", thread_local=False)
+        self._lock_timeout = lock_timeout
+        self._mutex = threading.Lock()
+        self._index: _Index | None = None
+
+    def append(self, event: AuditEvent) -> AuditRecord:
+        """Chain and durably write ``event``, or return the record already holding its id."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._locked():
+            created = not self.path.exists()
+            with open(self.path, "ab+") as f:
+                index = self._sync(f)
+                if (known := index.ids.get(event.event_id)) is not None:
+                    return self._read_at(f, *known)
+                now = format_ts(datetime.now(UTC))
+                record = make_record(event, seq=index.last_seq + 1, prev=index.last_hash, ts=now)
+                line = record.line()
+                f.write(line)
+                f.flush()
+                os.fsync(f.fileno())
+            if created:
+                _fsync_dir(self.path.parent)
+            index.add(index.offset, line[:-1], record.seq, record.hash, record.event_id)
+            key, every = self._signing_key, self._checkpoint_every
+            if key is not None and every and record.seq % every == 0:
+                self._write_checkpoint(key, record.seq, record.hash)
+        return record
+
+    def records(self) -> Iterator[AuditRecord]:
+        """Every record in file order, up to the size the file had when reading began."""
+        if not self.path.exists():
+            return
+        with open(self.path, "rb") as f:
+            end = os.fstat(f.fileno()).st_size
+            for number, (_, line, terminated) in enumerate(iter_lines(f, 0, end), start=1):
+                if not terminated:
+                    raise AuditLogError(f"{self.path} line {number}: incomplete last line")
+                try:
+                    yield parse_record(line)
+                except AuditFormatError as exc:
+                    raise AuditLogError(
+                        f"{self.path} line {number}: {exc}; run `keyturn audit verify`"
+                    ) from exc
+
+    def checkpoint(self) -> Checkpoint | None:
+        """Sign the current head now. None when no signing key is set or the log is empty."""
+        key = self._signing_key
+        if key is None or not self.path.exists():
+            return None
+        with self._locked(), open(self.path, "rb") as f:
+            index = self._sync(f)
+            if index.last_seq == 0:
+                return None
+            head = (index.last_seq, index.last_hash)
+            existing = read_checkpoints(self.checkpoints_path)
+            if existing and (existing[-1].seq, existing[-1].hash) == head:
+                return existing[-1]
+            return self._write_checkpoint(key, index.last_seq, index.last_hash)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._mutex:
+            try:
+                self._lock.acquire(timeout=self._lock_timeout, poll_interval=0.005)
+            except Timeout as exc:
+                raise AuditLogError(
+                    f"could not lock {self._lock.lock_file} within {self._lock_timeout:g} s; "
+                    "is another keyturn process stuck?"
+                ) from exc
+            try:
+                yield
+            finally:
+                self._lock.release()
+
+    def _sync(self, f: BinaryIO) -> _Index:
+        """Bring the index up to the end of the file; the caller holds the lock."""
+        st = os.fstat(f.fileno())
+        index = self._index
+        if index is None or index.ident != (st.st_dev, st.st_ino) or st.st_size < index.offset:
+            index = _Index(ident=(st.st_dev, st.st_ino))
+        elif index.last_line:
+            f.seek(index.offset - len(index.last_line))
+            if f.read(len(index.last_line)) != index.last_line:
+                index = _Index(ident=(st.st_dev, st.st_ino))
+        self._index = index
+        for offset, line, terminated in iter_lines(f, index.offset, st.st_size):
+            number = index.lines + 1
+            if not terminated:
+                raise AuditLogError(
+                    f"{self.path} line {number}: incomplete last line (torn write?); "
+                    "refusing to append until it is repaired"
+                )
+            try:
+                seq, hash_, event_id = _tail_fields(line)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise AuditLogError(
+                    f"{self.path} line {number}: unreadable record ({exc}); "
+                    "run `keyturn audit verify`"
+                ) from exc
+            index.add(offset, line, seq, hash_, event_id)
+        return index
+
+    def _read_at(self, f: BinaryIO, offset: int, length: int) -> AuditRecord:
+        f.seek(offset)
+        try:
+            return parse_record(f.read(length))
+        except AuditFormatError as exc:
+            raise AuditLogError(f"{self.path} at byte {offset}: {exc}") from exc
+
+    def _write_checkpoint(self, key: Ed25519PrivateKey, seq: int, hash_: str) -> Checkpoint:
+        now = format_ts(datetime.now(UTC))
+        checkpoint = sign_checkpoint(key, seq=seq, hash=hash_, ts=now)
+        append_checkpoint(self.checkpoints_path, checkpoint)
+        return checkpoint
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

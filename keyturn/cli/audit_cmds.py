@@ -1,0 +1,223 @@
+"""`keyturn audit ...`: verify the hash chain, replay a run's timeline, export records."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from keyturn.audit import (
+    INVARIANTS,
+    AuditError,
+    AuditRecord,
+    JsonlAuditLog,
+    Replay,
+    VerifyResult,
+    default_log_path,
+    export_run,
+    generate_signing_key,
+    open_log,
+    replay,
+    verify,
+)
+from keyturn.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    OutputFormat,
+    console,
+    fail,
+    print_json,
+)
+
+app = typer.Typer(
+    help="Verify, replay and export the append-only, hash-chained audit log.",
+    no_args_is_help=True,
+)
+
+LogOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--log", help="Audit log file [default: $KEYTURN_AUDIT_LOG or .keyturn/audit.jsonl]."
+    ),
+]
+OutputOption = Annotated[OutputFormat, typer.Option("--output", "-o", help="text or json.")]
+
+
+class ExportFormat(str, Enum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+def _records(log: Path | None) -> list[AuditRecord]:
+    path = log or default_log_path()
+    if not path.exists():
+        fail(f"no audit log at {path} (set --log or KEYTURN_AUDIT_LOG)", EXIT_USAGE)
+    try:
+        return list(JsonlAuditLog(path).records())
+    except (AuditError, OSError) as exc:
+        fail(str(exc), EXIT_FAILED)
+
+
+def _print_verify(result: VerifyResult) -> None:
+    first = result.first_problem
+    if first is None:
+        console.print(f"[green]✓ audit log intact:[/] {escape(result.path)}", highlight=False)
+        console.print(
+            f"  {result.records} records, head seq {result.head_seq} "
+            f"(hash {result.head_hash[:16]}…), {result.checkpoints} signed checkpoints",
+            highlight=False,
+        )
+    else:
+        where = f"seq {first.seq}" if first.seq is not None else "checkpoints"
+        line = f" ({first.source} line {first.line})" if first.line is not None else ""
+        console.print(
+            f"[bold red]✗ audit log BROKEN at {where}{line}:[/] {escape(first.reason)}",
+            highlight=False,
+        )
+        console.print(f"  log: {escape(result.path)}", highlight=False)
+        for other in result.problems:
+            if other is not first:
+                console.print(f"  also: {escape(other.reason)}", highlight=False)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+
+
+@app.command("verify")
+def verify_cmd(
+    log: LogOption = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option("--public-key", help="Ed25519 public key that signed the checkpoints."),
+    ] = None,
+    output: OutputOption = OutputFormat.text,
+) -> None:
+    """Check every record, the chain and the signed checkpoints; name the first bad record."""
+    try:
+        result = verify(log or default_log_path(), public_key)
+    except (AuditError, OSError) as exc:
+        fail(str(exc), EXIT_USAGE)
+    if output is OutputFormat.json:
+        print_json(result.to_dict())
+    else:
+        _print_verify(result)
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+def _replay_dict(result: Replay) -> dict:
+    return {
+        "run": result.run,
+        "ok": result.ok,
+        "records": [r.model_dump() for r in result.records],
+        "by_credential": {
+            (cred or ""): [r.seq for r in recs] for cred, recs in result.by_credential.items()
+        },
+        "invariants": {
+            name: {
+                "ok": not result.violations_of(name),
+                "violations": [vars(v) for v in result.violations_of(name)],
+            }
+            for name in INVARIANTS
+        },
+        "warnings": list(result.warnings),
+    }
+
+
+def _print_replay(result: Replay) -> None:
+    table = Table(title=f"run {escape(result.run)} (times UTC)", title_justify="left")
+    for column in ("seq", "time", "tier", "credential", "step", "outcome", "actor"):
+        table.add_column(column, no_wrap=column in ("seq", "time", "step", "outcome"))
+    table.add_column("details", overflow="fold", ratio=1)
+    flagged = {v.seq for v in result.violations}
+    day = None
+    for r in result.records:
+        # Show the date only when it changes: runs wait on approvals for hours or days.
+        time = r.ts[11:19] if r.ts[:10] == day else f"{r.ts[:10]}\n{r.ts[11:19]}"
+        day = r.ts[:10]
+        details = json.dumps(r.details, sort_keys=True, ensure_ascii=False) if r.details else ""
+        cells = (str(r.seq), time, r.tier or "", r.credential or "", r.step, r.outcome, r.actor)
+        style = "red" if r.seq in flagged else None
+        table.add_row(*(escape(c) for c in cells), escape(details), style=style)
+    console.print(table)
+    for name in INVARIANTS:
+        violations = result.violations_of(name)
+        mark = "[green]✓[/]" if not violations else "[bold red]✗[/]"
+        console.print(f"{mark} {name}", highlight=False)
+        for v in violations:
+            who = f" {escape(v.credential)}" if v.credential else ""
+            console.print(f"    seq {v.seq}{who}: {escape(v.message)}", highlight=False)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+
+
+@app.command("replay")
+def replay_cmd(
+    run: Annotated[str, typer.Argument(help="Run id.")],
+    log: LogOption = None,
+    output: OutputOption = OutputFormat.text,
+) -> None:
+    """Rebuild a run's timeline and check its invariants (exit 1 if one fails)."""
+    result = replay(_records(log), run)
+    if not result.records:
+        fail(f"no records for run {run!r} in {log or default_log_path()}", EXIT_USAGE)
+    if output is OutputFormat.json:
+        print_json(_replay_dict(result))
+    else:
+        _print_replay(result)
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+@app.command("export")
+def export_cmd(
+    run: Annotated[str, typer.Option("--run", help="Run id.")],
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="jsonl or csv.")],
+    log: LogOption = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="File to write [default: stdout].")
+    ] = None,
+) -> None:
+    """Export one run's records (JSONL lines are the log's own bytes)."""
+    selected = [r for r in _records(log) if r.run == run]
+    if not selected:
+        fail(f"no records for run {run!r} in {log or default_log_path()}", EXIT_USAGE)
+    if out is None:
+        export_run(selected, run, fmt.value, sys.stdout)
+        return
+    try:
+        with out.open("w", encoding="utf-8", newline="") as handle:
+            count = export_run(selected, run, fmt.value, handle)
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror}", EXIT_FAILED)
+    console.print(f"wrote {count} records to {escape(str(out))}", highlight=False)
+
+
+@app.command("keygen")
+def keygen_cmd(
+    path: Annotated[
+        Path, typer.Argument(help="Private key file to create (public key: PATH.pub).")
+    ],
+) -> None:
+    """Create an Ed25519 checkpoint signing key; point KEYTURN_AUDIT_SIGNING_KEY at it."""
+    try:
+        kid = generate_signing_key(path)
+    except (AuditError, OSError) as exc:
+        fail(str(exc), EXIT_USAGE)
+    console.print(f"key {kid}: private {escape(str(path))}, public {escape(str(path))}.pub")
+
+
+@app.command("checkpoint")
+def checkpoint_cmd(log: LogOption = None) -> None:
+    """Sign the current head now (needs KEYTURN_AUDIT_SIGNING_KEY)."""
+    try:
+        checkpoint = open_log(log).checkpoint()
+    except (AuditError, OSError) as exc:
+        fail(str(exc), EXIT_FAILED)
+    if checkpoint is None:
+        fail("nothing signed: KEYTURN_AUDIT_SIGNING_KEY is not set or the log is empty")
+    console.print(f"signed seq {checkpoint.seq} (hash {checkpoint.hash[:16]}…)", highlight=False)

@@ -1,0 +1,177 @@
+"""`keyturn audit verify|replay|export|keygen|checkpoint`: output and exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from keyturn.audit import JsonlAuditLog, load_signing_key
+from keyturn.cli.audit_cmds import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def run_log(audit_path: Path, make_event) -> Path:
+    log = JsonlAuditLog(audit_path)
+    for step in ("precheck", "create", "verify_new", "promote", "revoke_old", "confirm_revoked"):
+        log.append(make_event(step, tier="tier1", details={"ref": "vault:ci/aws/deployer"}))
+    return audit_path
+
+
+@pytest.fixture
+def bad_run_log(audit_path: Path, make_event) -> Path:
+    log = JsonlAuditLog(audit_path)
+    for step in ("create", "promote", "revoke_old"):  # promoted unverified
+        log.append(make_event(step, run="run-bad"))
+    return audit_path
+
+
+def _tamper(path: Path, seq: int) -> None:
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[seq - 1] = lines[seq - 1].replace(b"vault:ci", b"vault:cj")
+    path.write_bytes(b"".join(lines))
+
+
+def test_verify_intact_exits_0(run_log: Path) -> None:
+    result = runner.invoke(app, ["verify", "--log", str(run_log)])
+    assert result.exit_code == 0, result.output
+    assert "intact" in result.output and "6 records" in result.output
+    assert "no signed checkpoints" in result.output  # warning, not failure
+
+
+def test_verify_tampered_exits_1_naming_the_record(run_log: Path) -> None:
+    _tamper(run_log, 3)
+    result = runner.invoke(app, ["verify", "--log", str(run_log)])
+    assert result.exit_code == 1
+    assert "BROKEN at seq 3 (log line 3)" in result.output and "altered" in result.output
+
+
+def test_verify_json_output(run_log: Path) -> None:
+    _tamper(run_log, 2)
+    result = runner.invoke(app, ["verify", "--log", str(run_log), "--output", "json"])
+    assert result.exit_code == 1
+    data = json.loads(result.output)
+    assert (data["ok"], data["first_bad_seq"], data["first_bad_line"]) == (False, 2, 2)
+
+
+def test_verify_uses_the_log_from_the_environment(run_log: Path) -> None:
+    result = runner.invoke(app, ["verify"], env={"KEYTURN_AUDIT_LOG": str(run_log)})
+    assert result.exit_code == 0 and "intact" in result.output
+
+
+def test_verify_default_log_path(run_log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(run_log.parent)
+    Path(".keyturn").mkdir()
+    run_log.rename(".keyturn/audit.jsonl")
+    assert runner.invoke(app, ["verify"]).exit_code == 0
+
+
+def test_verify_missing_log_is_a_usage_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["verify", "--log", str(tmp_path / "none.jsonl")])
+    assert result.exit_code == 2 and "no audit log" in result.stderr
+
+
+def test_verify_truncation_with_public_key(
+    audit_path: Path, signing_key_file: Path, make_event
+) -> None:
+    log = JsonlAuditLog(
+        audit_path, signing_key=load_signing_key(signing_key_file), checkpoint_every=2
+    )
+    for step in ("create", "verify_new", "promote", "revoke_old"):
+        log.append(make_event(step))
+    audit_path.write_bytes(b"".join(audit_path.read_bytes().splitlines(keepends=True)[:3]))
+    args = ["verify", "--log", str(audit_path), "--public-key", f"{signing_key_file}.pub"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "truncation" in result.output and "seq 4" in result.output
+
+
+def test_verify_unreadable_public_key_is_a_usage_error(run_log: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["verify", "--log", str(run_log), "--public-key", str(tmp_path / "no")]
+    )
+    assert result.exit_code == 2 and "cannot read audit public key" in result.stderr
+
+
+def test_replay_clean_run_exits_0(run_log: Path) -> None:
+    result = runner.invoke(app, ["replay", "run-1", "--log", str(run_log)])
+    assert result.exit_code == 0, result.output
+    assert "verify_new" in result.output and "✓ approvals_valid" in result.output
+
+
+def test_replay_violation_exits_1_naming_the_seq(bad_run_log: Path) -> None:
+    result = runner.invoke(app, ["replay", "run-bad", "--log", str(bad_run_log)])
+    assert result.exit_code == 1
+    assert "✗ verified_before_promote" in result.output
+    assert "seq 2 cred-a: promoted before verify_new succeeded" in result.output
+    assert "seq 3 cred-a: revoke_old succeeded before" not in result.output  # promote delivered
+
+
+def test_replay_json_output(bad_run_log: Path) -> None:
+    result = runner.invoke(app, ["replay", "run-bad", "--log", str(bad_run_log), "-o", "json"])
+    assert result.exit_code == 1
+    data = json.loads(result.output)
+    assert data["ok"] is False and [r["seq"] for r in data["records"]] == [1, 2, 3]
+    assert data["invariants"]["verified_before_promote"]["violations"][0]["seq"] == 2
+    assert data["invariants"]["approvals_valid"] == {"ok": True, "violations": []}
+    assert data["by_credential"] == {"cred-a": [1, 2, 3]}
+
+
+def test_replay_unknown_run_exits_2(run_log: Path) -> None:
+    result = runner.invoke(app, ["replay", "nope", "--log", str(run_log)])
+    assert result.exit_code == 2 and "no records for run 'nope'" in result.stderr
+
+
+def test_replay_of_a_corrupt_log_exits_1(run_log: Path) -> None:
+    run_log.write_bytes(run_log.read_bytes() + b"garbage\n")
+    result = runner.invoke(app, ["replay", "run-1", "--log", str(run_log)])
+    assert result.exit_code == 1 and "line 7" in result.stderr
+
+
+def test_export_jsonl_to_stdout(run_log: Path) -> None:
+    result = runner.invoke(
+        app, ["export", "--run", "run-1", "--format", "jsonl", "--log", str(run_log)]
+    )
+    assert result.exit_code == 0
+    assert result.stdout.encode("utf-8") == run_log.read_bytes()
+
+
+def test_export_csv_to_file(run_log: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.csv"
+    args = ["export", "--run", "run-1", "--format", "csv", "--log", str(run_log), "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and "wrote 6 records" in result.output
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert [r["step"] for r in rows][:2] == ["precheck", "create"] and len(rows) == 6
+
+
+def test_export_unknown_run_exits_2(run_log: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.csv"
+    args = ["export", "--run", "nope", "--format", "csv", "--log", str(run_log), "--out", str(out)]
+    assert runner.invoke(app, args).exit_code == 2
+    assert not out.exists()
+
+
+def test_export_rejects_an_unknown_format(run_log: Path) -> None:
+    args = ["export", "--run", "run-1", "--format", "xml", "--log", str(run_log)]
+    assert runner.invoke(app, args).exit_code == 2
+
+
+def test_keygen_and_checkpoint(run_log: Path, tmp_path: Path) -> None:
+    key = tmp_path / "k.pem"
+    result = runner.invoke(app, ["keygen", str(key)])
+    assert result.exit_code == 0 and key.exists() and Path(f"{key}.pub").exists()
+    assert runner.invoke(app, ["keygen", str(key)]).exit_code == 2
+
+    unsigned = runner.invoke(app, ["checkpoint", "--log", str(run_log)])
+    assert unsigned.exit_code == 2 and "KEYTURN_AUDIT_SIGNING_KEY" in unsigned.stderr
+    env = {"KEYTURN_AUDIT_SIGNING_KEY": str(key)}
+    signed = runner.invoke(app, ["checkpoint", "--log", str(run_log)], env=env)
+    assert signed.exit_code == 0 and "signed seq 6" in signed.output
+    verified = runner.invoke(app, ["verify", "--log", str(run_log), "--public-key", f"{key}.pub"])
+    assert verified.exit_code == 0 and "1 signed checkpoints" in verified.output
