@@ -1,0 +1,91 @@
+"""Audit recording and error classification around each protocol step.
+
+`StepRecorder.step()` wraps one activity: on success it appends the step's
+`succeeded` record with the details the activity filled in; on failure it
+appends a `failed` record (or an `error` record per attempt for retryable
+failures) and raises an ApplicationError whose message names the credential
+and the step, and whose retryability comes from the error's class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pydantic import ValidationError
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from keyturn.audit import AuditEvent, AuditLog, event_id
+from keyturn.providers.errors import ProviderError
+from keyturn.stores.errors import StoreError
+from keyturn.workflows.models import AuditInput, StepInput
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, (ProviderError, StoreError)):
+        return exc.retryable
+    # Bad input never gets better by retrying; unknown failures (network, timeouts) might.
+    return not isinstance(exc, (ValidationError, LookupError, ValueError, TypeError))
+
+
+class StepRecorder:
+    """Appends audit records for steps and workflow events; one record per event_id."""
+
+    def __init__(self, log: AuditLog) -> None:
+        self._log = log
+
+    @activity.defn(name="audit_record")
+    def append(self, record: AuditInput) -> None:
+        """Activity for workflow-level events (gates, tiers, the run); also used by the steps."""
+        self._log.append(
+            AuditEvent(
+                run=record.run,
+                event_id=event_id(record.run, *record.key),
+                tier=record.tier,
+                credential=record.credential,
+                provider=record.provider,
+                step=record.step,
+                outcome=record.outcome,
+                actor=record.actor,
+                details=record.details,
+            )
+        )
+
+    def _event(self, inp: StepInput, step: str, phase: str, outcome: str, key: list[str],
+               details: dict[str, Any]) -> None:
+        cred = inp.credential
+        self.append(
+            AuditInput(
+                run=inp.context.run_id,
+                key=[cred.id, step, phase, *key],
+                step=step,
+                outcome=outcome,
+                tier=cred.tier,
+                credential=cred.id,
+                provider=cred.provider,
+                details=details,
+            )
+        )
+
+    @contextmanager
+    def step(self, inp: StepInput, step: str, phase: str = "") -> Iterator[dict[str, Any]]:
+        details: dict[str, Any] = {}
+        try:
+            yield details
+        except Exception as exc:  # noqa: BLE001 - every failure is classified and recorded
+            retryable = _retryable(exc)
+            message = f"credential {inp.credential.id!r} ({inp.credential.provider}), step {step}: {exc}"
+            failure = {"error": type(exc).__name__, "message": str(exc), **details}
+            if phase:
+                failure["phase"] = phase
+            if retryable:
+                attempt = activity.info().attempt
+                self._event(inp, step, phase, "error", [f"attempt-{attempt}"],
+                            {**failure, "attempt": attempt, "retrying": True})
+            else:
+                self._event(inp, step, phase, "failed", ["failed"], failure)
+            raise ApplicationError(message, type=type(exc).__name__, non_retryable=not retryable) from None
+        self._event(inp, step, phase, "succeeded", ["succeeded"], details)
+

@@ -1,0 +1,234 @@
+"""The per-credential protocol steps as Temporal activities.
+
+Each activity does one step against a provider and the stores, appends the
+step's audit record, and returns references only. Secret values are read from
+and written to stores inside the activity and never returned, logged or put
+into an error message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from temporalio import activity
+
+from keyturn.activities.recording import StepRecorder
+from keyturn.fingerprint import fingerprint
+from keyturn.providers.base import Provider
+from keyturn.runbook.plan_model import Location, StorePlan
+from keyturn.stores.base import Store
+from keyturn.workflows.models import (
+    CreateResult,
+    PrecheckResult,
+    PromoteResult,
+    StepInput,
+)
+
+
+class RotationSteps:
+    """Activities for the rotation protocol; providers and stores come from injected factories."""
+
+    def __init__(
+        self,
+        *,
+        provider_for: Callable[[str], Provider],
+        store_for: Callable[[StorePlan], Store],
+        recorder: StepRecorder,
+    ) -> None:
+        self._provider_for = provider_for
+        self._store_for = store_for
+        self._rec = recorder
+
+    # ---- plumbing ---------------------------------------------------------------------
+
+    def _provider(self, inp: StepInput) -> tuple[Provider, Any]:
+        provider = self._provider_for(inp.credential.provider)
+        return provider, provider.target_model.model_validate(inp.credential.target)
+
+    def _store(self, inp: StepInput, location: Location) -> Store:
+        return self._store_for(inp.context.stores[location.store])
+
+    @staticmethod
+    def deliver_targets(inp: StepInput) -> list[Location]:
+        """Where the new value goes; a credential without `deliver` keeps it under keyturn/."""
+        cred = inp.credential
+        if cred.deliver:
+            return list(cred.deliver)
+        return [Location(store=cred.staging.store, path=f"keyturn/credentials/{cred.id}")]
+
+    def _metadata(self, inp: StepInput, credential_id: str, fp: str) -> dict[str, str]:
+        return {
+            "keyturn_run": inp.context.run_id,
+            "credential": inp.credential.id,
+            "credential_id": credential_id,
+            "fingerprint": fp,
+        }
+
+    # ---- steps ------------------------------------------------------------------------
+
+    @activity.defn(name="precheck")
+    def precheck(self, inp: StepInput) -> PrecheckResult:
+        with self._rec.step(inp, "precheck") as details:
+            provider, target = self._provider(inp)
+            found = provider.precheck(target)
+            details.update(
+                old_credential_ids=found.old_credential_ids,
+                removed_inactive=found.removed_inactive,
+                strategy=inp.credential.strategy,
+            )
+            return PrecheckResult(
+                old_credential_ids=found.old_credential_ids,
+                removed_inactive=found.removed_inactive,
+            )
+
+    @activity.defn(name="create")
+    def create(self, inp: StepInput) -> CreateResult:
+        """Create the replacement and stage it; a retried create reuses or cleans up, never doubles."""
+        with self._rec.step(inp, "create") as details:
+            provider, target = self._provider(inp)
+            staging = inp.credential.staging
+            store = self._store(inp, staging)
+            existing_ids = provider.list_credential_ids(target)
+            staged = store.read(staging.path)
+            if staged and staged.metadata.get("credential_id") in existing_ids:
+                result = CreateResult(
+                    credential_id=staged.metadata["credential_id"],
+                    fingerprint=staged.metadata["fingerprint"],
+                    staging_version=staged.version,
+                )
+            else:
+                orphans = [i for i in existing_ids if i not in inp.old_credential_ids]
+                if orphans and activity.info().attempt > 1:
+                    for orphan in orphans:  # made by an attempt that died before staging it
+                        provider.delete(target, orphan)
+                else:
+                    orphans = []
+                new = provider.create(target)
+                fp = fingerprint(new.secret)
+                try:
+                    version = store.write(staging.path, new.secret, self._metadata(inp, new.credential_id, fp))
+                except Exception:
+                    provider.delete(target, new.credential_id)
+                    raise
+                result = CreateResult(
+                    credential_id=new.credential_id,
+                    fingerprint=fp,
+                    staging_version=version,
+                    removed_orphans=orphans,
+                )
+            details.update(
+                credential_id=result.credential_id,
+                fingerprint=result.fingerprint,
+                generated_by=inp.credential.provider,
+                staging=f"{staging.store}:{staging.path}@{result.staging_version}",
+                removed_orphans=result.removed_orphans,
+            )
+            return result
+
+    @activity.defn(name="verify_new")
+    def verify_new(self, inp: StepInput) -> None:
+        with self._rec.step(inp, "verify_new") as details:
+            provider, target = self._provider(inp)
+            staging = inp.credential.staging
+            staged = self._store(inp, staging).read(staging.path)
+            if staged is None:
+                raise LookupError(f"nothing staged at {staging.store}:{staging.path}")
+            provider.verify(target, staged.secret)
+            details.update(credential_id=inp.new_credential_id, fingerprint=fingerprint(staged.secret))
+
+    @activity.defn(name="promote")
+    def promote(self, inp: StepInput) -> PromoteResult:
+        """Write the staged value to every deliver target (idempotent by fingerprint), then clear staging."""
+        with self._rec.step(inp, "promote") as details:
+            staging = inp.credential.staging
+            staging_store = self._store(inp, staging)
+            staged = staging_store.read(staging.path)
+            versions: dict[str, int] = {}
+            previous: int | None = None
+            for index, target in enumerate(self.deliver_targets(inp)):
+                store = self._store(inp, target)
+                current = store.read(target.path)
+                if staged is None or (current and current.metadata.get("fingerprint") == staged.metadata["fingerprint"]):
+                    if current is None or current.metadata.get("credential_id") != inp.new_credential_id:
+                        raise LookupError(
+                            f"staged value for {inp.credential.id} is gone and "
+                            f"{target.store}:{target.path} does not hold the new credential"
+                        )
+                    version = current.version
+                    replaced = current.metadata.get("replaces_version")
+                    replaced_version = int(replaced) if replaced else None
+                else:
+                    replaced_version = current.version if current else None
+                    metadata = dict(staged.metadata)
+                    if replaced_version is not None:
+                        metadata["replaces_version"] = str(replaced_version)
+                    version = store.write(target.path, staged.secret, metadata)
+                versions[f"{target.store}:{target.path}"] = version
+                if index == 0:
+                    previous = replaced_version
+            staging_store.destroy(staging.path)
+            details.update(
+                credential_id=inp.new_credential_id,
+                fingerprint=staged.metadata["fingerprint"] if staged else None,
+                delivered=[f"{k}@{v}" for k, v in versions.items()],
+            )
+            return PromoteResult(versions=versions, previous_version=previous)
+
+    @activity.defn(name="revoke_old")
+    def revoke_old(self, inp: StepInput) -> None:
+        """phase "disable": make the old credential unusable; phase "delete": remove it."""
+        with self._rec.step(inp, "revoke_old", inp.phase) as details:
+            provider, target = self._provider(inp)
+            for credential_id in inp.old_credential_ids:
+                if inp.phase == "disable":
+                    provider.disable(target, credential_id)
+                else:
+                    provider.delete(target, credential_id)
+            details.update(phase=inp.phase, credential_ids=inp.old_credential_ids)
+
+    @activity.defn(name="confirm_revoked")
+    def confirm_revoked(self, inp: StepInput) -> None:
+        """Prove the old credential is gone and, when the store still has its value, rejected."""
+        with self._rec.step(inp, "confirm_revoked") as details:
+            provider, target = self._provider(inp)
+            old_secret = None
+            if inp.previous_version is not None:
+                first = self.deliver_targets(inp)[0]
+                old = self._store(inp, first).read(first.path, version=inp.previous_version)
+                old_secret = old.secret if old else None
+            for credential_id in inp.old_credential_ids:
+                provider.confirm_revoked(target, credential_id, old_secret)
+            details.update(
+                credential_ids=inp.old_credential_ids,
+                proof="absent at provider" + ("; old secret rejected" if old_secret else ""),
+                old_fingerprint=fingerprint(old_secret) if old_secret else None,
+            )
+
+    @activity.defn(name="rollback")
+    def rollback(self, inp: StepInput) -> None:
+        """Undo a rotation that failed before promote: the old credential is left working."""
+        with self._rec.step(inp, "rollback") as details:
+            provider, target = self._provider(inp)
+            staging = inp.credential.staging
+            store = self._store(inp, staging)
+            staged = store.read(staging.path)
+            new_ids = {i for i in [inp.new_credential_id] if i}
+            if staged and staged.metadata.get("keyturn_run") == inp.context.run_id:
+                new_ids.add(staged.metadata["credential_id"])
+            for credential_id in sorted(new_ids - set(inp.old_credential_ids)):
+                provider.delete(target, credential_id)
+            store.destroy(staging.path)
+            reenabled = []
+            if inp.credential.strategy == "revoke-first":
+                existing = set(provider.list_credential_ids(target))
+                for credential_id in inp.old_credential_ids:
+                    if credential_id in existing:
+                        provider.enable(target, credential_id)
+                        reenabled.append(credential_id)
+            details.update(
+                reason=inp.phase,
+                deleted_new=sorted(new_ids),
+                staging_cleared=f"{staging.store}:{staging.path}",
+                reenabled=reenabled,
+            )

@@ -1,0 +1,76 @@
+"""Rich renderings of runs for `keyturn status`, `wait` and `run --wait`."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from keyturn.runs import RunDetail
+from keyturn.workflows.models import GateState
+
+STYLE = {
+    "succeeded": "green",
+    "failed": "bold red",
+    "running": "cyan",
+    "waiting": "yellow",
+    "pending": "dim",
+    "skipped": "magenta",
+    "cancelled": "red",
+}
+
+
+def state(value: str) -> Text:
+    return Text(value, style=STYLE.get(value, ""))
+
+
+def gate_text(gate: GateState | None) -> str:
+    if gate is None:
+        return ""
+    who = ", ".join(d.principal for d in gate.approvals)
+    text = f"{gate.status} {len(gate.approvals)}/{gate.plan.approvals}"
+    if gate.plan.distinct:
+        text += " distinct"
+    if who:
+        text += f" ({who})"
+    if gate.rejection:
+        text += f" rejected by {gate.rejection.principal}"
+    return text
+
+
+def run_table(detail: RunDetail) -> Group:
+    st = detail.status
+    head = Text.assemble(
+        ("run ", "bold"), (st.run_id, "bold"), "  ", state(st.state),
+        f"  runbook {st.runbook}", f"  incident {st.incident or '-'}",
+        f"  requested by {st.requested_by}",
+    )
+    table = Table(show_lines=False)
+    for col in ("tier", "credential", "state", "step", "old → new", "gate"):
+        table.add_column(col)
+    for tier in st.tiers:
+        table.add_row(
+            Text(f"{tier.tier} {tier.name}".strip(), style="bold"), "", state(tier.state), "",
+            f"after {', '.join(tier.after)}" if tier.after else "", gate_text(tier.gate),
+        )
+        for cred_id, outcome in tier.credentials.items():
+            cs = detail.credentials.get(cred_id)
+            if cs is None:
+                table.add_row("", cred_id, state(outcome), "", "", "")
+                continue
+            open_gate = next((g for g in cs.gates if g.status == "open"), None)
+            gate = open_gate or (cs.gates[-1] if cs.gates else None)
+            change = f"{', '.join(cs.old_credential_ids) or '-'} → {cs.new_credential_id or '…'}"
+            step = cs.step + (f": {cs.error}" if cs.error else "")
+            table.add_row("", cred_id, state(cs.state), step, change,
+                          (f"before {gate.plan.before}: " if gate else "") + gate_text(gate))
+    return Group(head, table)
+
+
+def open_gates(detail: RunDetail) -> list[str]:
+    """Targets with a gate waiting for approval, as `keyturn approve` takes them."""
+    targets = [t.tier for t in detail.status.tiers if t.gate and t.gate.status == "open"]
+    for cred_id, cs in detail.credentials.items():
+        if any(g.status == "open" for g in cs.gates):
+            targets.append(cred_id)
+    return targets

@@ -1,0 +1,93 @@
+"""The data converter shared by client and worker: pydantic JSON, encrypted.
+
+Every payload Temporal stores (workflow inputs, results, activity arguments,
+update arguments, failure messages) is sealed with AES-256-GCM under a key from
+`KEYTURN_CODEC_KEY`, so even references and fingerprints are ciphertext in
+history. Failure messages and stack traces are moved into encoded attributes
+so they pass through the codec as well.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import os
+from collections.abc import Sequence
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from temporalio.api.common.v1 import Payload
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import (
+    DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+    PayloadCodec,
+)
+
+from keyturn.config import ConfigError
+
+ENCODING = b"binary/keyturn-aes256gcm"
+_NONCE_BYTES = 12
+
+
+def parse_key(encoded: str) -> bytes:
+    """Decode a base64 (urlsafe or standard) 32-byte key; say what is wrong otherwise."""
+    try:
+        key = base64.urlsafe_b64decode(encoded.strip() + "=" * (-len(encoded.strip()) % 4))
+    except ValueError as exc:
+        raise ConfigError("KEYTURN_CODEC_KEY is not valid base64") from exc
+    if len(key) != 32:
+        raise ConfigError(f"KEYTURN_CODEC_KEY must decode to 32 bytes, got {len(key)}")
+    return key
+
+
+def new_key() -> str:
+    """A fresh random key in the form KEYTURN_CODEC_KEY expects."""
+    return base64.urlsafe_b64encode(os.urandom(32)).decode()
+
+
+class EncryptionCodec(PayloadCodec):
+    """AES-256-GCM over the whole serialized payload; the key id travels in metadata."""
+
+    def __init__(self, key: bytes) -> None:
+        self._aead = AESGCM(key)
+        self._key_id = hashlib.sha256(key).hexdigest()[:16].encode()
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        out = []
+        for payload in payloads:
+            nonce = os.urandom(_NONCE_BYTES)
+            sealed = self._aead.encrypt(nonce, payload.SerializeToString(), None)
+            out.append(
+                Payload(
+                    metadata={"encoding": ENCODING, "key-id": self._key_id},
+                    data=nonce + sealed,
+                )
+            )
+        return out
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        out = []
+        for payload in payloads:
+            if payload.metadata.get("encoding") != ENCODING:
+                out.append(payload)
+                continue
+            if payload.metadata.get("key-id") != self._key_id:
+                raise ConfigError(
+                    "payload was encrypted with another KEYTURN_CODEC_KEY "
+                    f"(key id {payload.metadata.get('key-id', b'?').decode()})"
+                )
+            nonce, sealed = payload.data[:_NONCE_BYTES], payload.data[_NONCE_BYTES:]
+            out.append(Payload.FromString(self._aead.decrypt(nonce, sealed, None)))
+        return out
+
+
+def data_converter(codec_key: str | None) -> DataConverter:
+    """The converter for client and worker; without a key, payloads stay plain JSON."""
+    converter = dataclasses.replace(
+        pydantic_data_converter,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
+    if codec_key:
+        converter = dataclasses.replace(converter, payload_codec=EncryptionCodec(parse_key(codec_key)))
+    return converter

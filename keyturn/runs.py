@@ -1,0 +1,143 @@
+"""Client-side operations on runs: start, describe, list, approve, reject, cancel, wait.
+
+The CLI (and later the HTTP API) use these; they talk to Temporal only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC
+
+from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.converter import decode_typed_search_attributes
+from temporalio.service import RPCError
+
+from keyturn.runbook.plan_model import ExecutionPlan
+from keyturn.workflows.models import ApprovalRequest, ApprovalResult, CredentialStatus, RunStatus
+from keyturn.workflows.rotation import CredentialRotationWorkflow
+from keyturn.workflows.runbook import INCIDENT_KEY, RUNBOOK_KEY, STATE_KEY, RunbookWorkflow
+from keyturn.workflows.tier import credential_workflow_id
+
+
+class RunError(Exception):
+    """An operation on a run was refused or the run does not exist; the message says why."""
+
+
+@dataclass
+class RunDetail:
+    status: RunStatus
+    credentials: dict[str, CredentialStatus] = field(default_factory=dict)
+
+
+async def start(client: Client, plan: ExecutionPlan, task_queue: str, *, search_attributes: bool = True) -> str:
+    """Start the run's RunbookWorkflow; its workflow id is the run id."""
+    attrs = None
+    if search_attributes:
+        pairs = [SearchAttributePair(RUNBOOK_KEY, plan.runbook),
+                 SearchAttributePair(STATE_KEY, "running")]
+        if plan.incident:
+            pairs.append(SearchAttributePair(INCIDENT_KEY, plan.incident))
+        attrs = TypedSearchAttributes(pairs)
+    await client.start_workflow(
+        RunbookWorkflow.run,
+        plan,
+        id=plan.run_id,
+        task_queue=task_queue,
+        search_attributes=attrs,
+    )
+    return plan.run_id
+
+
+async def describe(client: Client, run_id: str) -> RunDetail:
+    """The run's tiers and gates, plus each started credential's steps and gates."""
+    try:
+        status = await client.get_workflow_handle(run_id).query(RunbookWorkflow.status)
+    except RPCError as exc:
+        raise RunError(f"no run {run_id!r}: {exc.message}") from exc
+    detail = RunDetail(status=status)
+    for tier in status.tiers:
+        for cred_id in tier.credentials:
+            handle = client.get_workflow_handle(credential_workflow_id(run_id, cred_id))
+            try:
+                detail.credentials[cred_id] = await handle.query(CredentialRotationWorkflow.status)
+            except RPCError:
+                continue  # not started yet
+    return detail
+
+
+async def list_runs(client: Client, limit: int = 50) -> list[dict]:
+    """Recent runs with their runbook, incident and state (needs the dev server's visibility).
+
+    One page through the raw service call: the SDK's `list_workflows` iterator can
+    crash the interpreter at exit (temporalio 1.35).
+    """
+    response = await client.workflow_service.list_workflow_executions(
+        ListWorkflowExecutionsRequest(
+            namespace=client.namespace,
+            query=f"WorkflowType = '{RunbookWorkflow.__name__}'",
+            page_size=limit,
+        )
+    )
+    runs = []
+    for execution in response.executions:
+        attrs = decode_typed_search_attributes(execution.search_attributes)
+        status = WorkflowExecutionStatus(execution.status).name.lower()
+        runs.append({
+            "run_id": execution.execution.workflow_id,
+            "runbook": attrs.get(RUNBOOK_KEY),
+            "incident": attrs.get(INCIDENT_KEY),
+            "state": attrs.get(STATE_KEY) or status,
+            "started_at": execution.start_time.ToDatetime(UTC).isoformat(),
+            "workflow_status": status,
+        })
+    return runs
+
+
+async def decide(client: Client, run_id: str, target: str, principal: str, reason: str,
+                 *, approve: bool) -> ApprovalResult:
+    """Approve or reject the open gate of `target` (a tier id or a credential id)."""
+    plan = await _plan(client, run_id)
+    request = ApprovalRequest(target=target, principal=principal, reason=reason)
+    if plan.tier(target) is not None:
+        handle = client.get_workflow_handle(run_id)
+        update = RunbookWorkflow.approve if approve else RunbookWorkflow.reject
+    elif plan.credential(target) is not None:
+        handle = client.get_workflow_handle(credential_workflow_id(run_id, target))
+        update = CredentialRotationWorkflow.approve if approve else CredentialRotationWorkflow.reject
+    else:
+        raise RunError(f"{target!r} is neither a tier nor a credential of run {run_id}")
+    try:
+        return await handle.execute_update(update, request)
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        message = getattr(cause, "message", None) or str(cause or exc)
+        raise RunError(f"{'approval' if approve else 'rejection'} refused: {message}") from exc
+    except RPCError as exc:
+        raise RunError(f"{target!r} has no open gate in run {run_id} ({exc.message})") from exc
+
+
+async def cancel(client: Client, run_id: str) -> None:
+    await _plan(client, run_id)
+    await client.get_workflow_handle(run_id).cancel()
+
+
+async def wait(client: Client, run_id: str) -> RunStatus:
+    """Block until the run ends and return its final status."""
+    handle = client.get_workflow_handle(run_id, result_type=RunStatus)
+    try:
+        return await handle.result()
+    except Exception:
+        desc = await handle.describe()
+        if desc.status == WorkflowExecutionStatus.CANCELED:
+            status = await handle.query(RunbookWorkflow.status)
+            return status.model_copy(update={"state": "cancelled"})
+        raise
+
+
+async def _plan(client: Client, run_id: str) -> ExecutionPlan:
+    try:
+        return await client.get_workflow_handle(run_id).query(RunbookWorkflow.plan)
+    except RPCError as exc:
+        raise RunError(f"no run {run_id!r}: {exc.message}") from exc

@@ -1,0 +1,161 @@
+"""Typed inputs, results and queryable state of the workflows and activities.
+
+These travel through Temporal history (encrypted by the codec), so they carry
+references only: ids, store paths, versions and `sha256:` fingerprints.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from keyturn.runbook.plan_model import CredentialPlan, GatePlan, StorePlan, TierPlan
+
+Outcome = Literal["pending", "running", "waiting", "succeeded", "failed", "skipped", "cancelled"]
+GateStatus = Literal["pending", "open", "passed", "rejected", "timed_out"]
+
+
+class RunContext(BaseModel):
+    """What every child and activity needs to know about the run it belongs to."""
+
+    run_id: str
+    runbook: str
+    incident: str | None = None
+    requested_by: str
+    stores: dict[str, StorePlan]
+
+
+class Decision(BaseModel):
+    principal: str
+    reason: str = ""
+    at: datetime
+
+
+class GateState(BaseModel):
+    plan: GatePlan
+    status: GateStatus = "pending"
+    approvals: list[Decision] = Field(default_factory=list)
+    rejection: Decision | None = None
+
+
+class ApprovalRequest(BaseModel):
+    """An approve or reject Update: which gate (tier or credential id) and who says so."""
+
+    target: str
+    principal: str
+    reason: str = ""
+
+
+class ApprovalResult(BaseModel):
+    target: str
+    gate: str
+    status: GateStatus
+    approvals: int
+    needed: int
+
+
+class CredentialInput(BaseModel):
+    context: RunContext
+    credential: CredentialPlan
+
+
+class StepRecord(BaseModel):
+    step: str
+    outcome: Outcome
+    at: datetime
+    detail: str = ""
+
+
+class CredentialStatus(BaseModel):
+    credential: str
+    tier: str
+    provider: str
+    state: Outcome = "pending"
+    step: str = ""
+    old_credential_ids: list[str] = Field(default_factory=list)
+    new_credential_id: str | None = None
+    new_fingerprint: str | None = None
+    steps: list[StepRecord] = Field(default_factory=list)
+    gates: list[GateState] = Field(default_factory=list)
+    error: str | None = None
+
+
+class TierInput(BaseModel):
+    context: RunContext
+    tier: TierPlan
+
+
+class TierResult(BaseModel):
+    tier: str
+    state: Outcome
+    credentials: dict[str, Outcome]
+    errors: dict[str, str] = Field(default_factory=dict)
+
+
+class TierStatus(BaseModel):
+    tier: str
+    name: str
+    after: list[str]
+    state: Outcome = "pending"
+    gate: GateState | None = None
+    credentials: dict[str, Outcome] = Field(default_factory=dict)
+
+
+class RunStatus(BaseModel):
+    run_id: str
+    runbook: str
+    incident: str | None
+    requested_by: str
+    state: Outcome
+    started_at: datetime
+    ended_at: datetime | None = None
+    tiers: list[TierStatus]
+
+
+# ---- activity inputs and results -------------------------------------------------
+
+
+class StepInput(BaseModel):
+    """Input of every per-credential activity; fields are filled as the protocol advances."""
+
+    context: RunContext
+    credential: CredentialPlan
+    old_credential_ids: list[str] = Field(default_factory=list)
+    new_credential_id: str | None = None
+    phase: str = ""
+    previous_version: int | None = None
+
+
+class PrecheckResult(BaseModel):
+    old_credential_ids: list[str]
+    removed_inactive: list[str] = Field(default_factory=list)
+
+
+class CreateResult(BaseModel):
+    credential_id: str
+    fingerprint: str
+    staging_version: int
+    removed_orphans: list[str] = Field(default_factory=list)
+
+
+class PromoteResult(BaseModel):
+    """Per deliver target: the version written and the version it replaced."""
+
+    versions: dict[str, int]
+    previous_version: int | None = None
+
+
+class AuditInput(BaseModel):
+    """A workflow-level audit record (gates, tiers, the run) written by an activity."""
+
+    run: str
+    key: list[str]
+    step: str
+    outcome: str
+    tier: str | None = None
+    credential: str | None = None
+    provider: str | None = None
+    actor: str = "worker"
+    details: dict[str, Any] = Field(default_factory=dict)

