@@ -40,13 +40,21 @@ async def start(client: Client, plan: ExecutionPlan, task_queue: str, *, search_
         if plan.incident:
             pairs.append(SearchAttributePair(INCIDENT_KEY, plan.incident))
         attrs = TypedSearchAttributes(pairs)
-    await client.start_workflow(
-        RunbookWorkflow.run,
-        plan,
-        id=plan.run_id,
-        task_queue=task_queue,
-        search_attributes=attrs,
-    )
+    try:
+        await client.start_workflow(
+            RunbookWorkflow.run,
+            plan,
+            id=plan.run_id,
+            task_queue=task_queue,
+            search_attributes=attrs,
+        )
+    except RPCError as exc:
+        if "search attribute" in exc.message.lower():
+            names = " ".join(f"--name {k.name} --type Keyword"
+                             for k in (RUNBOOK_KEY, INCIDENT_KEY, STATE_KEY))
+            raise RunError(f"{exc.message}; register keyturn's search attributes once per "
+                           f"namespace: temporal operator search-attribute create {names}") from exc
+        raise
     return plan.run_id
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 
 from keyturn.cli import audit_cmds, dev_cmds, run_cmds, runbook_cmds
@@ -19,4 +22,20 @@ app.add_typer(audit_cmds.app, name="audit")
 
 
 def main() -> None:
-    app()
+    """Run the app, then leave without interpreter finalization.
+
+    The Temporal SDK's native runtime threads can crash the interpreter while
+    it finalizes (seen with temporalio 1.35: "PyGILState_Release ... must be
+    current"), turning a finished command into exit 134. Everything the
+    command had to say is flushed first; nothing else is left to clean up.
+    """
+    try:
+        app()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
