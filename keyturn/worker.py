@@ -6,6 +6,7 @@ import asyncio
 import functools
 import json
 import logging
+import signal
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,7 +17,7 @@ from keyturn.activities.recording import StepRecorder
 from keyturn.activities.steps import RotationSteps
 from keyturn.audit import AuditLog, open_log
 from keyturn.client import connect
-from keyturn.config import Settings
+from keyturn.config import ConfigError, Settings
 from keyturn.providers.base import Provider
 from keyturn.providers.registry import get_provider
 from keyturn.runbook.plan_model import StorePlan
@@ -74,18 +75,25 @@ def build_worker(
 
 
 async def serve(settings: Settings) -> None:
-    """Run a worker until interrupted."""
+    """Run a worker until SIGINT or SIGTERM, then let in-flight activities finish."""
     if not settings.codec_key:
         log.warning("KEYTURN_CODEC_KEY is not set: payloads in Temporal history are NOT encrypted")
     client = await connect(settings)
     worker = build_worker(client, task_queue=settings.task_queue, audit_log=open_log(settings.audit_log))
-    log.info("worker polling task queue %r at %s", settings.task_queue, settings.temporal_address)
-    await worker.run()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with worker:
+        log.info("worker polling task queue %r at %s", settings.task_queue, settings.temporal_address)
+        await stop.wait()
+        log.info("shutting down: finishing in-flight activities")
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         asyncio.run(serve(Settings.from_env()))
-    except KeyboardInterrupt:
-        pass
+    except ConfigError as exc:
+        log.error("%s", exc)
+        raise SystemExit(2) from None
