@@ -133,17 +133,19 @@ def _payloads(message: Message):
 
 
 async def run_histories(client: Client, workflow_ids: list[str], codec_key: str
-                        ) -> tuple[str, list[bytes]]:
-    """The workflows' histories as exported JSON, and every payload in them decrypted."""
+                        ) -> tuple[str, list[bytes], dict[str, int]]:
+    """The workflows' histories as exported JSON, every payload in them decrypted,
+    and each history's length in events."""
     codec = EncryptionCodec(parse_key(codec_key))
-    exported, plain = [], []
+    exported, plain, sizes = [], [], {}
     for workflow_id in workflow_ids:
         history = await client.get_workflow_handle(workflow_id).fetch_history()
         exported.append(history.to_json())
+        sizes[workflow_id] = len(history.events)
         for event in history.events:
             encoded = list(_payloads(event))
             plain.extend(p.data for p in await codec.decode(encoded))
-    return "\n".join(exported), plain
+    return "\n".join(exported), plain, sizes
 
 
 def run_workflow_ids(status: dict) -> list[str]:

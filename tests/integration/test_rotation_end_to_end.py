@@ -149,8 +149,9 @@ async def test_runbook_rotates_end_to_end_through_the_cli(stack, iam_client, vau
     client = await Client.connect(stack.env["KEYTURN_TEMPORAL_ADDRESS"],
                                   data_converter=data_converter(stack.env["KEYTURN_CODEC_KEY"]))
     final = stack.cli_json("status", run_id)
-    exported, payloads = await run_histories(client, run_workflow_ids(final),
-                                             stack.env["KEYTURN_CODEC_KEY"])
+    exported, payloads, sizes = await run_histories(client, run_workflow_ids(final),
+                                                    stack.env["KEYTURN_CODEC_KEY"])
+    assert max(sizes.values()) < 200, sizes  # child workflows keep every history small
     assert payloads, "histories carry payloads"
     haystacks = [exported, stack.worker_logs(), stack.audit_log.read_text(), *map(_text, payloads)]
     for secret in [*old.values(), *new_secrets.values()]:
