@@ -6,7 +6,6 @@ Runbook problems print as "file:line:col: reason" on stderr and exit 2.
 
 from __future__ import annotations
 
-import getpass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from keyturn.cli.common import EXIT_USAGE, OutputFormat, console, print_json
+from keyturn.config import Settings
 from keyturn.runbook import RunbookError, check, load_plan
 from keyturn.runbook.durations import format_duration
 from keyturn.runbook.plan_model import CredentialPlan, ExecutionPlan, GatePlan, TierPlan
@@ -55,7 +55,7 @@ def plan_command(
     """Show the execution plan: tiers in the order they run, gates, strategies, targets."""
     try:
         execution = load_plan(
-            path, requested_by=_whoami(), now=datetime.now(UTC), run_id=PREVIEW_RUN_ID
+            path, requested_by=Settings.from_env().principal, now=datetime.now(UTC), run_id=PREVIEW_RUN_ID
         )
     except RunbookError as err:
         typer.echo(str(err), err=True)
@@ -117,10 +117,3 @@ def _gate_text(gate: GatePlan) -> str:
     if gate.before != "tier":
         text = f"before {gate.before}: {text}"
     return text + (f", timeout {format_duration(gate.timeout)}" if gate.timeout else "")
-
-
-def _whoami() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
+
+from pydantic import BaseModel, ValidationError
 
 from keyturn.runbook.graph import find_cycle
 from keyturn.runbook.models import Runbook, TierGate
@@ -23,12 +25,14 @@ _SECRET_KEY = re.compile(
 def validate(runbook: Runbook, known_providers: Collection[str] | None = None) -> Runbook:
     """Raise the first semantic problem as a RunbookError; return the runbook if there is none.
 
-    `known_providers` defaults to the installed providers (keyturn.providers.registry).
+    `known_providers` defaults to the installed providers (keyturn.providers.registry),
+    whose target models then check every credential's `target` too. A mapping of
+    provider name to target model does the same for other providers.
     """
     if known_providers is None:
-        from keyturn.providers.registry import provider_names
+        from keyturn.providers.registry import provider_class, provider_names
 
-        known_providers = provider_names()
+        known_providers = {name: provider_class(name).target_model for name in provider_names()}
     problem = next(problems(runbook, known_providers), None)
     if problem is not None:
         raise problem
@@ -41,6 +45,8 @@ def problems(runbook: Runbook, known_providers: Collection[str]) -> Iterator[Run
     yield from _uniqueness(runbook)
     yield from _store_config(runbook)
     yield from _credential_references(runbook, known_providers)
+    if isinstance(known_providers, Mapping):
+        yield from _targets(runbook, known_providers)
     yield from _gates(runbook)
     yield from _tier_order(runbook)
     yield from _credential_order(runbook)
@@ -125,6 +131,33 @@ def _credential_references(
                         f"unknown store '{target.store}'"
                         + _suggest(target.store, stores, "stores"),
                     )
+
+
+def _targets(runbook: Runbook, models: Mapping[str, type[BaseModel]]) -> Iterator[RunbookError]:
+    """Each credential's `target` against its provider's target model, before anything runs."""
+    for i, tier in enumerate(runbook.spec.tiers):
+        for j, cred in enumerate(tier.credentials):
+            try:
+                models[cred.provider].model_validate(cred.target)
+            except ValidationError as exc:
+                # An unknown field explains a missing one ("username" for "user_name").
+                error = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+                loc = tuple(error["loc"])
+                path = (*_cred_path(i, j), "target")
+                if error["type"] == "extra_forbidden":
+                    fields = models[cred.provider].model_fields
+                    yield runbook.source.error(
+                        (*path, *loc),
+                        f"{cred.provider} target has no field '{loc[-1]}'"
+                        + _suggest(str(loc[-1]), fields, "fields"),
+                        key=True,
+                    )
+                elif error["type"] == "missing":
+                    yield runbook.source.error(path, f"{cred.provider} target needs "
+                                               f"'{'.'.join(map(str, loc))}'")
+                else:
+                    yield runbook.source.error((*path, *loc), f"{cred.provider} target field "
+                                               f"'{'.'.join(map(str, loc))}': {error['msg']}")
 
 
 def _gates(runbook: Runbook) -> Iterator[RunbookError]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import sys
-import types
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,9 +20,7 @@ DEMO = Path(__file__).resolve().parents[2] / "runbooks" / "demo.yaml"
 
 @pytest.fixture
 def app(monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
-    registry = types.ModuleType("keyturn.providers.registry")
-    registry.provider_names = lambda: ["aws.iam_access_key"]  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "keyturn.providers.registry", registry)
+    """The commands with the installed provider registry, as a user runs them."""
     monkeypatch.setenv("VAULT_ADDR", "http://127.0.0.1:8200")
     app = typer.Typer()
     register(app)

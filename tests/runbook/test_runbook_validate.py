@@ -7,6 +7,7 @@ import textwrap
 import types
 
 import pytest
+from pydantic import BaseModel, ConfigDict
 
 from keyturn.runbook import RunbookError, check, loads, validate
 
@@ -315,6 +316,7 @@ def test_first_problem_in_check_order_is_raised() -> None:
 def test_default_providers_come_from_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     registry = types.ModuleType("keyturn.providers.registry")
     registry.provider_names = lambda: ["github.deploy_key"]  # type: ignore[attr-defined]
+    registry.provider_class = lambda name: types.SimpleNamespace(target_model=BaseModel)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "keyturn.providers.registry", registry)
     runbook = loads(
         doc("""
@@ -326,3 +328,44 @@ def test_default_providers_come_from_the_registry(monkeypatch: pytest.MonkeyPatc
     )
     with pytest.raises(RunbookError, match="unknown provider 'aws.iam_access_key'"):
         check(runbook)
+
+
+class _UserTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_name: str
+    port: int = 0
+
+
+def rejects_target(target: str) -> RunbookError:
+    runbook = loads(doc(f"""
+        - id: t1
+          credentials:
+            - id: a
+              provider: aws.iam_access_key
+              target: {target}
+    """), filename="rb.yaml")
+    with pytest.raises(RunbookError) as info:
+        validate(runbook, {"aws.iam_access_key": _UserTarget})
+    return info.value
+
+
+def test_target_unknown_field_is_named_with_a_suggestion() -> None:
+    err = rejects_target("{username: bob}")
+    assert_error(err, 12, 20, "target has no field 'username'; did you mean 'user_name'?")
+
+
+def test_target_missing_field() -> None:
+    assert_error(rejects_target("{}"), 12, 19, "target needs 'user_name'")
+
+
+def test_target_field_of_the_wrong_type() -> None:
+    assert_error(rejects_target("{user_name: bob, port: many}"), 12, 42, "target field 'port'")
+
+
+def test_targets_pass_their_provider_model() -> None:
+    runbook = loads(doc("""
+        - id: t1
+          credentials:
+            - {id: a, provider: aws.iam_access_key, target: {user_name: bob}}
+    """))
+    assert validate(runbook, {"aws.iam_access_key": _UserTarget}) is runbook
