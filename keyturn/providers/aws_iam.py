@@ -83,7 +83,6 @@ class AwsIamTarget(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     user_name: str = Field(min_length=1, max_length=64)
-    allow_two_active: bool = False
 
 
 def error_code(exc: ClientError) -> str:
@@ -163,10 +162,11 @@ class AwsIamAccessKeyProvider:
                 # Quota room: an inactive key is nobody's working credential.
                 self.delete(t, inactive[0])
                 removed.append(inactive[0])
-            elif not t.allow_two_active:
+            else:
+                # Both keys may be in use; only a human can say which one to drop.
                 raise QuotaExceeded(
                     f"IAM user {t.user_name!r} already has two active access keys "
-                    f"({', '.join(active)}); deactivate one or set allow_two_active"
+                    f"({', '.join(active)}); deactivate the one no longer in use, then run again"
                 )
         return Precheck(old_credential_ids=active, removed_inactive=removed)
 

@@ -166,25 +166,15 @@ def test_precheck_deletes_an_inactive_extra_key_and_reports_it(
     assert keys_of(iam_client, user) == {old[KEY_ID]: "Active"}
 
 
-def test_precheck_refuses_two_active_keys_by_default(provider, user, make_key, iam_client, raises):
+def test_precheck_refuses_two_active_keys(provider, user, make_key, iam_client, raises):
     first, second = make_key(), make_key()
     err = raises(QuotaExceeded, provider.precheck, {"user_name": user})
     assert str(err) == (
         f"IAM user {user!r} already has two active access keys "
-        f"({first[KEY_ID]}, {second[KEY_ID]}); deactivate one or set allow_two_active"
+        f"({first[KEY_ID]}, {second[KEY_ID]}); deactivate the one no longer in use, then run again"
     )
     assert not err.retryable
     assert len(keys_of(iam_client, user)) == 2
-
-
-def test_allow_two_active_treats_both_as_old(provider, user, make_key, raises):
-    first, second = make_key(), make_key()
-    target = {"user_name": user, "allow_two_active": True}
-    check = provider.precheck(target)
-    assert sorted(check.old_credential_ids) == sorted([first[KEY_ID], second[KEY_ID]])
-    assert check.removed_inactive == []
-    # AWS still allows only two keys: a replacement needs an old key revoked first.
-    raises(QuotaExceeded, provider.create, target, match="CreateAccessKey for IAM user")
 
 
 def test_user_without_keys_has_nothing_to_rotate(provider, user, raises):

@@ -121,8 +121,8 @@ def test_is_user_arn(arn, user, expected):
     assert is_user_arn(arn, user) is expected
 
 
-def test_target_model_forbids_extra_keys_and_defaults_quota_flag():
-    assert AwsIamTarget(user_name="u").allow_two_active is False
+def test_target_model_forbids_extra_keys():
+    assert AwsIamTarget(user_name="u").user_name == "u"
     with pytest.raises(ValueError):
         AwsIamTarget.model_validate({"user_name": "u", "username": "typo"})
 
