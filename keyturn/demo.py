@@ -185,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"run {run_id}: [bold]{final}[/]")
 
         console.rule("[bold]audit trail")
-        verified = keyturn_cli("audit", "verify").returncode == 0
+        signed = keyturn_cli("audit", "checkpoint").returncode == 0
+        verified = signed and keyturn_cli("audit", "verify").returncode == 0
         replayed = keyturn_cli("audit", "replay", run_id).returncode == 0
         console.rule("[bold]summary")
         rotated = summary(users, old, iam, sts_for, vault)

@@ -8,7 +8,6 @@ restarts only what is dead; `down` stops only processes this stack started.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import shlex
@@ -20,6 +19,8 @@ from typing import Any
 
 from filelock import FileLock
 
+from keyturn.audit.checkpoint import generate_signing_key
+from keyturn.codec import new_key
 from keyturn.devstack.servers import (
     MOTO_REGION,
     DevServer,
@@ -85,6 +86,7 @@ class DevStack:
         self.state_dir = Path(state_dir).absolute()
         self.stack_file = self.state_dir / "stack.json"
         self.codec_key_file = self.state_dir / "codec.key"
+        self.signing_key_file = self.state_dir / "audit-signing.key"
         self.env_file = self.state_dir / "dev.env"
         self.audit_log = self.state_dir / "audit.jsonl"
         self._lock = FileLock(self.state_dir / "stack.lock")
@@ -148,7 +150,7 @@ class DevStack:
         """Start every server that is not running; keep the ones that are."""
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         with self._lock:
-            self._ensure_codec_key()
+            self._ensure_keys()
             records = self._load()
             statuses = []
             for name in SERVER_NAMES:
@@ -220,10 +222,12 @@ class DevStack:
     def codec_key(self) -> str:
         return self.codec_key_file.read_text().strip()
 
-    def _ensure_codec_key(self) -> None:
+    def _ensure_keys(self) -> None:
+        """The payload codec key and the audit checkpoint signing key, made once and kept."""
         if not self.codec_key_file.exists():
-            key = base64.urlsafe_b64encode(os.urandom(32)).decode()
-            _write_private(self.codec_key_file, key + "\n")
+            _write_private(self.codec_key_file, new_key() + "\n")
+        if not self.signing_key_file.exists():
+            generate_signing_key(self.signing_key_file)
 
     def env(self, records: dict[str, dict[str, Any]]) -> dict[str, str]:
         """The variables that point keyturn, hvac, boto3 and the CLIs at this stack."""
@@ -233,6 +237,7 @@ class DevStack:
             "KEYTURN_NAMESPACE": "default",
             "KEYTURN_AUDIT_LOG": str(self.audit_log),
             "KEYTURN_CODEC_KEY": self.codec_key(),
+            "KEYTURN_AUDIT_SIGNING_KEY": str(self.signing_key_file),
             "VAULT_ADDR": f"http://127.0.0.1:{openbao['port']}",
             "VAULT_TOKEN": openbao["root_token"],
             "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto['port']}",
