@@ -71,6 +71,10 @@ class RotationSteps:
     def precheck(self, inp: StepInput) -> PrecheckResult:
         with self._rec.step(inp, "precheck") as details:
             provider, target = self._provider(inp)
+            if inp.credential.strategy == "revoke-first":
+                activity.logger.warning(
+                    "%s: strategy revoke-first: the old credential is disabled BEFORE its "
+                    "replacement exists", inp.credential.id)
             found = provider.precheck(target)
             details.update(
                 old_credential_ids=found.old_credential_ids,

@@ -173,7 +173,12 @@ def register(app: typer.Typer) -> None:
         as_: As = None,
         output: Output = OutputFormat.text,
     ) -> None:
-        """Reject an open gate; the credential rolls back, or the tier does not start."""
+        """Reject an open gate.
+
+        Before promote the credential rolls back (old one left working); at a revoke
+        gate the new credential stays delivered and the old one is not deleted; a
+        rejected tier gate keeps the tier from starting.
+        """
         _decide(run_id, target, as_ or Settings.from_env().principal, reason, False, output)
 
     @app.command()

@@ -259,3 +259,20 @@ async def test_unknown_target_is_refused(tmp_path):
         with pytest.raises((runs.RunError, WorkflowUpdateFailedError)):
             await runs.decide(h.client, plan.run_id, "a", "erin", "", approve=True)
         await runs.cancel(h.client, plan.run_id)
+
+
+async def test_cancel_before_promote_rolls_back(tmp_path):
+    gate = "          gate: {before: promote, approvals: 1, from: security}\n"
+    text = HEADER + "    - id: tier1\n      credentials:\n" + cred("a", extra=gate)
+    async with harness(tmp_path) as h:
+        old = seed(h, "a")
+        plan, _ = await start(h, text)
+        await open_gate(h, credential_workflow_id(plan.run_id, "a"), CredentialRotationWorkflow.status)
+        await runs.cancel(h.client, plan.run_id)
+        final = await runs.wait(h.client, plan.run_id)
+        assert final.state == "cancelled"
+        assert list(h.provider.keys["a"]) == [old["a"]]
+        assert h.provider.keys["a"][old["a"]]["active"]
+        assert not [p for p in h.store.paths if p.startswith("keyturn/staging/")]
+        assert ("rollback", "succeeded") in steps_of(h.records(plan.run_id), "a")
+        assert [r.outcome for r in h.records(plan.run_id) if r.step == "run"] == ["started", "cancelled"]
