@@ -32,8 +32,9 @@ _NONCE_BYTES = 12
 
 def parse_key(encoded: str) -> bytes:
     """Decode a base64 (urlsafe or standard) 32-byte key; say what is wrong otherwise."""
+    text = encoded.strip().replace("-", "+").replace("_", "/")
     try:
-        key = base64.urlsafe_b64decode(encoded.strip() + "=" * (-len(encoded.strip()) % 4))
+        key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except ValueError as exc:
         raise ConfigError("KEYTURN_CODEC_KEY is not valid base64") from exc
     if len(key) != 32:
