@@ -141,9 +141,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runbook", default="runbooks/demo.yaml", type=Path)
     parser.add_argument("--down", action="store_true", help="stop the local stack at the end")
     args = parser.parse_args(argv)
-
-    console.rule("[bold]keyturn demo: local stack")
     stack = DevStack(args.state_dir)
+    try:
+        good = demo(stack, args.runbook)
+    finally:
+        if args.down:
+            stack.down()
+    console.print("[bold green]demo complete: every credential rotated, audit trail verified[/]"
+                  if good else "[bold red]demo failed[/]")
+    if not args.down:
+        console.print(f"the stack is still up: `source {stack.env_file}` to explore, "
+                      "`keyturn dev down` to stop it")
+    return 0 if good else 1
+
+
+def demo(stack: DevStack, runbook: Path) -> bool:
+    """Stack up, seed, worker, run with approvals, audit, summary; True if all went right."""
+    console.rule("[bold]keyturn demo: local stack")
     with console.status("starting Temporal, OpenBao and the AWS emulator on 127.0.0.1") as status:
         report = stack.up(lambda name: status.update(f"starting {name}"))
     for server in report.servers:
@@ -160,25 +174,25 @@ def main(argv: list[str] | None = None) -> int:
         return boto3.client("sts", aws_access_key_id=secret["aws_access_key_id"],
                             aws_secret_access_key=secret["aws_secret_access_key"], **session)
 
-    users = aws_users(args.runbook)
+    users = aws_users(runbook)
     console.rule("[bold]seeding: one old key per IAM user, its value in Vault")
     old = seed(users, vault, iam)
     for _, user, path in users:
         console.print(f"  {user:20} {old[user]}  -> vault secret/{path}")
 
     console.rule("[bold]worker")
-    log_path = Path(args.state_dir) / "worker.log"
+    log_path = stack.state_dir / "worker.log"
     with open(log_path, "ab") as log:
         worker = subprocess.Popen([sys.executable, "-m", "keyturn", "worker"], stdout=log,
                                   stderr=subprocess.STDOUT, start_new_session=True)
     console.print(f"  worker pid {worker.pid}, log {log_path}")
     try:
-        console.rule(f"[bold]run {args.runbook} (requested by {REQUESTER})")
-        started = keyturn_cli("run", str(args.runbook), "--as", REQUESTER, "--output", "json",
+        console.rule(f"[bold]run {runbook} (requested by {REQUESTER})")
+        started = keyturn_cli("run", str(runbook), "--as", REQUESTER, "--output", "json",
                               capture=True)
         if started.returncode != 0:
             console.print(started.stderr)
-            return 1
+            return False
         run_id = json.loads(started.stdout)["run_id"]
         console.print(f"  run id {run_id}")
         final = asyncio.run(follow(settings, run_id))
@@ -193,15 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=30)
-        if args.down:
-            stack.down()
-    good = final == "succeeded" and verified and replayed and rotated
-    console.print("[bold green]demo complete: every credential rotated, audit trail verified[/]"
-                  if good else "[bold red]demo failed[/]")
-    if not args.down:
-        console.print(f"the stack is still up: `source {stack.env_file}` to explore, "
-                      "`keyturn dev down` to stop it")
-    return 0 if good else 1
+    return final == "succeeded" and verified and replayed and rotated
 
 
 if __name__ == "__main__":
