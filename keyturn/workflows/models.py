@@ -82,9 +82,16 @@ class CredentialStatus(BaseModel):
     error: str | None = None
 
 
+HISTORY_BUDGET = 8_000
+"""Events a TierWorkflow history may reach before it drains and continues as new."""
+
+
 class TierInput(BaseModel):
     context: RunContext
     tier: TierPlan
+    finished: dict[str, Outcome] = Field(default_factory=dict)  # carried across continue-as-new
+    errors: dict[str, str] = Field(default_factory=dict)
+    history_budget: int = HISTORY_BUDGET
 
 
 class TierResult(BaseModel):

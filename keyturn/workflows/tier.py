@@ -1,13 +1,18 @@
 """TierWorkflow: rotates one tier's credentials, `concurrency` at a time, honouring depends_on.
 
-A credential whose dependency failed is skipped, not attempted. The tier's
-result lists every credential's outcome; it fails if any credential did not
-succeed.
+Each credential runs as its own CredentialRotationWorkflow child. A credential
+whose dependency did not succeed is skipped, not attempted. The tier fails if
+any credential did not succeed.
+
+A tier of thousands of credentials would outgrow one workflow history, so when
+the history passes its budget the workflow stops starting children, waits for
+the running ones, and continues as new with the outcomes so far.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from temporalio import workflow
 from temporalio.exceptions import ChildWorkflowError
@@ -16,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from keyturn.workflows.common import reason
     from keyturn.workflows.models import CredentialInput, Outcome, TierInput, TierResult
     from keyturn.workflows.rotation import CredentialRotationWorkflow
+    from keyturn.workflows.schedule import TierSchedule
 
 
 def credential_workflow_id(run_id: str, credential_id: str) -> str:
@@ -25,51 +31,69 @@ def credential_workflow_id(run_id: str, credential_id: str) -> str:
 @workflow.defn
 class TierWorkflow:
     def __init__(self) -> None:
-        self._outcomes: dict[str, Outcome] = {}
+        self._schedule: TierSchedule | None = None
 
     @workflow.query
     def outcomes(self) -> dict[str, Outcome]:
-        return dict(self._outcomes)
+        return dict(self._schedule.outcomes) if self._schedule else {}
 
     @workflow.run
     async def run(self, inp: TierInput) -> TierResult:
         tier = inp.tier
-        self._outcomes = {c.id: "pending" for c in tier.credentials}
-        errors: dict[str, str] = {}
-        running = 0
+        creds = {c.id: c for c in tier.credentials}
+        schedule = self._schedule = TierSchedule(tier.credentials, inp.finished)
+        errors = dict(inp.errors)
+        running: set[asyncio.Task] = set()
 
-        def finished(cid: str) -> bool:
-            return self._outcomes[cid] in ("succeeded", "failed", "skipped", "cancelled")
-
-        async def rotate(cred) -> None:
-            nonlocal running
-            await workflow.wait_condition(lambda: all(finished(d) for d in cred.depends_on))
-            blocked = [d for d in cred.depends_on if self._outcomes[d] != "succeeded"]
-            if blocked:
-                self._outcomes[cred.id] = "skipped"
-                errors[cred.id] = f"skipped: depends on {', '.join(blocked)} which did not succeed"
-                return
-            await workflow.wait_condition(lambda: running < tier.concurrency)
-            running += 1
-            self._outcomes[cred.id] = "running"
+        async def rotate(cid: str) -> None:
+            outcome: Outcome = "succeeded"
             try:
                 await workflow.execute_child_workflow(
                     CredentialRotationWorkflow.run,
-                    CredentialInput(context=inp.context, credential=cred),
-                    id=credential_workflow_id(inp.context.run_id, cred.id),
+                    CredentialInput(context=inp.context, credential=creds[cid]),
+                    id=credential_workflow_id(inp.context.run_id, cid),
                 )
-                self._outcomes[cred.id] = "succeeded"
             except ChildWorkflowError as err:
-                self._outcomes[cred.id] = "failed"
-                errors[cred.id] = reason(err)
-            finally:
-                running -= 1
+                outcome = "failed"
+                errors[cid] = reason(err)
+            schedule.finish(cid, outcome)
 
-        await asyncio.gather(*(rotate(c) for c in tier.credentials))
-        ok = all(o == "succeeded" for o in self._outcomes.values())
+        try:
+            await self._drive(inp, schedule, running, rotate, errors)
+        except asyncio.CancelledError:
+            for task in list(running):  # cancel the children; they roll back what they can
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            raise
+
+        ok = all(o == "succeeded" for o in schedule.outcomes.values())
         return TierResult(
             tier=tier.id,
             state="succeeded" if ok else "failed",
-            credentials=dict(self._outcomes),
-            errors=errors,
+            credentials=dict(schedule.outcomes),
+            errors={**schedule.reasons, **errors},
         )
+
+    @staticmethod
+    async def _drive(inp: TierInput, schedule: TierSchedule, running: set[asyncio.Task],
+                     rotate: Callable[[str], Awaitable[None]], errors: dict[str, str]) -> None:
+        """Start ready credentials up to `concurrency`; drain and continue as new when long."""
+        draining = False
+        while not schedule.done:
+            while not draining and len(running) < inp.tier.concurrency:
+                cid = schedule.next_ready()
+                if cid is None:
+                    break
+                schedule.start(cid)
+                task = asyncio.create_task(rotate(cid))
+                running.add(task)
+                task.add_done_callback(running.discard)
+            info = workflow.info()
+            long = info.get_current_history_length() > inp.history_budget
+            if long or info.is_continue_as_new_suggested():
+                draining = True
+            if draining and not running:
+                workflow.continue_as_new(inp.model_copy(update={
+                    "finished": schedule.finished(), "errors": errors}))
+            seen = schedule.changes
+            await workflow.wait_condition(lambda seen=seen: schedule.changes != seen)
