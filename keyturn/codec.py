@@ -1,10 +1,15 @@
-"""The data converter shared by client and worker: pydantic JSON, encrypted.
+"""The data converter shared by client and worker: pydantic JSON, compressed, encrypted.
 
 Every payload Temporal stores (workflow inputs, results, activity arguments,
 update arguments, failure messages) is sealed with AES-256-GCM under a key from
 `KEYTURN_CODEC_KEY`, so even references and fingerprints are ciphertext in
 history. Failure messages and stack traces are moved into encoded attributes
 so they pass through the codec as well.
+
+Large payloads are zlib-compressed first: the plan of an incident with
+thousands of credentials is repetitive JSON that would otherwise pass
+Temporal's 2 MiB payload limit. Compressing before encrypting reveals only
+sizes, and payloads carry references, never secrets.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import base64
 import dataclasses
 import hashlib
 import os
+import zlib
 from collections.abc import Sequence
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -27,6 +33,8 @@ from temporalio.converter import (
 from keyturn.config import ConfigError
 
 ENCODING = b"binary/keyturn-aes256gcm"
+ZLIB_ENCODING = b"binary/zlib"
+COMPRESS_ABOVE = 1024
 _NONCE_BYTES = 12
 
 
@@ -83,12 +91,53 @@ class EncryptionCodec(PayloadCodec):
         return out
 
 
+class CompressionCodec(PayloadCodec):
+    """zlib over serialized payloads of COMPRESS_ABOVE bytes or more; small ones pass as they are."""
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        out = []
+        for payload in payloads:
+            raw = payload.SerializeToString()
+            if len(raw) < COMPRESS_ABOVE:
+                out.append(payload)
+            else:
+                out.append(Payload(metadata={"encoding": ZLIB_ENCODING}, data=zlib.compress(raw)))
+        return out
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [
+            Payload.FromString(zlib.decompress(p.data))
+            if p.metadata.get("encoding") == ZLIB_ENCODING else p
+            for p in payloads
+        ]
+
+
+class ChainCodec(PayloadCodec):
+    """Codecs applied in order on encode and in reverse order on decode."""
+
+    def __init__(self, *codecs: PayloadCodec) -> None:
+        self._codecs = codecs
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        out = list(payloads)
+        for codec in self._codecs:
+            out = await codec.encode(out)
+        return out
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        out = list(payloads)
+        for codec in reversed(self._codecs):
+            out = await codec.decode(out)
+        return out
+
+
 def data_converter(codec_key: str | None) -> DataConverter:
-    """The converter for client and worker; without a key, payloads stay plain JSON."""
-    converter = dataclasses.replace(
+    """The converter for client and worker; without a key, payloads are compressed but plain."""
+    codecs: list[PayloadCodec] = [CompressionCodec()]
+    if codec_key:
+        codecs.append(EncryptionCodec(parse_key(codec_key)))
+    return dataclasses.replace(
         pydantic_data_converter,
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+        payload_codec=ChainCodec(*codecs),
     )
-    if codec_key:
-        converter = dataclasses.replace(converter, payload_codec=EncryptionCodec(parse_key(codec_key)))
-    return converter

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 
 import pytest
@@ -11,7 +12,14 @@ from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
 from temporalio.exceptions import ApplicationError
 
-from keyturn.codec import ENCODING, EncryptionCodec, data_converter, new_key, parse_key
+from keyturn.codec import (
+    ENCODING,
+    ZLIB_ENCODING,
+    EncryptionCodec,
+    data_converter,
+    new_key,
+    parse_key,
+)
 from keyturn.config import ConfigError
 
 SECRET = "s3cret-message"
@@ -99,26 +107,44 @@ def test_parse_key_rejects_wrong_lengths(length):
         parse_key(encoded)
 
 
-async def test_converter_without_key_leaves_payloads_plain():
+async def test_converter_without_key_leaves_small_payloads_plain():
     for key in (None, ""):
         converter = data_converter(key)
-        assert converter.payload_codec is None
         (encoded,) = await converter.encode([{"note": SECRET}])
         assert encoded.metadata["encoding"] == b"json/plain"
         assert SECRET.encode() in encoded.data
         assert await converter.decode([encoded]) == [{"note": SECRET}]
 
 
+async def test_converter_compresses_large_payloads():
+    big = {"items": [f"credential-{i}" for i in range(2000)]}
+    converter = data_converter(None)
+    (encoded,) = await converter.encode([big])
+    assert encoded.metadata["encoding"] == ZLIB_ENCODING
+    assert len(encoded.data) < len(json.dumps(big)) / 4
+    assert await converter.decode([encoded]) == [big]
+
+
 async def test_converter_with_key_encrypts():
     key = new_key()
     converter = data_converter(key)
-    assert isinstance(converter.payload_codec, EncryptionCodec)
     (encoded,) = await converter.encode([{"note": SECRET}])
     assert encoded.metadata["encoding"] == ENCODING
     assert SECRET.encode() not in encoded.SerializeToString()
     assert await data_converter(key).decode([encoded]) == [{"note": SECRET}]
     with pytest.raises(ConfigError, match="key id"):
         await data_converter(new_key()).decode([encoded])
+
+
+async def test_large_payloads_are_compressed_then_encrypted():
+    key = new_key()
+    big = {"items": [f"credential-{i}" for i in range(2000)]}
+    (encoded,) = await data_converter(key).encode([big])
+    assert encoded.metadata["encoding"] == ENCODING
+    assert len(encoded.data) < len(json.dumps(big)) / 4
+    (inner,) = await EncryptionCodec(parse_key(key)).decode([encoded])
+    assert inner.metadata["encoding"] == ZLIB_ENCODING
+    assert await data_converter(key).decode([encoded]) == [big]
 
 
 def test_converter_rejects_a_bad_key_when_built():
