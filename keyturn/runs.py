@@ -5,6 +5,8 @@ The CLI (and later the HTTP API) use these; they talk to Temporal only.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC
 
@@ -17,8 +19,17 @@ from temporalio.service import RPCError
 from keyturn.runbook.plan_model import ExecutionPlan
 from keyturn.workflows.models import ApprovalRequest, ApprovalResult, CredentialStatus, RunStatus
 from keyturn.workflows.rotation import CredentialRotationWorkflow
-from keyturn.workflows.runbook import INCIDENT_KEY, RUNBOOK_KEY, STATE_KEY, RunbookWorkflow
-from keyturn.workflows.tier import credential_workflow_id
+from keyturn.workflows.runbook import (
+    INCIDENT_KEY,
+    RUNBOOK_KEY,
+    STATE_KEY,
+    RunbookWorkflow,
+    tier_workflow_id,
+)
+from keyturn.workflows.tier import TierWorkflow, credential_workflow_id
+
+DETAIL_LIMIT = 200
+"""Above this many started credentials, `describe` details only the running and failed ones."""
 
 
 class RunError(Exception):
@@ -58,21 +69,32 @@ async def start(client: Client, plan: ExecutionPlan, task_queue: str, *, search_
     return plan.run_id
 
 
-async def describe(client: Client, run_id: str) -> RunDetail:
-    """The run's tiers and gates, plus each started credential's steps and gates."""
+async def describe(client: Client, run_id: str, detail_limit: int = DETAIL_LIMIT) -> RunDetail:
+    """The run's tiers and gates, live credential outcomes, and the steps and gates of
+    every started credential (of only the running and failed ones in a large run)."""
     try:
         status = await client.get_workflow_handle(run_id).query(RunbookWorkflow.status)
     except RPCError as exc:
         raise RunError(f"no run {run_id!r}: {exc.message}") from exc
-    detail = RunDetail(status=status)
     for tier in status.tiers:
-        for cred_id in tier.credentials:
-            handle = client.get_workflow_handle(credential_workflow_id(run_id, cred_id))
-            try:
-                detail.credentials[cred_id] = await handle.query(CredentialRotationWorkflow.status)
-            except RPCError:
-                continue  # not started yet
-    return detail
+        if tier.state == "running":
+            handle = client.get_workflow_handle(tier_workflow_id(run_id, tier.tier))
+            with contextlib.suppress(RPCError):  # between the tier's start and its first task
+                tier.credentials.update(await handle.query(TierWorkflow.outcomes))
+    started = {cid: outcome for tier in status.tiers for cid, outcome in tier.credentials.items()
+               if outcome not in ("pending", "skipped")}
+    if len(started) > detail_limit:
+        started = {cid: o for cid, o in started.items() if o in ("running", "failed")}
+
+    async def query(cid: str) -> tuple[str, CredentialStatus | None]:
+        handle = client.get_workflow_handle(credential_workflow_id(run_id, cid))
+        try:
+            return cid, await handle.query(CredentialRotationWorkflow.status)
+        except RPCError:
+            return cid, None  # not started yet
+
+    found = await asyncio.gather(*(query(cid) for cid in started))
+    return RunDetail(status=status, credentials={cid: cs for cid, cs in found if cs is not None})
 
 
 async def list_runs(client: Client, limit: int = 50) -> list[dict]:

@@ -10,10 +10,10 @@ from temporalio.service import RPCError
 from workflow_env import eventually, harness
 
 from keyturn import runs
-from keyturn.workflows.models import RunStatus
+from keyturn.workflows.models import RunContext, RunStatus, TierInput
 from keyturn.workflows.rotation import CredentialRotationWorkflow
 from keyturn.workflows.runbook import RunbookWorkflow
-from keyturn.workflows.tier import credential_workflow_id
+from keyturn.workflows.tier import TierWorkflow, credential_workflow_id
 
 HEADER = """
 apiVersion: keyturn/v1
@@ -132,6 +132,10 @@ async def test_depends_on_orders_and_skips(tmp_path):
         assert b_first > a_done
         tier2 = next(t for t in result.tiers if t.tier == "tier2")
         assert tier2.credentials == {"x": "failed", "y": "skipped"}
+        everything = await runs.describe(h.client, plan.run_id)
+        assert set(everything.credentials) == {"a", "b", "x"}
+        large_run_view = await runs.describe(h.client, plan.run_id, detail_limit=2)
+        assert set(large_run_view.credentials) == {"x"}
         assert h.provider.keys["y"] == {old["y"]: h.provider.keys["y"][old["y"]]}
 
 
@@ -276,3 +280,37 @@ async def test_cancel_before_promote_rolls_back(tmp_path):
         assert not [p for p in h.store.paths if p.startswith("keyturn/staging/")]
         assert ("rollback", "succeeded") in steps_of(h.records(plan.run_id), "a")
         assert [r.outcome for r in h.records(plan.run_id) if r.step == "run"] == ["started", "cancelled"]
+
+
+async def test_concurrency_one_rotates_strictly_one_at_a_time(tmp_path):
+    text = HEADER + "    - id: tier1\n      concurrency: 1\n      credentials:\n" + \
+        cred("a") + cred("b") + cred("c")
+    async with harness(tmp_path) as h:
+        seed(h, "a", "b", "c")
+        plan, handle = await start(h, text)
+        assert (await handle.result()).state == "succeeded"
+        records = [r for r in h.records(plan.run_id) if r.credential]
+        spans = sorted((min(r.seq for r in records if r.credential == c),
+                        max(r.seq for r in records if r.credential == c)) for c in "abc")
+        assert all(spans[i][1] < spans[i + 1][0] for i in range(2)), spans
+
+
+async def test_long_tier_continues_as_new_and_keeps_outcomes(tmp_path):
+    text = HEADER + "    - id: tier1\n      concurrency: 2\n      credentials:\n" + \
+        "".join(cred(c) for c in "abcdef") + cred("g", extra="          depends_on: [a]\n")
+    async with harness(tmp_path) as h:
+        old = seed(h, *"abcdefg")
+        plan = h.plan(text)
+        tier_input = TierInput(context=RunContext(run_id=plan.run_id, runbook=plan.runbook,
+                                                  requested_by="dave", stores=plan.stores),
+                               tier=plan.tiers[0], history_budget=25)
+        handle = await h.client.start_workflow(TierWorkflow.run, tier_input, id=f"{plan.run_id}.t",
+                                               task_queue=h.task_queue)
+        result = await handle.result()
+        assert result.state == "succeeded"
+        assert set(result.credentials.values()) == {"succeeded"}
+        for account in "abcdefg":
+            assert_rotated(h, account, old[account])
+        first_run = h.client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
+        last_event = (await first_run.fetch_history()).events[-1]
+        assert last_event.HasField("workflow_execution_continued_as_new_event_attributes")
