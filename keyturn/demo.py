@@ -88,9 +88,9 @@ async def follow(settings: Settings, run_id: str) -> str:
                     continue
                 approved.add(target)
                 gate = _gate(detail, target)
+                live.console.print(f"[yellow]gate open[/] on {target} (needs "
+                                   f"{gate.plan.approvals}, from {', '.join(gate.plan.groups)})")
                 for principal in APPROVERS[: gate.plan.approvals]:
-                    live.console.print(f"[yellow]gate open[/] on {target} (needs "
-                                       f"{gate.plan.approvals}, from {', '.join(gate.plan.groups)})")
                     result = await asyncio.to_thread(
                         keyturn_cli, "approve", run_id, target, "--as", principal,
                         "--reason", "demo: replacement verified", capture=True)
@@ -141,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runbook", default="runbooks/demo.yaml", type=Path)
     parser.add_argument("--down", action="store_true", help="stop the local stack at the end")
     args = parser.parse_args(argv)
+    if not sys.stdout.isatty():
+        os.environ.setdefault("COLUMNS", "160")  # logs and CI: wide tables, for us and the CLI
+        console.width = int(os.environ["COLUMNS"])
     stack = DevStack(args.state_dir)
     try:
         good = demo(stack, args.runbook)
