@@ -4,6 +4,7 @@ absence of every secret from histories, logs and the audit log are checked after
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -68,6 +69,8 @@ async def test_runbook_rotates_end_to_end_through_the_cli(stack, iam_client, vau
     tag = uuid.uuid4().hex[:6]
     users = {"deployer": f"deployer-{tag}", "publisher": f"publisher-{tag}", "orders": f"orders-{tag}"}
     old = {cid: seed_user(iam_client, vault_client, user, f"it-{tag}/{cid}") for cid, user in users.items()}
+    spare = iam_client.create_access_key(UserName=users["publisher"])["AccessKey"]["AccessKeyId"]
+    iam_client.update_access_key(UserName=users["publisher"], AccessKeyId=spare, Status="Inactive")
     path = stack.tmp / "incident.yaml"
     path.write_text(RUNBOOK.format(tag=tag))
 
@@ -106,6 +109,9 @@ async def test_runbook_rotates_end_to_end_through_the_cli(stack, iam_client, vau
         assert [(k["AccessKeyId"], k["Status"]) for k in keys] == [(value["aws_access_key_id"], "Active")]
         assert value["aws_access_key_id"] != old[cid]["aws_access_key_id"]
         assert stored["metadata"]["version"] == 2
+        custom = vault_client.secrets.kv.v2.read_secret_metadata(
+            path=f"it-{tag}/{cid}", mount_point="secret")["data"]["custom_metadata"]
+        assert json.loads(custom["keyturn.v2"])["keyturn_run"] == run_id
         assert sts_accepts(moto, value)
         assert not sts_accepts(moto, old[cid])
         new_secrets[cid] = value
@@ -134,6 +140,9 @@ async def test_runbook_rotates_end_to_end_through_the_cli(stack, iam_client, vau
         ("promote", "succeeded", None), ("revoke_old", "succeeded", "delete"),
         ("confirm_revoked", "succeeded", None),
     ]
+    prechecks = {r["credential"]: r["details"] for r in records if r["step"] == "precheck"}
+    assert prechecks["publisher"]["removed_inactive"] == [spare]  # quota room, recorded
+    assert prechecks["orders"]["strategy"] == "revoke-first"
     approvals = [(r["actor"], r["outcome"]) for r in records
                  if r["credential"] == "orders" and r["step"] == "gate"]
     assert approvals == [("worker", "opened"), ("alice", "approved"), ("bob", "approved"),
