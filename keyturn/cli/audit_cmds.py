@@ -44,7 +44,7 @@ app = typer.Typer(
 LogOption = Annotated[
     Path | None,
     typer.Option(
-        "--log", help="Audit log file [default: $KEYTURN_AUDIT_LOG or .keyturn/audit.jsonl]."
+        "--log", help="Audit log file (default: $KEYTURN_AUDIT_LOG, else .keyturn/audit.jsonl)."
     ),
 ]
 OutputOption = Annotated[OutputFormat, typer.Option("--output", "-o", help="text or json.")]
@@ -179,7 +179,7 @@ def export_cmd(
     fmt: Annotated[ExportFormat, typer.Option("--format", help="jsonl or csv.")],
     log: LogOption = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="File to write [default: stdout].")
+        Path | None, typer.Option("--out", help="File to write (default: stdout).")
     ] = None,
 ) -> None:
     """Export one run's records (JSONL lines are the log's own bytes)."""
