@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from keyturn.workflows.models import Decision, GateState
+from keyturn.workflows.models import ApprovalRequest, ApprovalResult, Decision, GateState
 
 
 def refusal(gate: GateState | None, principal: str, requested_by: str) -> str | None:
@@ -25,6 +25,22 @@ def refusal(gate: GateState | None, principal: str, requested_by: str) -> str | 
     if gate.plan.distinct and principal == requested_by:
         return f"{principal!r} started this run and this gate requires a distinct approver"
     return None
+
+
+def check(gate: GateState | None, request: ApprovalRequest, requested_by: str,
+          *, rejecting: bool) -> None:
+    """Raise ValueError (an Update validator's refusal) unless `request` may decide now."""
+    refused = refusal(gate, request.principal, requested_by)
+    if refused:
+        raise ValueError(refused)
+    if rejecting and not request.reason.strip():
+        raise ValueError("a rejection needs a reason")
+
+
+def result(request: ApprovalRequest, gate: GateState) -> ApprovalResult:
+    """What an approve or reject Update returns: where the gate stands now."""
+    return ApprovalResult(target=request.target, gate=gate.plan.before, status=gate.status,
+                          approvals=len(gate.approvals), needed=gate.plan.approvals)
 
 
 def approve(gate: GateState, principal: str, reason: str, at: datetime) -> None:

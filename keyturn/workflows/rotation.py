@@ -67,41 +67,22 @@ class CredentialRotationWorkflow:
     @workflow.update
     def approve(self, request: ApprovalRequest) -> ApprovalResult:
         gate = self._open_gate()
-        assert gate is not None
         gates.approve(gate, request.principal, request.reason, workflow.now())
-        return self._result(request, gate)
+        return gates.result(request, gate)
 
     @approve.validator
     def _validate_approve(self, request: ApprovalRequest) -> None:
-        self._validate(request)
+        gates.check(self._open_gate(), request, self._requested_by, rejecting=False)
 
     @workflow.update
     def reject(self, request: ApprovalRequest) -> ApprovalResult:
         gate = self._open_gate()
-        assert gate is not None
         gates.reject(gate, request.principal, request.reason, workflow.now())
-        return self._result(request, gate)
+        return gates.result(request, gate)
 
     @reject.validator
     def _validate_reject(self, request: ApprovalRequest) -> None:
-        self._validate(request)
-        if not request.reason.strip():
-            raise ValueError("a rejection needs a reason")
-
-    def _validate(self, request: ApprovalRequest) -> None:
-        refused = gates.refusal(self._open_gate(), request.principal, self._requested_by)
-        if refused:
-            raise ValueError(refused)
-
-    @staticmethod
-    def _result(request: ApprovalRequest, gate: GateState) -> ApprovalResult:
-        return ApprovalResult(
-            target=request.target,
-            gate=gate.plan.before,
-            status=gate.status,
-            approvals=len(gate.approvals),
-            needed=gate.plan.approvals,
-        )
+        gates.check(self._open_gate(), request, self._requested_by, rejecting=True)
 
     # ---- the protocol -----------------------------------------------------------------
 

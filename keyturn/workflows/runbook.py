@@ -63,33 +63,29 @@ class RunbookWorkflow:
     def approve(self, request: ApprovalRequest) -> ApprovalResult:
         gate = self._tier(request.target).gate
         gates.approve(gate, request.principal, request.reason, workflow.now())
-        return _result(request, gate)
+        return gates.result(request, gate)
 
     @approve.validator
     def _validate_approve(self, request: ApprovalRequest) -> None:
-        self._validate(request)
+        gates.check(self._tier_gate(request), request, self._plan.requested_by, rejecting=False)
 
     @workflow.update
     def reject(self, request: ApprovalRequest) -> ApprovalResult:
         gate = self._tier(request.target).gate
         gates.reject(gate, request.principal, request.reason, workflow.now())
-        return _result(request, gate)
+        return gates.result(request, gate)
 
     @reject.validator
     def _validate_reject(self, request: ApprovalRequest) -> None:
-        self._validate(request)
-        if not request.reason.strip():
-            raise ValueError("a rejection needs a reason")
+        gates.check(self._tier_gate(request), request, self._plan.requested_by, rejecting=True)
 
-    def _validate(self, request: ApprovalRequest) -> None:
+    def _tier_gate(self, request: ApprovalRequest) -> GateState | None:
         if self._status is None:
             raise ValueError("the run has not started yet")
         tier = self._tier(request.target)
         if tier is None:
             raise ValueError(f"{request.target!r} is not a tier of this run")
-        refused = gates.refusal(tier.gate, request.principal, self._plan.requested_by)
-        if refused:
-            raise ValueError(refused)
+        return tier.gate
 
     @workflow.run
     async def run(self, plan: ExecutionPlan) -> RunStatus:
@@ -199,7 +195,3 @@ class RunbookWorkflow:
         if workflow.info().typed_search_attributes.get(STATE_KEY) is not None:
             workflow.upsert_search_attributes([STATE_KEY.value_set(state)])
 
-
-def _result(request: ApprovalRequest, gate: GateState) -> ApprovalResult:
-    return ApprovalResult(target=request.target, gate="tier", status=gate.status,
-                          approvals=len(gate.approvals), needed=gate.plan.approvals)

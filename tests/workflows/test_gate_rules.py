@@ -8,7 +8,7 @@ import pytest
 
 from keyturn.runbook.plan_model import GatePlan
 from keyturn.workflows import gates
-from keyturn.workflows.models import Decision, GateState
+from keyturn.workflows.models import ApprovalRequest, Decision, GateState
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 APPROVERS = ["alice", "bob", "carol", "dave"]
@@ -159,3 +159,27 @@ def test_opened_details_are_plain_copies():
 def test_opened_details_of_a_tier_gate():
     details = gates.opened_details(gate(before="tier"), "erin")
     assert (details["gate"], details["distinct"], details["requested_by"]) == ("tier", False, "erin")
+
+
+def test_check_passes_an_allowed_approval_and_refuses_with_the_reason():
+    request = ApprovalRequest(target="a", principal="alice")
+    gates.check(gate(), request, "dave", rejecting=False)
+    with pytest.raises(ValueError, match="not an approver"):
+        gates.check(gate(), request.model_copy(update={"principal": "mallory"}), "dave",
+                    rejecting=False)
+
+
+def test_check_requires_a_reason_to_reject():
+    request = ApprovalRequest(target="a", principal="alice", reason="  ")
+    with pytest.raises(ValueError, match="a rejection needs a reason"):
+        gates.check(gate(), request, "dave", rejecting=True)
+    gates.check(gate(), request.model_copy(update={"reason": "wrong key"}), "dave",
+                rejecting=True)
+
+
+def test_result_reports_where_the_gate_stands():
+    g = gate(approvals=2)
+    gates.approve(g, "alice", "", T0)
+    result = gates.result(ApprovalRequest(target="a", principal="alice"), g)
+    assert (result.target, result.gate, result.status, result.approvals, result.needed) == (
+        "a", g.plan.before, "open", 1, 2)
