@@ -17,7 +17,7 @@ from keyturn.activities.recording import StepRecorder
 from keyturn.fingerprint import fingerprint
 from keyturn.providers.base import Provider
 from keyturn.runbook.plan_model import Location, StorePlan
-from keyturn.stores.base import Store
+from keyturn.stores.base import Store, StoredVersion
 from keyturn.workflows.models import (
     CreateResult,
     PrecheckResult,
@@ -48,6 +48,12 @@ class RotationSteps:
 
     def _store(self, inp: StepInput, location: Location) -> Store:
         return self._store_for(inp.context.stores[location.store])
+
+    def _staged(self, inp: StepInput) -> tuple[Store, StoredVersion | None]:
+        """The staging store and what it holds for this credential (None if nothing)."""
+        staging = inp.credential.staging
+        store = self._store(inp, staging)
+        return store, store.read(staging.path)
 
     @staticmethod
     def deliver_targets(inp: StepInput) -> list[Location]:
@@ -92,9 +98,8 @@ class RotationSteps:
         with self._rec.step(inp, "create") as details:
             provider, target = self._provider(inp)
             staging = inp.credential.staging
-            store = self._store(inp, staging)
+            store, staged = self._staged(inp)
             existing_ids = provider.list_credential_ids(target)
-            staged = store.read(staging.path)
             if staged and staged.metadata.get("credential_id") in existing_ids:
                 result = CreateResult(
                     credential_id=staged.metadata["credential_id"],
@@ -134,9 +139,9 @@ class RotationSteps:
     def verify_new(self, inp: StepInput) -> None:
         with self._rec.step(inp, "verify_new") as details:
             provider, target = self._provider(inp)
-            staging = inp.credential.staging
-            staged = self._store(inp, staging).read(staging.path)
+            _, staged = self._staged(inp)
             if staged is None:
+                staging = inp.credential.staging
                 raise LookupError(f"nothing staged at {staging.store}:{staging.path}")
             provider.verify(target, staged.secret)
             details.update(credential_id=inp.new_credential_id, fingerprint=fingerprint(staged.secret))
@@ -146,8 +151,7 @@ class RotationSteps:
         """Write the staged value to every deliver target (idempotent by fingerprint), then clear staging."""
         with self._rec.step(inp, "promote") as details:
             staging = inp.credential.staging
-            staging_store = self._store(inp, staging)
-            staged = staging_store.read(staging.path)
+            staging_store, staged = self._staged(inp)
             versions: dict[str, int] = {}
             previous: int | None = None
             for index, target in enumerate(self.deliver_targets(inp)):
@@ -215,8 +219,7 @@ class RotationSteps:
         with self._rec.step(inp, "rollback") as details:
             provider, target = self._provider(inp)
             staging = inp.credential.staging
-            store = self._store(inp, staging)
-            staged = store.read(staging.path)
+            store, staged = self._staged(inp)
             new_ids = {i for i in [inp.new_credential_id] if i}
             if staged and staged.metadata.get("keyturn_run") == inp.context.run_id:
                 new_ids.add(staged.metadata["credential_id"])
