@@ -14,13 +14,19 @@ from typing import ClassVar
 from pydantic import BaseModel
 
 from keyturn.providers.base import NewCredential, Precheck, Secret
-from keyturn.providers.errors import CredentialNotFound, StillValid, VerificationFailed
+from keyturn.providers.errors import (
+    CredentialNotFound,
+    StillValid,
+    TransientProviderError,
+    VerificationFailed,
+)
 from keyturn.stores.base import StoredVersion
 
 
 class MemoryTarget(BaseModel):
     account: str
-    fail_at: str | None = None
+    fail_at: str | None = None  # a permanent failure at this step, every time
+    flaky_at: str | None = None  # a transient failure at this step, the first time only
 
 
 class MemoryProvider:
@@ -32,6 +38,7 @@ class MemoryProvider:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.calls: list[tuple[str, str]] = []
+        self._flaked: set[tuple[str, str]] = set()
 
     def seed(self, account: str) -> tuple[str, Secret]:
         new = self._make(account)
@@ -48,6 +55,9 @@ class MemoryProvider:
         self.calls.append((target.account, step))
         if target.fail_at == step:
             raise VerificationFailed(f"injected failure at {step} for {target.account}")
+        if target.flaky_at == step and (target.account, step) not in self._flaked:
+            self._flaked.add((target.account, step))
+            raise TransientProviderError(f"injected throttling at {step} for {target.account}")
 
     def precheck(self, target: MemoryTarget) -> Precheck:
         self._check(target, "precheck")

@@ -29,8 +29,9 @@ spec:
 """
 
 
-def cred(cid: str, extra: str = "", fail_at: str | None = None) -> str:
-    target = f"account: {cid}" + (f", fail_at: {fail_at}" if fail_at else "")
+def cred(cid: str, extra: str = "", fail_at: str | None = None, flaky_at: str | None = None) -> str:
+    target = f"account: {cid}" + (f", fail_at: {fail_at}" if fail_at else "") + \
+        (f", flaky_at: {flaky_at}" if flaky_at else "")
     return (f"        - id: {cid}\n          provider: memory.key\n"
             f"          target: {{{target}}}\n"
             f"          deliver: [{{store: vault, path: app/{cid}}}]\n{extra}")
@@ -314,3 +315,30 @@ async def test_long_tier_continues_as_new_and_keeps_outcomes(tmp_path):
         first_run = h.client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
         last_event = (await first_run.fetch_history()).events[-1]
         assert last_event.HasField("workflow_execution_continued_as_new_event_attributes")
+
+
+async def test_transient_error_is_retried_and_audited_once_per_attempt(tmp_path):
+    text = HEADER + "    - id: tier1\n      credentials:\n" + cred("a", flaky_at="create")
+    async with harness(tmp_path) as h:
+        old = seed(h, "a")
+        plan, handle = await start(h, text)
+        assert (await handle.result()).state == "succeeded"
+        assert_rotated(h, "a", old["a"])
+        create = [(r.outcome, r.details.get("attempt")) for r in h.records(plan.run_id)
+                  if r.credential == "a" and r.step == "create"]
+        assert create == [("error", 1), ("succeeded", None)]
+
+
+async def test_permanent_error_fails_fast_naming_credential_and_step(tmp_path):
+    text = HEADER + "    - id: tier1\n      credentials:\n" + cred("a", fail_at="create")
+    async with harness(tmp_path) as h:
+        old = seed(h, "a")
+        plan, handle = await start(h, text)
+        assert (await handle.result()).state == "failed"
+        assert [step for acct, step in h.provider.calls if acct == "a"].count("create") == 1
+        failed = [r for r in h.records(plan.run_id) if r.outcome == "failed" and r.credential == "a"]
+        assert [(r.step, r.details["error"]) for r in failed] == [("create", "VerificationFailed")]
+        status = await h.client.get_workflow_handle(
+            credential_workflow_id(plan.run_id, "a")).query(CredentialRotationWorkflow.status)
+        assert "credential 'a'" in status.error and "step create" in status.error
+        assert list(h.provider.keys["a"]) == [old["a"]]
