@@ -84,8 +84,13 @@ class StepRecorder:
                 attempt = activity.info().attempt
                 self._event(inp, step, phase, "error", [f"attempt-{attempt}"],
                             {**failure, "attempt": attempt, "retrying": True})
+                activity.logger.warning("%s (attempt %d, will retry)", message, attempt)
             else:
                 self._event(inp, step, phase, "failed", ["failed"], failure)
+                activity.logger.error("%s", message)
             raise ApplicationError(message, type=type(exc).__name__, non_retryable=not retryable) from None
         self._event(inp, step, phase, "succeeded", ["succeeded"], details)
+        # details hold references and fingerprints only, so they are safe to log
+        activity.logger.info("%s %s%s succeeded %s", inp.credential.id, step,
+                             f" ({phase})" if phase else "", details)
 
