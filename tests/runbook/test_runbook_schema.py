@@ -8,6 +8,7 @@ import jsonschema
 import pytest
 import yaml
 
+from keyturn.runbook import check
 from keyturn.runbook.schema import json_schema, schema_text
 
 RUNBOOKS = Path(__file__).resolve().parents[2] / "runbooks"
@@ -29,10 +30,15 @@ def test_schema_uses_the_yaml_field_names() -> None:
     assert schema["$defs"]["Store"]["additionalProperties"] is True
 
 
-def test_demo_matches_the_schema() -> None:
+@pytest.mark.parametrize("example", sorted(p.name for p in RUNBOOKS.glob("*.yaml")))
+def test_example_runbooks_match_the_schema_and_validate(
+    example: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     jsonschema.Draft202012Validator(json_schema()).validate(
-        yaml.safe_load((RUNBOOKS / "demo.yaml").read_text())
+        yaml.safe_load((RUNBOOKS / example).read_text())
     )
+    monkeypatch.setenv("VAULT_ADDR", "http://127.0.0.1:8200")
+    check(RUNBOOKS / example)  # the installed providers check every target too
 
 
 def test_schema_rejects_an_unknown_field() -> None:
