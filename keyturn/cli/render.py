@@ -67,6 +67,18 @@ def run_table(detail: RunDetail) -> Group:
     return Group(head, table)
 
 
+def runs_table(listed: list[dict]) -> Table:
+    """`keyturn status` without a run: one row per run, newest first."""
+    table = Table()
+    for col in ("run", "state", "runbook", "incident", "started (UTC)"):
+        table.add_column(col)
+    for item in listed:
+        started = (item["started_at"] or "")[:19].replace("T", " ")
+        table.add_row(item["run_id"], state(item["state"]), item["runbook"] or "",
+                      item["incident"] or "", started)
+    return table
+
+
 def open_gates(detail: RunDetail) -> list[str]:
     """Targets with a gate waiting for approval, as `keyturn approve` takes them."""
     targets = [t.tier for t in detail.status.tiers if t.gate and t.gate.status == "open"]

@@ -12,7 +12,7 @@ from rich.live import Live
 
 from keyturn import runs
 from keyturn.cli.common import EXIT_FAILED, EXIT_OK, OutputFormat, console, fail, print_json
-from keyturn.cli.render import open_gates, run_table
+from keyturn.cli.render import open_gates, run_table, runs_table
 from keyturn.client import connect
 from keyturn.config import ConfigError, Settings
 from keyturn.runbook import RunbookError, load_plan
@@ -112,11 +112,7 @@ def register(app: typer.Typer) -> None:
                 if output == OutputFormat.json:
                     print_json(listed)
                     return
-                for item in listed:
-                    console.print(f"{item['run_id']}  {item['state']}  {item['runbook']}  "
-                                  f"{item['incident'] or '-'}  {item['started_at']}")
-                if not listed:
-                    console.print("no runs")
+                console.print(runs_table(listed) if listed else "no runs")
                 return
             detail = await runs.describe(client, run_id)
             if output == OutputFormat.json:
