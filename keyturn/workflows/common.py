@@ -66,11 +66,11 @@ async def wait_for_gate(gate: GateState, requested_by: str, record: AuditFn) -> 
     deadline = workflow.now() + gate.plan.timeout if gate.plan.timeout else None
     recorded = 0
     while True:
-        remaining = (deadline - workflow.now()) if deadline else None
+        remaining = max(deadline - workflow.now(), timedelta(0)) if deadline else None
         try:
             await workflow.wait_condition(
                 lambda seen=recorded: len(gate.approvals) > seen or gates.decided(gate),
-                timeout=remaining if remaining is None or remaining.total_seconds() > 0 else timedelta(0),
+                timeout=remaining,
             )
         except TimeoutError:
             if not gates.decided(gate):
