@@ -7,6 +7,7 @@ from importlib.metadata import EntryPoint
 import pytest
 from pydantic import BaseModel
 
+from keyturn import plugins
 from keyturn.providers import registry
 from keyturn.providers.aws_iam import AwsIamAccessKeyProvider
 from keyturn.providers.base import Provider
@@ -44,8 +45,8 @@ class GoodProvider:
 
 @pytest.fixture(autouse=True)
 def clean_registry(monkeypatch):
-    monkeypatch.setattr(registry, "_registered", {})
-    monkeypatch.setattr(registry, "_loaded", {})
+    monkeypatch.setattr(registry.PROVIDERS, "_registered", {})
+    monkeypatch.setattr(registry.PROVIDERS, "_loaded", {})
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ def fake_entry_points(monkeypatch):
     def install(*pairs: tuple[str, str]) -> None:
         eps = [EntryPoint(name=n, value=v, group=registry.GROUP) for n, v in pairs]
         monkeypatch.setattr(
-            registry, "entry_points", lambda group: [ep for ep in eps if ep.group == group]
+            plugins, "entry_points", lambda group: [ep for ep in eps if ep.group == group]
         )
 
     return install
@@ -126,7 +127,7 @@ def test_register_rejects_a_class_that_breaks_the_protocol(cls, problem):
     with pytest.raises(ProviderLoadError, match=problem) as info:
         register(cls)
     assert "does not satisfy the Provider protocol" in str(info.value)
-    assert cls.name is None or cls.name not in registry._registered
+    assert cls.name is None or cls.name not in registry.PROVIDERS._registered
 
 
 def test_register_rejects_a_non_class():

@@ -6,6 +6,7 @@ from importlib.metadata import EntryPoint
 
 import pytest
 
+from keyturn import plugins
 from keyturn.stores import registry
 from keyturn.stores.base import Store
 from keyturn.stores.errors import StoreConfigError
@@ -34,8 +35,8 @@ class MemoryStore:
 
 @pytest.fixture(autouse=True)
 def clean_registry(monkeypatch):
-    monkeypatch.setattr(registry, "_registered", {})
-    monkeypatch.setattr(registry, "_loaded", {})
+    monkeypatch.setattr(registry.STORES, "_registered", {})
+    monkeypatch.setattr(registry.STORES, "_loaded", {})
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def fake_entry_points(monkeypatch):
     def install(*pairs: tuple[str, str]) -> None:
         eps = [EntryPoint(name=n, value=v, group=registry.GROUP) for n, v in pairs]
         monkeypatch.setattr(
-            registry, "entry_points", lambda group: [ep for ep in eps if ep.group == group]
+            plugins, "entry_points", lambda group: [ep for ep in eps if ep.group == group]
         )
 
     return install
