@@ -28,14 +28,12 @@ with workflow.unsafe.imports_passed_through():
         TierInput,
         TierStatus,
     )
+    from keyturn.workflows.schedule import FINISHED
     from keyturn.workflows.tier import TierWorkflow
 
 STATE_KEY = SearchAttributeKey.for_keyword("KeyturnState")
 RUNBOOK_KEY = SearchAttributeKey.for_keyword("KeyturnRunbook")
 INCIDENT_KEY = SearchAttributeKey.for_keyword("KeyturnIncident")
-FINISHED = ("succeeded", "failed", "skipped", "cancelled")
-
-
 def tier_workflow_id(run_id: str, tier_id: str) -> str:
     return f"{run_id}.tier.{tier_id}"
 
