@@ -42,6 +42,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from figures import pct, print_table
+
 from keyturn.audit import (
     AuditEvent,
     JsonlAuditLog,
@@ -125,10 +127,6 @@ def concurrent_appends(path: Path, key_path: Path, total: int, procs: int) -> tu
     return wall, [lat for _, _, lats in outcomes for lat in lats]
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
 
 def row(name: str, count: int, total: float, latencies: list[float] | None = None) -> list[str]:
     p50 = f"{pct(latencies, 50) * 1e3:.3f}" if latencies else "-"
@@ -136,12 +134,6 @@ def row(name: str, count: int, total: float, latencies: list[float] | None = Non
     return [name, str(count), f"{total:.3f}", f"{total / count * 1e3:.3f}",
             f"{count / total:,.0f}", p50, p95]
 
-
-def print_table(header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for r in [header, ["-" * w for w in widths], *rows]:
-        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
-                        enumerate(zip(r, widths, strict=True))))
 
 
 def main() -> None:

@@ -38,6 +38,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from figures import print_table
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -110,12 +111,6 @@ async def try_start(address: str, converter, execution_plan) -> str:
     await client.get_workflow_handle(execution_plan.run_id).terminate("benchmark")
     return "accepted"
 
-
-def print_table(header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for r in [header, ["-" * w for w in widths], *rows]:
-        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
-                        enumerate(zip(r, widths, strict=True))))
 
 
 def main() -> None:
