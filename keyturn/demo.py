@@ -22,15 +22,14 @@ import boto3
 import botocore.exceptions
 import hvac
 from rich.console import Console
-from rich.live import Live
 from rich.table import Table
 
-from keyturn import runs
-from keyturn.cli.render import open_gates, run_table
+from keyturn.cli.progress import watch
 from keyturn.client import connect
 from keyturn.config import Settings
 from keyturn.devstack.stack import DevStack
 from keyturn.runbook import load
+from keyturn.workflows.models import GateState
 
 console = Console()
 REQUESTER = "dave"
@@ -76,35 +75,18 @@ def seed(users: list[tuple[str, str, str]], vault: hvac.Client, iam) -> dict[str
 
 async def follow(settings: Settings, run_id: str) -> str:
     """Live progress; approve each gate from the CLI as it opens. Returns the final state."""
-    client = await connect(settings)
-    waiter = asyncio.ensure_future(runs.wait(client, run_id))
-    approved: set[str] = set()
-    with Live(console=console, refresh_per_second=4) as live:
-        while not waiter.done():
-            detail = await runs.describe(client, run_id)
-            live.update(run_table(detail))
-            for target in open_gates(detail):
-                if target in approved:
-                    continue
-                approved.add(target)
-                gate = _gate(detail, target)
-                live.console.print(f"[yellow]gate open[/] on {target} (needs "
-                                   f"{gate.plan.approvals}, from {', '.join(gate.plan.groups)})")
-                for principal in APPROVERS[: gate.plan.approvals]:
-                    result = await asyncio.to_thread(
-                        keyturn_cli, "approve", run_id, target, "--as", principal,
-                        "--reason", "demo: replacement verified", capture=True)
-                    live.console.print(result.stdout.strip() or result.stderr.strip())
-            await asyncio.wait([waiter], timeout=0.5)
-        live.update(run_table(await runs.describe(client, run_id)))
-    return waiter.result().state
 
+    async def approve(target: str, gate: GateState, out: Console) -> None:
+        out.print(f"[yellow]gate open[/] on {target} (needs {gate.plan.approvals}, "
+                  f"from {', '.join(gate.plan.groups)})")
+        for principal in APPROVERS[: gate.plan.approvals]:
+            result = await asyncio.to_thread(
+                keyturn_cli, "approve", run_id, target, "--as", principal,
+                "--reason", "demo: replacement verified", capture=True)
+            out.print(result.stdout.strip() or result.stderr.strip())
 
-def _gate(detail, target):
-    for tier in detail.status.tiers:
-        if tier.tier == target:
-            return tier.gate
-    return next(g for g in detail.credentials[target].gates if g.status == "open")
+    final = await watch(await connect(settings), run_id, console, approve, poll_seconds=0.5)
+    return final.state
 
 
 def summary(users, old: dict[str, str], iam, sts_for, vault: hvac.Client) -> bool:

@@ -79,10 +79,11 @@ def runs_table(listed: list[dict]) -> Table:
     return table
 
 
-def open_gates(detail: RunDetail) -> list[str]:
-    """Targets with a gate waiting for approval, as `keyturn approve` takes them."""
-    targets = [t.tier for t in detail.status.tiers if t.gate and t.gate.status == "open"]
+def open_gates(detail: RunDetail) -> dict[str, GateState]:
+    """Gates waiting for approval, by target as `keyturn approve` takes it (tier or credential)."""
+    found = {t.tier: t.gate for t in detail.status.tiers if t.gate and t.gate.status == "open"}
     for cred_id, cs in detail.credentials.items():
-        if any(g.status == "open" for g in cs.gates):
-            targets.append(cred_id)
-    return targets
+        gate = next((g for g in cs.gates if g.status == "open"), None)
+        if gate is not None:
+            found[cred_id] = gate
+    return found

@@ -8,14 +8,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.live import Live
+from rich.console import Console
 
 from keyturn import runs
 from keyturn.cli.common import EXIT_FAILED, EXIT_OK, OutputFormat, console, fail, print_json
+from keyturn.cli.progress import watch
 from keyturn.cli.render import open_gates, run_table, runs_table
 from keyturn.client import connect
 from keyturn.config import ConfigError, Settings
 from keyturn.runbook import RunbookError, load_plan
+from keyturn.workflows.models import GateState
 
 Output = Annotated[OutputFormat, typer.Option("--output", "-o", help="text or json")]
 As = Annotated[str | None, typer.Option("--as", help="principal acting (default: $KEYTURN_PRINCIPAL or $USER)")]
@@ -33,7 +35,7 @@ def _detail_json(detail: runs.RunDetail) -> dict:
     return {
         **detail.status.model_dump(mode="json"),
         "credential_details": {k: v.model_dump(mode="json") for k, v in detail.credentials.items()},
-        "open_gates": open_gates(detail),
+        "open_gates": list(open_gates(detail)),
     }
 
 
@@ -43,22 +45,12 @@ async def _follow(client, run_id: str, output: OutputFormat) -> int:
         final = await runs.wait(client, run_id)
         print_json(_detail_json(await runs.describe(client, run_id)))
         return EXIT_OK if final.state == "succeeded" else EXIT_FAILED
-    waiter = asyncio.ensure_future(runs.wait(client, run_id))
-    shown_gates: set[str] = set()
-    with Live(console=console, refresh_per_second=4, transient=False) as live:
-        while not waiter.done():
-            detail = await runs.describe(client, run_id)
-            live.update(run_table(detail))
-            for target in open_gates(detail):
-                if target not in shown_gates:
-                    shown_gates.add(target)
-                    live.console.print(
-                        f"[yellow]gate open:[/] {target}; approve with "
-                        f"`keyturn approve {run_id} {target} --as <principal>`"
-                    )
-            await asyncio.wait([waiter], timeout=POLL_SECONDS)
-        live.update(run_table(await runs.describe(client, run_id)))
-    final = waiter.result()
+
+    async def how_to_approve(target: str, gate: GateState, out: Console) -> None:
+        out.print(f"[yellow]gate open:[/] {target}; approve with "
+                  f"`keyturn approve {run_id} {target} --as <principal>`")
+
+    final = await watch(client, run_id, console, how_to_approve, POLL_SECONDS)
     console.print(f"run {run_id} [bold]{final.state}[/]")
     return EXIT_OK if final.state == "succeeded" else EXIT_FAILED
 
