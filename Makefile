@@ -1,14 +1,18 @@
 # keyturn: `make demo` runs the main job end to end, `make test` runs the whole suite.
-# Everything installs into .venv from the hashed lock file (pip --require-hashes).
+# Everything installs into .venv from the hashed lock file (pip --require-hashes);
+# the tests' Node.js servers (Verdaccio, GitHub's OpenAPI description) install
+# into tests/node from its package-lock.json (npm ci checks every integrity hash).
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_STAMP := tests/node/node_modules/.installed
+BROWSER := /usr/bin/chromium /usr/bin/chromedriver
 
 .PHONY: venv demo test lint lock clean
 
-venv: $(STAMP)
+venv: $(STAMP) $(NODE_STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,10 +20,19 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-demo: venv
+$(NODE_STAMP): tests/node/package-lock.json
+	npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+demo: $(STAMP)
 	$(BIN)/python -m keyturn.demo
 
-test: venv
+# The approvals page is tested in headless Chromium: Debian's chromium and chromium-driver.
+$(BROWSER):
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver \
+	  || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver)
+
+test: venv $(BROWSER)
 	$(BIN)/pytest -q
 
 lint: venv
@@ -31,4 +44,4 @@ lock:
 
 clean:
 	-$(BIN)/keyturn dev down
-	rm -rf $(VENV) .keyturn
+	rm -rf $(VENV) .keyturn tests/node/node_modules
