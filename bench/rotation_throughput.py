@@ -2,7 +2,7 @@
 
 Starts ``temporal server start-dev`` through ``keyturn.devstack.servers.TemporalDevServer``
 (127.0.0.1, free ports, temp state dir, stopped at the end) and one in-process
-worker from ``keyturn.worker.build_worker``: the real workflows (RunbookWorkflow,
+worker from ``keyturn.worker.build_workers``: the real workflows (RunbookWorkflow,
 TierWorkflow, CredentialRotationWorkflow), the real activities and encrypting data
 converter, a real fsync'd JSONL audit log in the temp dir, and the in-memory
 provider and store from tests/workflows/memory_provider.py (so provider calls
@@ -58,8 +58,9 @@ from keyturn import runs
 from keyturn.audit import JsonlAuditLog, verify
 from keyturn.codec import data_converter, new_key
 from keyturn.devstack.servers import TemporalDevServer
+from keyturn.providers import registry
 from keyturn.runbook import loads, plan, validate
-from keyturn.worker import build_worker
+from keyturn.worker import build_workers, running
 from keyturn.workflows.runbook import tier_workflow_id
 from keyturn.workflows.tier import credential_workflow_id
 
@@ -177,12 +178,13 @@ async def bench(
     provider, store = MemoryProvider(), MemoryStore()
     audit = JsonlAuditLog(workdir / "audit.jsonl")
     b = Bench(client, provider, store, audit)
-    worker = build_worker(
-        client, task_queue=b.task_queue, audit_log=audit,
+    workers = build_workers(
+        client, task_queue=b.task_queue, audit_log=audit, families=[MemoryProvider.family],
         provider_for=lambda name: provider, store_for=lambda store_plan: store,
-        max_concurrent_activities=args.activities,
+        max_concurrent_activities=args.activities, rate_limits={MemoryProvider.family: 10_000},
     )
-    async with worker:
+    registry.register(MemoryProvider)
+    async with running(workers):
         _, _, warm = await b.rotate("warm", 1, 1)
         cpu_before = process_cpu(server_pid), process_cpu(os.getpid())
         run_id, accounts, elapsed = await b.rotate("c", args.n, args.concurrency)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from keyturn.ratelimits import RateLimitError, parse_overrides
 
 DEFAULT_TASK_QUEUE = "keyturn"
 
@@ -21,6 +23,7 @@ class Settings:
     audit_log: Path
     codec_key: str | None
     principal: str
+    rate_limits: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -32,4 +35,12 @@ class Settings:
             audit_log=Path(env.get("KEYTURN_AUDIT_LOG", ".keyturn/audit.jsonl")),
             codec_key=env.get("KEYTURN_CODEC_KEY") or None,
             principal=env.get("KEYTURN_PRINCIPAL") or env.get("USER") or "operator",
+            rate_limits=_rate_limits(env.get("KEYTURN_RATE_LIMITS", "")),
         )
+
+
+def _rate_limits(text: str) -> dict[str, float]:
+    try:
+        return parse_overrides(text)
+    except RateLimitError as exc:
+        raise ConfigError(str(exc)) from None

@@ -1,28 +1,38 @@
-"""The keyturn worker: hosts the workflows and the protocol activities on one task queue."""
+"""The keyturn worker: the workflows on the run's task queue, each provider family's steps on its own.
+
+`keyturn worker` serves every queue by default; `--queue workflows --queue aws`
+serves some, so a deployment can give a family its own processes (and the
+credentials that family needs) while the server enforces each family's
+activities-per-second limit across all of them.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from keyturn.activities.notify import notify
 from keyturn.activities.recording import StepRecorder
 from keyturn.activities.steps import RotationSteps
 from keyturn.audit import AuditLog, open_log
 from keyturn.client import connect
 from keyturn.config import ConfigError, Settings
 from keyturn.providers.base import Provider
-from keyturn.providers.registry import get_provider
+from keyturn.providers.registry import get_provider, provider_class, provider_names
+from keyturn.ratelimits import rate_limit
 from keyturn.runbook.plan_model import StorePlan
 from keyturn.stores.base import Store
 from keyturn.stores.registry import open_store
+from keyturn.workflows.common import family_queue
 from keyturn.workflows.rotation import CredentialRotationWorkflow
 from keyturn.workflows.runbook import RunbookWorkflow
 from keyturn.workflows.tier import TierWorkflow
@@ -39,61 +49,125 @@ def default_store_for() -> Callable[[StorePlan], Store]:
     return lambda plan: opened(plan.name, plan.type, json.dumps(plan.config, sort_keys=True))
 
 
-def build_worker(
+WORKFLOWS_QUEUE = "workflows"
+"""The name `--queue` uses for the run's own task queue (workflows and audit records)."""
+
+
+def installed_families() -> list[str]:
+    """The families of every installed provider, each once."""
+    return sorted({provider_class(name).family for name in provider_names()})
+
+
+def build_workers(
     client: Client,
     *,
     task_queue: str,
     audit_log: AuditLog,
+    families: Iterable[str] | None = None,
+    workflows: bool = True,
+    rate_limits: Mapping[str, float] | None = None,
     provider_for: Callable[[str], Provider] | None = None,
     store_for: Callable[[StorePlan], Store] | None = None,
     max_concurrent_activities: int = 16,
-) -> Worker:
-    """A worker with the real activities; tests inject providers, stores and the audit log."""
+) -> list[Worker]:
+    """The workers of one process; tests inject providers, stores and the audit log.
+
+    One worker polls `task_queue` for the workflows and their audit records
+    (unless workflows=False); one per provider family polls `<task_queue>.<family>`
+    for the protocol steps, limited to the family's activities per second.
+    """
     recorder = StepRecorder(audit_log)
     steps = RotationSteps(
         provider_for=provider_for or functools.cache(get_provider),
         store_for=store_for or default_store_for(),
         recorder=recorder,
     )
-    return Worker(
-        client,
-        task_queue=task_queue,
-        workflows=WORKFLOWS,
-        activities=[
-            recorder.append,
-            steps.precheck,
-            steps.create,
-            steps.verify_new,
-            steps.promote,
-            steps.revoke_old,
-            steps.confirm_revoked,
-            steps.rollback,
-        ],
-        activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
-        max_concurrent_activities=max_concurrent_activities,
-    )
+    executor = ThreadPoolExecutor(max_workers=max_concurrent_activities)
+    workers = []
+    if workflows:
+        workers.append(Worker(
+            client,
+            task_queue=task_queue,
+            workflows=WORKFLOWS,
+            activities=[recorder.append, notify],
+            activity_executor=executor,
+            max_concurrent_activities=max_concurrent_activities,
+        ))
+    for family in installed_families() if families is None else families:
+        workers.append(Worker(
+            client,
+            task_queue=family_queue(task_queue, family),
+            activities=[
+                steps.precheck,
+                steps.create,
+                steps.verify_new,
+                steps.promote,
+                steps.revoke_old,
+                steps.confirm_revoked,
+                steps.rollback,
+            ],
+            activity_executor=executor,
+            max_concurrent_activities=max_concurrent_activities,
+            max_task_queue_activities_per_second=rate_limit(family, rate_limits),
+        ))
+    return workers
 
 
-async def serve(settings: Settings) -> None:
-    """Run a worker until SIGINT or SIGTERM, then let in-flight activities finish."""
+@contextlib.asynccontextmanager
+async def running(workers: list[Worker]) -> AsyncIterator[list[Worker]]:
+    """Run every worker until the block ends, then let in-flight activities finish."""
+    async with contextlib.AsyncExitStack() as stack:
+        for worker in workers:
+            await stack.enter_async_context(worker)
+        yield workers
+
+
+def select_queues(queues: Iterable[str]) -> tuple[bool, list[str]]:
+    """`--queue` values -> (serve workflows?, families); none given means everything."""
+    chosen = list(dict.fromkeys(queues))
+    if not chosen:
+        return True, installed_families()
+    known = installed_families()
+    unknown = [q for q in chosen if q != WORKFLOWS_QUEUE and q not in known]
+    if unknown:
+        raise ConfigError(
+            f"unknown queue(s) {', '.join(unknown)}: choose from {WORKFLOWS_QUEUE}, "
+            + ", ".join(known)
+        )
+    return WORKFLOWS_QUEUE in chosen, [q for q in chosen if q != WORKFLOWS_QUEUE]
+
+
+async def serve(settings: Settings, queues: Iterable[str] = ()) -> None:
+    """Run the workers until SIGINT or SIGTERM, then let in-flight activities finish."""
     if not settings.codec_key:
         log.warning("KEYTURN_CODEC_KEY is not set: payloads in Temporal history are NOT encrypted")
+    workflows, families = select_queues(queues)
     client = await connect(settings)
-    worker = build_worker(client, task_queue=settings.task_queue, audit_log=open_log(settings.audit_log))
+    workers = build_workers(
+        client,
+        task_queue=settings.task_queue,
+        audit_log=open_log(settings.audit_log),
+        families=families,
+        workflows=workflows,
+        rate_limits=settings.rate_limits,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with worker:
-        log.info("worker polling task queue %r at %s", settings.task_queue, settings.temporal_address)
+    async with running(workers):
+        for worker in workers:
+            limit = worker.config().get("max_task_queue_activities_per_second")
+            log.info("polling task queue %r%s at %s", worker.task_queue,
+                     f" ({limit:g} activities/s)" if limit else "", settings.temporal_address)
         await stop.wait()
         log.info("shutting down: finishing in-flight activities")
 
 
-def main() -> None:
+def main(queues: Iterable[str] = ()) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        asyncio.run(serve(Settings.from_env()))
+        asyncio.run(serve(Settings.from_env(), queues))
     except ConfigError as exc:
         log.error("%s", exc)
         raise SystemExit(2) from None

@@ -15,7 +15,8 @@ from temporalio import activity
 
 from keyturn.activities.recording import StepRecorder
 from keyturn.fingerprint import fingerprint
-from keyturn.providers.base import Provider
+from keyturn.providers.base import NewCredential, Provider, ProviderContext, Secret
+from keyturn.randomness import OS_RANDOM, RandomSource
 from keyturn.runbook.plan_model import Location, StorePlan
 from keyturn.stores.base import Store, StoredVersion
 from keyturn.workflows.models import (
@@ -63,6 +64,42 @@ class RotationSteps:
             return list(cred.deliver)
         return [Location(store=cred.staging.store, path=f"keyturn/credentials/{cred.id}")]
 
+    def _delivered(self, inp: StepInput, version: int | None = None) -> Secret | None:
+        """The value at the first deliver target (latest, or `version`); None if unreadable."""
+        first = self.deliver_targets(inp)[0]
+        found = self._store(inp, first).read(first.path, version=version)
+        return found.secret if found else None
+
+    def _random(self, inp: StepInput) -> RandomSource:
+        """The first random source the runbook's stores offer (Vault, KMS), else the OS CSPRNG."""
+        staging = inp.credential.staging.store
+        for name in sorted(inp.context.stores, key=lambda n: n != staging):
+            offer = getattr(self._store_for(inp.context.stores[name]), "random_source", None)
+            if offer is not None and (source := offer()) is not None:
+                return source
+        return OS_RANDOM
+
+    def _context(
+        self, inp: StepInput, *, old: Secret | None = None, new: Secret | None = None
+    ) -> ProviderContext:
+        return ProviderContext(
+            old_secret=old, new_secret=new, random=self._random(inp), credential=inp.credential.id
+        )
+
+    def _current_context(self, inp: StepInput) -> ProviderContext:
+        """Before promote: the delivered value is the old one and staging holds the new one.
+
+        After promote: the delivered value is the new one and the version it
+        replaced (if the store had one) holds the old one.
+        """
+        if inp.promoted:
+            old = None
+            if inp.previous_version is not None:
+                old = self._delivered(inp, inp.previous_version)
+            return self._context(inp, old=old, new=self._delivered(inp))
+        _, staged = self._staged(inp)
+        return self._context(inp, old=self._delivered(inp), new=staged.secret if staged else None)
+
     def _metadata(self, inp: StepInput, credential_id: str, fp: str) -> dict[str, str]:
         return {
             "keyturn_run": inp.context.run_id,
@@ -81,59 +118,113 @@ class RotationSteps:
                 activity.logger.warning(
                     "%s: strategy revoke-first: the old credential is disabled BEFORE its "
                     "replacement exists", inp.credential.id)
-            found = provider.precheck(target)
+            ctx = self._context(inp, old=self._delivered(inp))
+            found = provider.precheck(target, ctx)
+            existing = provider.list_credential_ids(target, ctx)
             details.update(
                 old_credential_ids=found.old_credential_ids,
                 removed_inactive=found.removed_inactive,
+                existing_credential_ids=existing,
                 strategy=inp.credential.strategy,
             )
             return PrecheckResult(
                 old_credential_ids=found.old_credential_ids,
                 removed_inactive=found.removed_inactive,
+                existing_credential_ids=existing,
             )
 
     @activity.defn(name="create")
     def create(self, inp: StepInput) -> CreateResult:
         """Create the replacement and stage it; a retried create reuses or cleans up, never doubles."""
         with self._rec.step(inp, "create") as details:
-            provider, target = self._provider(inp)
-            staging = inp.credential.staging
-            store, staged = self._staged(inp)
-            existing_ids = provider.list_credential_ids(target)
-            if staged and staged.metadata.get("credential_id") in existing_ids:
-                result = CreateResult(
-                    credential_id=staged.metadata["credential_id"],
-                    fingerprint=staged.metadata["fingerprint"],
-                    staging_version=staged.version,
-                )
+            if inp.supplied is not None:
+                result, generated_by = self._identify_supplied(inp)
             else:
-                orphans = [i for i in existing_ids if i not in inp.old_credential_ids]
-                if orphans and activity.info().attempt > 1:
-                    for orphan in orphans:  # made by an attempt that died before staging it
-                        provider.delete(target, orphan)
-                else:
-                    orphans = []
-                new = provider.create(target)
-                fp = fingerprint(new.secret)
-                try:
-                    version = store.write(staging.path, new.secret, self._metadata(inp, new.credential_id, fp))
-                except Exception:
-                    provider.delete(target, new.credential_id)
-                    raise
-                result = CreateResult(
-                    credential_id=new.credential_id,
-                    fingerprint=fp,
-                    staging_version=version,
-                    removed_orphans=orphans,
-                )
+                result, generated_by = self._create_new(inp)
+            staging = inp.credential.staging
             details.update(
                 credential_id=result.credential_id,
                 fingerprint=result.fingerprint,
-                generated_by=inp.credential.provider,
+                generated_by=generated_by,
                 staging=f"{staging.store}:{staging.path}@{result.staging_version}",
                 removed_orphans=result.removed_orphans,
             )
             return result
+
+    def _create_new(self, inp: StepInput) -> tuple[CreateResult, str]:
+        provider, target = self._provider(inp)
+        store, staged = self._staged(inp)
+        ctx = self._context(
+            inp, old=self._delivered(inp), new=staged.secret if staged else None
+        )
+        existing_ids = provider.list_credential_ids(target, ctx)
+        if staged and staged.metadata.get("credential_id") in existing_ids:
+            reused = CreateResult(
+                credential_id=staged.metadata["credential_id"],
+                fingerprint=staged.metadata["fingerprint"],
+                staging_version=staged.version,
+            )
+            return reused, staged.metadata.get("generated_by", inp.credential.provider)
+        known = {*inp.old_credential_ids, *inp.existing_credential_ids}
+        orphans = [i for i in existing_ids if i not in known]
+        if orphans and activity.info().attempt > 1:
+            for orphan in orphans:  # made by an attempt that died before staging it
+                provider.delete(target, orphan, ctx)
+        else:
+            orphans = []
+        new = provider.create(target, ctx)
+        generated_by = new.generated_by or inp.credential.provider
+        version = self._stage(inp, store, new, generated_by, ctx)
+        created = CreateResult(
+            credential_id=new.credential_id,
+            fingerprint=fingerprint(new.secret),
+            staging_version=version,
+            removed_orphans=orphans,
+        )
+        return created, generated_by
+
+    def _stage(
+        self, inp: StepInput, store: Store, new: NewCredential, generated_by: str,
+        ctx: ProviderContext,
+    ) -> int:
+        """Write the new value to staging; if that fails, the new credential is deleted."""
+        metadata = self._metadata(inp, new.credential_id, fingerprint(new.secret))
+        metadata["generated_by"] = generated_by
+        provider, target = self._provider(inp)
+        try:
+            return store.write(inp.credential.staging.path, new.secret, metadata)
+        except Exception:
+            provider.delete(target, new.credential_id, ctx)
+            raise
+
+    def _identify_supplied(self, inp: StepInput) -> tuple[CreateResult, str]:
+        """A supplied value: check it is the one the operator announced, and name its credential."""
+        notice = inp.supplied
+        assert notice is not None
+        staging = inp.credential.staging
+        store, staged = self._staged(inp)
+        if staged is None or fingerprint(staged.secret) != notice.fingerprint:
+            found = fingerprint(staged.secret) if staged else "nothing"
+            raise LookupError(
+                f"staging {staging.store}:{staging.path} holds {found}, not the supplied value "
+                f"{notice.fingerprint}: run `keyturn supply` again"
+            )
+        generated_by = f"supplied by {notice.principal}"
+        if staged.metadata.get("credential_id"):
+            identified = staged.metadata["credential_id"]
+            version = staged.version
+        else:
+            provider, target = self._provider(inp)
+            ctx = self._context(inp, old=self._delivered(inp), new=staged.secret)
+            new = provider.create(target, ctx)
+            identified = new.credential_id
+            version = self._stage(
+                inp, store, NewCredential(identified, staged.secret), generated_by, ctx
+            )
+        result = CreateResult(
+            credential_id=identified, fingerprint=notice.fingerprint, staging_version=version
+        )
+        return result, generated_by
 
     @activity.defn(name="verify_new")
     def verify_new(self, inp: StepInput) -> None:
@@ -143,7 +234,8 @@ class RotationSteps:
             if staged is None:
                 staging = inp.credential.staging
                 raise LookupError(f"nothing staged at {staging.store}:{staging.path}")
-            provider.verify(target, staged.secret)
+            ctx = self._context(inp, old=self._delivered(inp), new=staged.secret)
+            provider.verify(target, staged.secret, ctx)
             details.update(credential_id=inp.new_credential_id, fingerprint=fingerprint(staged.secret))
 
     @activity.defn(name="promote")
@@ -156,6 +248,11 @@ class RotationSteps:
             previous: int | None = None
             for index, target in enumerate(self.deliver_targets(inp)):
                 store = self._store(inp, target)
+                if staged is None and not getattr(store, "readable", True):
+                    # An earlier attempt wrote every target before clearing staging;
+                    # a write-only store (GitHub Actions) cannot show it, so trust that.
+                    versions[f"{target.store}:{target.path}"] = 0
+                    continue
                 current = store.read(target.path)
                 if staged is None or (current and current.metadata.get("fingerprint") == staged.metadata["fingerprint"]):
                     if current is None or current.metadata.get("credential_id") != inp.new_credential_id:
@@ -188,11 +285,12 @@ class RotationSteps:
         """phase "disable": make the old credential unusable; phase "delete": remove it."""
         with self._rec.step(inp, "revoke_old", inp.phase) as details:
             provider, target = self._provider(inp)
+            ctx = self._current_context(inp)
             for credential_id in inp.old_credential_ids:
                 if inp.phase == "disable":
-                    provider.disable(target, credential_id)
+                    provider.disable(target, credential_id, ctx)
                 else:
-                    provider.delete(target, credential_id)
+                    provider.delete(target, credential_id, ctx)
             details.update(phase=inp.phase, credential_ids=inp.old_credential_ids)
 
     @activity.defn(name="confirm_revoked")
@@ -200,13 +298,10 @@ class RotationSteps:
         """Prove the old credential is gone and, when the store still has its value, rejected."""
         with self._rec.step(inp, "confirm_revoked") as details:
             provider, target = self._provider(inp)
-            old_secret = None
-            if inp.previous_version is not None:
-                first = self.deliver_targets(inp)[0]
-                old = self._store(inp, first).read(first.path, version=inp.previous_version)
-                old_secret = old.secret if old else None
+            ctx = self._current_context(inp)
+            old_secret = ctx.old_secret
             for credential_id in inp.old_credential_ids:
-                provider.confirm_revoked(target, credential_id, old_secret)
+                provider.confirm_revoked(target, credential_id, ctx)
             details.update(
                 credential_ids=inp.old_credential_ids,
                 proof="absent at provider" + ("; old secret rejected" if old_secret else ""),
@@ -220,18 +315,20 @@ class RotationSteps:
             provider, target = self._provider(inp)
             staging = inp.credential.staging
             store, staged = self._staged(inp)
+            ctx = self._current_context(inp)
             new_ids = {i for i in [inp.new_credential_id] if i}
-            if staged and staged.metadata.get("keyturn_run") == inp.context.run_id:
+            if staged and staged.metadata.get("keyturn_run") == inp.context.run_id \
+                    and staged.metadata.get("credential_id"):
                 new_ids.add(staged.metadata["credential_id"])
             for credential_id in sorted(new_ids - set(inp.old_credential_ids)):
-                provider.delete(target, credential_id)
+                provider.delete(target, credential_id, ctx)
             store.destroy(staging.path)
             reenabled = []
             if inp.credential.strategy == "revoke-first":
-                existing = set(provider.list_credential_ids(target))
+                existing = set(provider.list_credential_ids(target, ctx))
                 for credential_id in inp.old_credential_ids:
                     if credential_id in existing:
-                        provider.enable(target, credential_id)
+                        provider.enable(target, credential_id, ctx)
                         reenabled.append(credential_id)
             details.update(
                 reason=inp.phase,

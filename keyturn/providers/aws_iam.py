@@ -19,9 +19,9 @@ from typing import Any, ClassVar
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from keyturn.providers.base import NewCredential, Precheck, Secret
+from keyturn.providers.base import NO_CONTEXT, NewCredential, Precheck, ProviderContext, Secret
 from keyturn.providers.errors import (
     AccessDenied,
     CredentialNotFound,
@@ -32,6 +32,7 @@ from keyturn.providers.errors import (
     TransientProviderError,
     VerificationFailed,
 )
+from keyturn.providers.targets import parse_target
 
 ClientFactory = Callable[..., Any]
 """callable(service_name, **client_kwargs) -> boto3 client."""
@@ -129,6 +130,7 @@ class AwsIamAccessKeyProvider:
 
     name: ClassVar[str] = "aws.iam_access_key"
     target_model: ClassVar[type[BaseModel]] = AwsIamTarget
+    family: ClassVar[str] = "aws"
 
     def __init__(
         self,
@@ -146,7 +148,7 @@ class AwsIamAccessKeyProvider:
 
     # -- Provider protocol ------------------------------------------------------
 
-    def precheck(self, target: Any) -> Precheck:
+    def precheck(self, target: Any, ctx: ProviderContext = NO_CONTEXT) -> Precheck:
         t = _target(target)
         keys = self._list_keys(t.user_name)
         active = [k["AccessKeyId"] for k in keys if k["Status"] == "Active"]
@@ -170,10 +172,10 @@ class AwsIamAccessKeyProvider:
                 )
         return Precheck(old_credential_ids=active, removed_inactive=removed)
 
-    def list_credential_ids(self, target: Any) -> list[str]:
+    def list_credential_ids(self, target: Any, ctx: ProviderContext = NO_CONTEXT) -> list[str]:
         return [k["AccessKeyId"] for k in self._list_keys(_target(target).user_name)]
 
-    def create(self, target: Any) -> NewCredential:
+    def create(self, target: Any, ctx: ProviderContext = NO_CONTEXT) -> NewCredential:
         user = _target(target).user_name
         try:
             key = self._iam.create_access_key(UserName=user)["AccessKey"]
@@ -182,7 +184,7 @@ class AwsIamAccessKeyProvider:
         secret = {KEY_ID: key["AccessKeyId"], SECRET_KEY: key["SecretAccessKey"]}
         return NewCredential(credential_id=key["AccessKeyId"], secret=secret)
 
-    def verify(self, target: Any, secret: Secret) -> None:
+    def verify(self, target: Any, secret: Secret, ctx: ProviderContext = NO_CONTEXT) -> None:
         user = _target(target).user_name
         key_id = _key_id(secret, user)
         arn, rejection = self._settle(secret, user, accepted=True)
@@ -196,13 +198,13 @@ class AwsIamAccessKeyProvider:
                 f"verify: access key {key_id} authenticates as {arn}, not IAM user {user!r}"
             )
 
-    def disable(self, target: Any, credential_id: str) -> None:
+    def disable(self, target: Any, credential_id: str, ctx: ProviderContext = NO_CONTEXT) -> None:
         self._set_status(_target(target).user_name, credential_id, "Inactive")
 
-    def enable(self, target: Any, credential_id: str) -> None:
+    def enable(self, target: Any, credential_id: str, ctx: ProviderContext = NO_CONTEXT) -> None:
         self._set_status(_target(target).user_name, credential_id, "Active")
 
-    def delete(self, target: Any, credential_id: str) -> None:
+    def delete(self, target: Any, credential_id: str, ctx: ProviderContext = NO_CONTEXT) -> None:
         user = _target(target).user_name
         try:
             self._iam.delete_access_key(UserName=user, AccessKeyId=credential_id)
@@ -213,8 +215,11 @@ class AwsIamAccessKeyProvider:
         except BotoCoreError as exc:
             raise map_aws_error(exc, f"DeleteAccessKey {credential_id}", user) from exc
 
-    def confirm_revoked(self, target: Any, credential_id: str, old_secret: Secret | None) -> None:
+    def confirm_revoked(
+        self, target: Any, credential_id: str, ctx: ProviderContext = NO_CONTEXT
+    ) -> None:
         user = _target(target).user_name
+        old_secret = ctx.old_secret
         try:
             keys = self._list_keys(user)
         except CredentialNotFound:
@@ -293,14 +298,7 @@ class AwsIamAccessKeyProvider:
 
 
 def _target(target: Any) -> AwsIamTarget:
-    try:
-        return AwsIamTarget.model_validate(target)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'target'}: {e['msg']}" for e in exc.errors()
-        )
-    # Raised outside the except block so the error carries no context quoting the input.
-    raise PermanentProviderError(f"invalid aws.iam_access_key target: {problems}")
+    return parse_target(AwsIamTarget, "aws.iam_access_key", target)
 
 
 def _key_id(secret: Secret, user: str) -> str:

@@ -4,6 +4,12 @@ A provider knows one kind of credential on one service and nothing else. It is
 stateless apart from an injected client factory; the rotation protocol (order of
 steps, staging, audit, rollback) lives in the activities and workflows, not here.
 Secret values cross this interface as `Secret` dicts and never leave activities.
+
+Every method takes a `ProviderContext` last (defaulting to an empty one): the
+values the activity holds for this credential (the old and new secret, read
+from the stores) and the random source the runbook provides. Providers that
+authenticate as the credential itself (npm tokens) or must present the old
+value to revoke it (leaked GitHub tokens) take what they need from it.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel
+
+from keyturn.randomness import OS_RANDOM, RandomSource
 
 Secret = dict[str, str]
 """A credential's secret material as named fields, e.g. {"aws_access_key_id": ..., ...}."""
@@ -27,39 +35,79 @@ class Precheck:
 
 @dataclass(frozen=True)
 class NewCredential:
-    """A freshly created credential: its public id and its secret (activity-local only)."""
+    """A freshly created credential: its public id and its secret (activity-local only).
+
+    `generated_by` names what generated a value the provider did not get from the
+    service itself: `random.name` when the provider drew it from `ctx.random`.
+    None means the service generated it (an IAM key, an issued certificate).
+    """
 
     credential_id: str
     secret: Secret
+    generated_by: str | None = None
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    """What the activity knows about this credential beyond its target.
+
+    old_secret: the value being replaced, as the first deliver target holds it
+        (None when the store has none, or the store cannot be read back).
+    new_secret: the replacement: staged before promote, delivered after; for a
+        `supplied` provider's `create`, the value the operator supplied.
+    random: where generated secret values (passwords, webhook secrets) come from.
+    credential: the runbook's credential id, for messages.
+    """
+
+    old_secret: Secret | None = None
+    new_secret: Secret | None = None
+    random: RandomSource = OS_RANDOM
+    credential: str = ""
+
+
+NO_CONTEXT = ProviderContext()
 
 
 @runtime_checkable
 class Provider(Protocol):
-    """One credential kind. Methods raise `keyturn.providers.errors.ProviderError` subclasses."""
+    """One credential kind. Methods raise `keyturn.providers.errors.ProviderError` subclasses.
+
+    Class attributes besides `name` and `target_model`:
+    family: the provider family (`aws`, `github`, ...): its activities run on the
+        task queue of that family, rate-limited to the service's published quota.
+    supplied: True when no API can create the replacement (GitHub PATs): the run
+        waits at a `supply` step for an operator to put the value into the store,
+        and `create` then only identifies `ctx.new_secret` (returns its id).
+    step_timeout (optional timedelta): the longest one step may take, when the
+        service is slower than keyturn's default of 30 s (propagation delays).
+    """
 
     name: ClassVar[str]
     target_model: ClassVar[type[BaseModel]]
+    family: ClassVar[str]
 
-    def precheck(self, target: Any) -> Precheck:
+    def precheck(self, target: Any, ctx: ProviderContext = NO_CONTEXT) -> Precheck:
         """Find the current credential; make quota room (recorded) or refuse clearly."""
 
-    def list_credential_ids(self, target: Any) -> list[str]:
+    def list_credential_ids(self, target: Any, ctx: ProviderContext = NO_CONTEXT) -> list[str]:
         """Every credential that currently exists for the target."""
 
-    def create(self, target: Any) -> NewCredential:
-        """Create a replacement credential."""
+    def create(self, target: Any, ctx: ProviderContext = NO_CONTEXT) -> NewCredential:
+        """Create a replacement credential (a `supplied` provider identifies ctx.new_secret)."""
 
-    def verify(self, target: Any, secret: Secret) -> None:
+    def verify(self, target: Any, secret: Secret, ctx: ProviderContext = NO_CONTEXT) -> None:
         """Authenticate with `secret`; raise VerificationFailed if it does not work."""
 
-    def disable(self, target: Any, credential_id: str) -> None:
+    def disable(self, target: Any, credential_id: str, ctx: ProviderContext = NO_CONTEXT) -> None:
         """Make the credential unusable but recoverable (where the service allows)."""
 
-    def enable(self, target: Any, credential_id: str) -> None:
+    def enable(self, target: Any, credential_id: str, ctx: ProviderContext = NO_CONTEXT) -> None:
         """Undo `disable` (rollback of a revoke-first rotation)."""
 
-    def delete(self, target: Any, credential_id: str) -> None:
+    def delete(self, target: Any, credential_id: str, ctx: ProviderContext = NO_CONTEXT) -> None:
         """Remove the credential for good. Deleting one already gone is not an error."""
 
-    def confirm_revoked(self, target: Any, credential_id: str, old_secret: Secret | None) -> None:
-        """Prove the credential is dead: gone from the service and, given its secret, rejected."""
+    def confirm_revoked(
+        self, target: Any, credential_id: str, ctx: ProviderContext = NO_CONTEXT
+    ) -> None:
+        """Prove the credential is dead: gone from the service and, given ctx.old_secret, rejected."""

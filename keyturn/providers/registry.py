@@ -2,7 +2,8 @@
 
 A third party adds a credential kind by shipping a package that declares an
 entry point in this group; keyturn.plugins loads and checks it against the
-Provider protocol, and here a provider must also bring a pydantic target model.
+Provider protocol, and here a provider must also bring a pydantic target model
+and a `family` (which task queue, and so which rate limit, its activities use).
 """
 
 from __future__ import annotations
@@ -29,13 +30,20 @@ def _target_model_problems(cls: type) -> list[str]:
     return [f"target_model {model!r} is not a pydantic BaseModel subclass"]
 
 
+def _family_problems(cls: type) -> list[str]:
+    family = getattr(cls, "family", None)
+    if isinstance(family, str) and family.isidentifier() and family.islower():
+        return []
+    return [f"family {family!r} is not a lower-case identifier (it names a task queue)"]
+
+
 PROVIDERS = PluginRegistry(
     group=GROUP,
     protocol=Provider,
     kind="provider",
     key="name",
     error=ProviderLoadError,
-    checks=[_target_model_problems],
+    checks=[_target_model_problems, _family_problems],
 )
 provider_names = PROVIDERS.names
 provider_class = PROVIDERS.get

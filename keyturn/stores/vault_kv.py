@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from keyturn.fingerprint import canonical_json
 from keyturn.providers.base import Secret
+from keyturn.randomness import RandomSource, VaultRandom
 from keyturn.stores.base import StoredVersion
 from keyturn.stores.errors import (
     PermanentStoreError,
@@ -96,8 +97,13 @@ class VaultKvStore:
                 f"vault_kv store {name!r}: no token; set `token` in its config or VAULT_TOKEN"
             )
         self.mount = cfg.mount.strip("/")
+        self._address = cfg.address
         self._client = hvac.Client(url=cfg.address, token=token, namespace=cfg.namespace)
         self._kv = self._client.secrets.kv.v2
+
+    def random_source(self) -> RandomSource:
+        """This Vault's `sys/tools/random`, for secrets the runbook's providers generate."""
+        return VaultRandom(self._client, self._address)
 
     def read(self, path: str, version: int | None = None) -> StoredVersion | None:
         path = self._clean(path)

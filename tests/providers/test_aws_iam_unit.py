@@ -19,6 +19,7 @@ from keyturn.providers.aws_iam import (
     is_user_arn,
     map_aws_error,
 )
+from keyturn.providers.base import ProviderContext
 from keyturn.providers.errors import (
     AccessDenied,
     CredentialNotFound,
@@ -223,7 +224,7 @@ def test_confirm_revoked_waits_for_a_deleted_key_to_stop_working():
         propagation_attempts=3,
         propagation_delay=0,
     )
-    provider.confirm_revoked({"user_name": "ci"}, "AKIANEW", SECRET)
+    provider.confirm_revoked({"user_name": "ci"}, "AKIANEW", ProviderContext(old_secret=SECRET))
     assert sts.calls == 2
 
 
@@ -235,5 +236,5 @@ def test_confirm_revoked_raises_still_valid_if_sts_keeps_accepting_a_deleted_key
         propagation_delay=0,
     )
     with pytest.raises(StillValid, match="STS still accepted it") as info:
-        provider.confirm_revoked({"user_name": "ci"}, "AKIANEW", SECRET)
+        provider.confirm_revoked({"user_name": "ci"}, "AKIANEW", ProviderContext(old_secret=SECRET))
     assert "new-secret-value" not in str(info.value)

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel
 
-from keyturn.providers.base import NewCredential, Precheck, Secret
+from keyturn.providers.base import NO_CONTEXT, NewCredential, Precheck, ProviderContext, Secret
 from keyturn.providers.errors import (
     CredentialNotFound,
     StillValid,
@@ -32,6 +32,7 @@ class MemoryTarget(BaseModel):
 class MemoryProvider:
     name: ClassVar[str] = "memory.key"
     target_model: ClassVar[type[BaseModel]] = MemoryTarget
+    family: ClassVar[str] = "memory"
 
     def __init__(self) -> None:
         self.keys: dict[str, dict[str, dict]] = {}
@@ -59,38 +60,46 @@ class MemoryProvider:
             self._flaked.add((target.account, step))
             raise TransientProviderError(f"injected throttling at {step} for {target.account}")
 
-    def precheck(self, target: MemoryTarget) -> Precheck:
+    def precheck(self, target: MemoryTarget, ctx: ProviderContext = NO_CONTEXT) -> Precheck:
         self._check(target, "precheck")
         keys = self.keys.get(target.account)
         if not keys:
             raise CredentialNotFound(f"account {target.account} has no key")
         return Precheck(old_credential_ids=[k for k, v in keys.items() if v["active"]])
 
-    def list_credential_ids(self, target: MemoryTarget) -> list[str]:
+    def list_credential_ids(self, target: MemoryTarget, ctx: ProviderContext = NO_CONTEXT) -> list[str]:
         return list(self.keys.get(target.account, {}))
 
-    def create(self, target: MemoryTarget) -> NewCredential:
+    def create(self, target: MemoryTarget, ctx: ProviderContext = NO_CONTEXT) -> NewCredential:
         self._check(target, "create")
         return self._make(target.account)
 
-    def verify(self, target: MemoryTarget, secret: Secret) -> None:
+    def verify(self, target: MemoryTarget, secret: Secret, ctx: ProviderContext = NO_CONTEXT) -> None:
         self._check(target, "verify_new")
         key = self.keys.get(target.account, {}).get(secret["key_id"])
         if not key or key["secret"] != secret or not key["active"]:
             raise VerificationFailed(f"key {secret['key_id']} rejected")
 
-    def disable(self, target: MemoryTarget, credential_id: str) -> None:
+    def disable(
+        self, target: MemoryTarget, credential_id: str, ctx: ProviderContext = NO_CONTEXT
+    ) -> None:
         self._check(target, "disable")
         self.keys[target.account][credential_id]["active"] = False
 
-    def enable(self, target: MemoryTarget, credential_id: str) -> None:
+    def enable(
+        self, target: MemoryTarget, credential_id: str, ctx: ProviderContext = NO_CONTEXT
+    ) -> None:
         self.keys[target.account][credential_id]["active"] = True
 
-    def delete(self, target: MemoryTarget, credential_id: str) -> None:
+    def delete(
+        self, target: MemoryTarget, credential_id: str, ctx: ProviderContext = NO_CONTEXT
+    ) -> None:
         self._check(target, "delete")
         self.keys.get(target.account, {}).pop(credential_id, None)
 
-    def confirm_revoked(self, target: MemoryTarget, credential_id: str, old_secret: Secret | None) -> None:
+    def confirm_revoked(
+        self, target: MemoryTarget, credential_id: str, ctx: ProviderContext = NO_CONTEXT
+    ) -> None:
         self._check(target, "confirm_revoked")
         if credential_id in self.keys.get(target.account, {}):
             raise StillValid(f"key {credential_id} still exists")
@@ -119,3 +128,46 @@ class MemoryStore:
 
     def destroy(self, path: str) -> None:
         self.paths.pop(path, None)
+
+
+class MemorySuppliedProvider(MemoryProvider):
+    """Like MemoryProvider, but no API creates a key: an operator mints one by hand (`mint`)."""
+
+    name: ClassVar[str] = "memory.supplied"
+    supplied: ClassVar[bool] = True
+    supplied_field: ClassVar[str] = "token"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.minted: dict[str, tuple[str, str]] = {}  # token -> (account, key id)
+
+    def seed(self, account: str) -> tuple[str, Secret]:
+        key_id, _ = super().seed(account)
+        return key_id, self.mint_for(account, key_id)
+
+    def mint(self, account: str) -> Secret:
+        """What an operator does in the service's UI: make a key and copy its token."""
+        key_id, _ = super().seed(account)
+        return self.mint_for(account, key_id)
+
+    def mint_for(self, account: str, key_id: str) -> Secret:
+        token = f"tok-{secrets.token_hex(12)}"
+        self.minted[token] = (account, key_id)
+        self.keys[account][key_id]["secret"] = {"token": token}
+        return {"token": token}
+
+    def create(self, target: MemoryTarget, ctx: ProviderContext = NO_CONTEXT) -> NewCredential:
+        self._check(target, "create")
+        if ctx.new_secret is None or ctx.new_secret.get("token") not in self.minted:
+            raise VerificationFailed(f"the supplied value is no key of {target.account}")
+        account, key_id = self.minted[ctx.new_secret["token"]]
+        if account != target.account:
+            raise VerificationFailed(f"the supplied key belongs to {account}, not {target.account}")
+        return NewCredential(credential_id=key_id, secret=ctx.new_secret)
+
+    def verify(self, target: MemoryTarget, secret: Secret, ctx: ProviderContext = NO_CONTEXT) -> None:
+        self._check(target, "verify_new")
+        account, key_id = self.minted.get(secret.get("token", ""), ("", ""))
+        key = self.keys.get(target.account, {}).get(key_id)
+        if account != target.account or not key or not key["active"]:
+            raise VerificationFailed("supplied token rejected")

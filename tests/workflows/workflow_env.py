@@ -11,15 +11,16 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from memory_provider import MemoryProvider, MemoryStore
+from memory_provider import MemoryProvider, MemoryStore, MemorySuppliedProvider
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from keyturn.audit import AuditRecord, open_log
 from keyturn.codec import data_converter, new_key
+from keyturn.providers import registry
 from keyturn.runbook import loads, plan, validate
 from keyturn.runbook.plan_model import ExecutionPlan
-from keyturn.worker import build_worker
+from keyturn.worker import build_workers, running
 
 TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
 
@@ -31,11 +32,12 @@ class Harness:
     task_queue: str
     provider: MemoryProvider
     store: MemoryStore
+    supplied: MemorySuppliedProvider
     audit_path: Path
 
     def plan(self, text: str, requested_by: str = "dave", run_id: str | None = None) -> ExecutionPlan:
         runbook = loads(text, "test.yaml")
-        validate(runbook, known_providers=["memory.key"])
+        validate(runbook, known_providers=["memory.key", "memory.supplied"])
         run_id = run_id or f"{runbook.metadata.name}-{uuid.uuid4().hex[:8]}"
         return plan(runbook, run_id=run_id, requested_by=requested_by,
                     source_sha256=hashlib.sha256(text.encode()).hexdigest())
@@ -53,20 +55,27 @@ async def harness(tmp_path: Path, *, encrypt: bool = True):
         test_server_existing_path=str(TEST_SERVER),
         data_converter=data_converter(new_key() if encrypt else None),
     )
-    provider, store = MemoryProvider(), MemoryStore()
+    provider, store, supplied = MemoryProvider(), MemoryStore(), MemorySuppliedProvider()
+    providers = {provider.name: provider, supplied.name: supplied}
     audit_path = tmp_path / "audit.jsonl"
     task_queue = f"tq-{uuid.uuid4().hex[:8]}"
-    worker = build_worker(
+    workers = build_workers(
         env.client,
         task_queue=task_queue,
         audit_log=open_log(audit_path),
-        provider_for=lambda name: provider,
+        families=[MemoryProvider.family],
+        rate_limits={MemoryProvider.family: 10_000},
+        provider_for=providers.__getitem__,
         store_for=lambda plan: store,
     )
+    for cls in providers.values():  # plans then put their steps on the family's queue
+        registry.register(type(cls))
     try:
-        async with worker:
-            yield Harness(env, env.client, task_queue, provider, store, audit_path)
+        async with running(workers):
+            yield Harness(env, env.client, task_queue, provider, store, supplied, audit_path)
     finally:
+        for name in providers:
+            registry.unregister(name)
         await env.shutdown()
 
 

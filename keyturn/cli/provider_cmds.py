@@ -1,0 +1,64 @@
+"""`keyturn providers`: the installed providers and store types, with their target fields.
+
+Providers and store types are entry points, so this lists what a runbook may
+name on this machine, including those installed from other packages.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.table import Table
+
+from keyturn.cli.common import OutputFormat, console, fail, print_json
+from keyturn.providers.registry import ProviderLoadError, provider_class, provider_names
+from keyturn.ratelimits import rate_limit
+from keyturn.stores.registry import store_names
+
+
+def describe_providers() -> list[dict[str, Any]]:
+    """One entry per installed provider: name, family, supplied, rate limit, target fields."""
+    described = []
+    for name in provider_names():
+        cls = provider_class(name)
+        fields = {
+            field: {"required": info.is_required(), "description": info.description or ""}
+            for field, info in cls.target_model.model_fields.items()
+        }
+        described.append({
+            "name": name,
+            "family": cls.family,
+            "supplied": bool(getattr(cls, "supplied", False)),
+            "rate_limit": rate_limit(cls.family),
+            "target": fields,
+            "summary": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
+        })
+    return described
+
+
+def providers_command(
+    output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.text,
+) -> None:
+    """List the installed providers (and store types) a runbook may name."""
+    try:
+        providers = describe_providers()
+    except ProviderLoadError as exc:
+        fail(str(exc))
+    if output == OutputFormat.json:
+        print_json({"providers": providers, "stores": store_names()})
+        return
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in ("provider", "family", "target fields (* required)", "what it rotates"):
+        table.add_column(column)
+    for p in providers:
+        fields = ", ".join(f"{k}{'*' if v['required'] else ''}" for k, v in p["target"].items())
+        summary = p["summary"] + (" (supplied by an operator)" if p["supplied"] else "")
+        table.add_row(p["name"], p["family"], fields, summary)
+    console.print(table)
+    console.print(f"store types: {', '.join(store_names())}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("providers")(providers_command)
