@@ -30,7 +30,7 @@ steps
     ``run`` (the whole run), ``tier`` (one tier), ``precheck``, ``create``,
     ``supply`` (an operator delivers a value the provider cannot create),
     ``verify_new``, ``gate``, ``promote``, ``revoke_old``, ``confirm_revoked``,
-    ``rollback``.
+    ``rollback``, ``notify`` (a webhook notification that could not be delivered).
 outcomes
     ``started``, ``succeeded``, ``failed`` (for good), ``error`` (one attempt
     failed and will be retried; add the attempt to the event id), ``skipped``,
@@ -49,8 +49,15 @@ details
     - ``gate``/``opened``: ``{"gate": "tier" | "create" | "promote" | "revoke",
       "approvers": [principals], "approvals": N, "distinct": bool,
       "requested_by": principal}``
+    - ``gate``/``opened`` also carries ``"groups"``, and with a timeout
+      ``"timeout"`` (e.g. ``"1h"``) and ``"on_timeout": "fail" | "reject"``
     - ``gate``/``approved``, ``rejected``, ``passed``, ``timed_out``:
-      ``{"gate": ...}`` (the actor of ``approved``/``rejected`` is the principal)
+      ``{"gate": ...}`` (the actor of ``approved``/``rejected`` is the principal);
+      ``approved`` and ``rejected`` add ``"reason"`` and ``"at"`` (the decision
+      time, UTC ISO-8601); a rejection by a gate's timeout (``on_timeout:
+      reject``) has the actor ``"timeout"``
+    - ``notify``/``failed``: ``{"event": ..., "target": index in spec.notify,
+      "error": ...}`` and ``"url_env"`` (the variable's name, never the URL)
     - ``supply``: ``opened`` while waiting for an operator, ``succeeded`` with
       the operator as actor once the value is in the store
 
@@ -80,7 +87,7 @@ FIELDS = (
 
 STEPS = frozenset({
     "run", "tier", "precheck", "create", "supply", "verify_new", "gate",
-    "promote", "revoke_old", "confirm_revoked", "rollback",
+    "promote", "revoke_old", "confirm_revoked", "rollback", "notify",
 })  # fmt: skip
 OUTCOMES = frozenset({
     "started", "succeeded", "failed", "error", "skipped", "cancelled", "rolled_back",

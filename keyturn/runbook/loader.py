@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 import types
+from collections.abc import Mapping
 from pathlib import Path as FilePath
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -25,9 +26,15 @@ def load(path: str | os.PathLike[str]) -> Runbook:
     return loads(decode(read_bytes(path), str(path)), filename=str(path))
 
 
-def loads(text: str, filename: str = "<string>") -> Runbook:
-    """Parse runbook YAML; `${VAR}` is read from the environment now."""
-    data, source = parse(text, filename, os.environ)
+def loads(
+    text: str, filename: str = "<string>", environ: Mapping[str, str] | None = None
+) -> Runbook:
+    """Parse runbook YAML; `${VAR}` is read from `environ` (default: the environment) now.
+
+    Text from outside (the HTTP API) gets a narrow `environ`, so a runbook cannot
+    read the server's secrets back through `${VAR}`.
+    """
+    data, source = parse(text, filename, os.environ if environ is None else environ)
     if not isinstance(data, dict):
         raise source.error((), "a runbook is a mapping that starts with 'apiVersion: keyturn/v1'")
     try:

@@ -8,9 +8,11 @@ Checks that need the whole runbook (references, cycles, duplicates) live in
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -20,6 +22,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     WithJsonSchema,
+    model_validator,
 )
 
 from keyturn.runbook.durations import parse_duration
@@ -28,6 +31,7 @@ from keyturn.runbook.source import SourceMap
 _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _PROVIDER = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_]+)+")
 _STORE_TYPE = re.compile(r"[a-z][a-z0-9_]*")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _slug(value: str) -> str:
@@ -98,19 +102,74 @@ ProviderName = _name_like(_PROVIDER, "aws.iam_access_key")
 StoreType = _name_like(_STORE_TYPE, "vault_kv")
 Principal = Annotated[str, Field(min_length=1)]
 Strategy = Literal["rotate", "revoke-first"]
+OnTimeout = Literal["fail", "reject"]
+NotifyEventName = Literal["gate_opened", "credential_failed", "tier_ended", "run_ended"]
+NOTIFY_EVENTS: tuple[str, ...] = get_args(NotifyEventName)
+EnvName = _name_like(_ENV_NAME, "SLACK_WEBHOOK_URL")
+
+
+def webhook_url_problem(url: str) -> str | None:
+    """Why `url` may not receive notifications, or None: https, or http to a loopback host only.
+
+    Webhook bodies name runs, credentials and approvers, so they do not cross a
+    network in the clear; plain http is for a receiver on the same machine.
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return "is not a URL"
+    if parts.scheme not in ("https", "http") or not host:
+        return "must be an https:// URL"
+    if parts.scheme == "http" and not _loopback(host):
+        return "must use https (plain http only to localhost, 127.0.0.1 or ::1)"
+    return None
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _webhook_url(value: str) -> str:
+    problem = webhook_url_problem(value)
+    if problem:
+        raise ValueError(f"the webhook URL {problem}")
+    return value
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+WebhookUrl = Annotated[
+    str,
+    AfterValidator(_webhook_url),
+    WithJsonSchema({"type": "string", "pattern": "^https?://"}),
+]
+
+
 class TierGate(_Strict):
-    """Approvals needed before a tier starts."""
+    """Approvals needed before a tier starts.
+
+    `approvals` distinct principals out of the union of the `from` groups must
+    approve; with `distinct` the run's requester may not be one of them. With a
+    `timeout`, `on_timeout` says what happens when no decision came in time:
+    `fail` (the default) closes the gate as timed out, `reject` closes it as a
+    rejection by the principal "timeout". Either way the tier or credential does
+    not go ahead (a credential rolls back if it is before promote); the audit
+    log tells them apart (outcome `timed_out` versus `rejected`).
+    """
 
     approvals: int = Field(1, ge=1)
     from_: GroupNames = Field(alias="from")
     distinct: bool = False
     timeout: Annotated[Duration, AfterValidator(_positive)] | None = None
+    on_timeout: OnTimeout = "fail"
 
 
 class CredentialGate(TierGate):
@@ -158,6 +217,36 @@ class Store(BaseModel):
         return dict(self.model_extra or {})
 
 
+class Notify(_Strict):
+    """A webhook told about the run (Slack-compatible JSON), by `url_env` or `url`.
+
+    url_env: the name of an environment variable of the worker that holds the
+        URL; use it for secret URLs (Slack webhooks), since a runbook travels
+        through workflow history and the URL then never does.
+    url: the URL itself, https (plain http only to a loopback address).
+    events: which of gate_opened, credential_failed, tier_ended, run_ended to
+        send; all of them by default.
+    """
+
+    model_config = ConfigDict(
+        **_Strict.model_config,
+        json_schema_extra={"oneOf": [{"required": ["url_env"]}, {"required": ["url"]}]},
+    )
+
+    url_env: EnvName | None = None
+    url: WebhookUrl | None = None
+    events: list[NotifyEventName] = Field(
+        default_factory=lambda: list(NOTIFY_EVENTS), min_length=1
+    )
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> Notify:
+        if (self.url_env is None) == (self.url is None):
+            raise ValueError("give exactly one of 'url_env' (preferred: the URL is a secret) "
+                             "or 'url'")
+        return self
+
+
 class Defaults(_Strict):
     strategy: Strategy = "rotate"
     grace_period: Duration = timedelta(0)
@@ -168,6 +257,7 @@ class Spec(_Strict):
     defaults: Defaults = Field(default_factory=Defaults)
     stores: dict[Slug, Store] = Field(default_factory=dict)
     tiers: list[Tier] = Field(default_factory=list)
+    notify: list[Notify] = Field(default_factory=list)
 
 
 class Metadata(_Strict):

@@ -11,7 +11,7 @@ import hashlib
 import os
 import secrets
 from collections.abc import Collection
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from keyturn.runbook.graph import topological_order
 from keyturn.runbook.loader import decode, loads, read_bytes
@@ -22,6 +22,7 @@ from keyturn.runbook.plan_model import (
     GatePlan,
     GatePoint,
     Location,
+    NotifyPlan,
     StorePlan,
     TierPlan,
 )
@@ -29,7 +30,12 @@ from keyturn.runbook.validate import validate
 
 
 def plan(runbook: Runbook, *, run_id: str, requested_by: str, source_sha256: str) -> ExecutionPlan:
-    """The ExecutionPlan for one run of a runbook that passed `validate`."""
+    """The ExecutionPlan for one run of a runbook that passed `validate`.
+
+    Raises RunbookError if a `distinct` gate cannot pass for this requester: too
+    few approvers are left once the requester is excluded.
+    """
+    _check_distinct_gates(runbook, requested_by)
     tiers = {tier.id: tier for tier in runbook.spec.tiers}
     order = topological_order({tier.id: tier.after for tier in runbook.spec.tiers})
     return ExecutionPlan(
@@ -43,6 +49,10 @@ def plan(runbook: Runbook, *, run_id: str, requested_by: str, source_sha256: str
             for name, store in runbook.spec.stores.items()
         },
         tiers=[_tier(runbook, tiers[tier_id], run_id) for tier_id in order],
+        notify=[
+            NotifyPlan(url_env=n.url_env, url=n.url, events=list(dict.fromkeys(n.events)))
+            for n in runbook.spec.notify
+        ],
     )
 
 
@@ -89,11 +99,15 @@ def _credential(runbook: Runbook, tier_id: str, cred: Credential, run_id: str) -
     defaults = runbook.spec.defaults
     deliver = [Location(store=target.store, path=target.path) for target in cred.deliver]
     staging_store = deliver[0].store if deliver else next(iter(runbook.spec.stores))
+    family, supplied, step_timeout = _provider_traits(cred.provider)
     return CredentialPlan(
         id=cred.id,
         tier=tier_id,
         provider=cred.provider,
         target=cred.target,
+        family=family,
+        supplied=supplied,
+        step_timeout=step_timeout,
         strategy=cred.strategy or defaults.strategy,
         grace_period=cred.grace_period if cred.grace_period is not None else defaults.grace_period,
         gates=[_gate(runbook, cred.gate, cred.gate.before)] if cred.gate else [],
@@ -101,6 +115,42 @@ def _credential(runbook: Runbook, tier_id: str, cred: Credential, run_id: str) -
         deliver=deliver,
         staging=Location(store=staging_store, path=f"keyturn/staging/{run_id}/{cred.id}"),
     )
+
+
+def _provider_traits(name: str) -> tuple[str, bool, timedelta | None]:
+    """(family, supplied, step_timeout) of an installed provider; ("", False, None) if absent.
+
+    A plan can be made where a provider is not installed (validation decides
+    whether that is acceptable); its activities then run on the run's own queue.
+    """
+    from keyturn.providers.registry import ProviderLoadError, provider_class
+
+    try:
+        cls = provider_class(name)
+    except ProviderLoadError:
+        return "", False, None
+    return cls.family, bool(getattr(cls, "supplied", False)), getattr(cls, "step_timeout", None)
+
+
+def _check_distinct_gates(runbook: Runbook, requested_by: str) -> None:
+    """Refuse a run whose `distinct` gate its requester would leave without enough approvers."""
+    for i, tier in enumerate(runbook.spec.tiers):
+        gates = [(("spec", "tiers", i, "gate"), tier.gate)]
+        gates += [(("spec", "tiers", i, "credentials", j, "gate"), cred.gate)
+                  for j, cred in enumerate(tier.credentials)]
+        for path, gate in gates:
+            if gate is None or not gate.distinct:
+                continue
+            groups = runbook.spec.approvers
+            others = {p for g in gate.from_ for p in groups.get(g, [])} - {requested_by}
+            if gate.approvals > len(others):
+                raise runbook.source.error(
+                    (*path, "approvals"),
+                    f"the gate needs {gate.approvals} distinct approvals but, without "
+                    f"{requested_by!r} who requests this run, its groups "
+                    f"({', '.join(gate.from_)}) have only {len(others)} "
+                    + ("principal" if len(others) == 1 else "principals"),
+                )
 
 
 def _gate(runbook: Runbook, gate: TierGate, before: GatePoint) -> GatePlan:
@@ -113,4 +163,5 @@ def _gate(runbook: Runbook, gate: TierGate, before: GatePoint) -> GatePlan:
         approvers=sorted(principals),
         distinct=gate.distinct,
         timeout=gate.timeout,
+        on_timeout=gate.on_timeout,
     )

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Strategy = Literal["rotate", "revoke-first"]
 GatePoint = Literal["tier", "create", "promote", "revoke"]
+OnTimeout = Literal["fail", "reject"]
+NotifyEventName = Literal["gate_opened", "credential_failed", "tier_ended", "run_ended"]
 
 
 class _Frozen(BaseModel):
@@ -20,7 +22,12 @@ class _Frozen(BaseModel):
 
 
 class GatePlan(_Frozen):
-    """An approval gate: `approvals` distinct principals out of `approvers` must approve."""
+    """An approval gate: `approvals` distinct principals out of `approvers` must approve.
+
+    on_timeout: what a `timeout` without a decision does: "fail" closes the gate
+        as timed_out, "reject" as a rejection by principal "timeout" (plans made
+        before the field existed mean "fail").
+    """
 
     before: GatePoint
     approvals: int = 1
@@ -28,6 +35,18 @@ class GatePlan(_Frozen):
     approvers: list[str]
     distinct: bool = False
     timeout: timedelta | None = None
+    on_timeout: OnTimeout = "fail"
+
+
+class NotifyPlan(_Frozen):
+    """A webhook target: the worker reads the URL from env var `url_env`, or uses `url`.
+
+    Only the variable's name travels through history when `url_env` is used.
+    """
+
+    url_env: str | None = None
+    url: str | None = None
+    events: list[NotifyEventName]
 
 
 class StorePlan(_Frozen):
@@ -46,10 +65,22 @@ class Location(_Frozen):
 
 
 class CredentialPlan(_Frozen):
+    """One credential's rotation.
+
+    family: the provider family; its activities run on the `<task queue>.<family>`
+        queue (empty: the run's own queue, as plans made before families had).
+    supplied: the replacement is supplied by an operator (`keyturn supply`), not created.
+    step_timeout: how long one step may take, for providers slower than the default
+        (a new GCP key may take a minute to work); None: the default.
+    """
+
     id: str
     tier: str
     provider: str
     target: dict[str, Any]
+    family: str = ""
+    supplied: bool = False
+    step_timeout: timedelta | None = None
     strategy: Strategy = "rotate"
     grace_period: timedelta = timedelta(0)
     gates: list[GatePlan] = Field(default_factory=list)
@@ -80,6 +111,7 @@ class ExecutionPlan(_Frozen):
     source_sha256: str
     stores: dict[str, StorePlan]
     tiers: list[TierPlan]
+    notify: list[NotifyPlan] = Field(default_factory=list)  # empty in plans made before notify
 
     def credential(self, credential_id: str) -> CredentialPlan | None:
         for tier in self.tiers:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Collection, Iterator, Mapping
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 
@@ -47,10 +48,13 @@ def problems(runbook: Runbook, known_providers: Collection[str]) -> Iterator[Run
     yield from _credential_references(runbook, known_providers)
     if isinstance(known_providers, Mapping):
         yield from _targets(runbook, known_providers)
+    yield from _approvers(runbook)
     yield from _gates(runbook)
+    yield from _notify(runbook)
     yield from _tier_order(runbook)
     yield from _credential_order(runbook)
     yield from _staging(runbook)
+    yield from _readable_staging(runbook)
 
 
 def _tier_path(i: int) -> Path:
@@ -160,6 +164,36 @@ def _targets(runbook: Runbook, models: Mapping[str, type[BaseModel]]) -> Iterato
                                                f"'{'.'.join(map(str, loc))}': {error['msg']}")
 
 
+RESERVED_PRINCIPALS = frozenset({"timeout", "worker"})
+"""Actors keyturn writes itself (a gate's timeout, the worker); no person may be one."""
+
+_SECRET_WEBHOOK_HOSTS = ("hooks.slack.com",)
+
+
+def _approvers(runbook: Runbook) -> Iterator[RunbookError]:
+    for group, principals in runbook.spec.approvers.items():
+        for k, principal in enumerate(principals):
+            if principal in RESERVED_PRINCIPALS:
+                yield runbook.source.error(
+                    ("spec", "approvers", group, k),
+                    f"'{principal}' is a name keyturn uses in the audit log for itself "
+                    "and cannot be an approver",
+                )
+
+
+def _notify(runbook: Runbook) -> Iterator[RunbookError]:
+    """A Slack webhook URL is a credential: it belongs in the worker's environment."""
+    for k, target in enumerate(runbook.spec.notify):
+        host = (urlsplit(target.url).hostname or "") if target.url else ""
+        if host in _SECRET_WEBHOOK_HOSTS:
+            yield runbook.source.error(
+                ("spec", "notify", k, "url"),
+                f"a {host} URL is a secret and a runbook travels through workflow history: "
+                "put it in an environment variable of the worker and name that variable "
+                "with 'url_env'",
+            )
+
+
 def _gates(runbook: Runbook) -> Iterator[RunbookError]:
     for i, tier in enumerate(runbook.spec.tiers):
         if tier.gate is not None:
@@ -237,4 +271,35 @@ def _staging(runbook: Runbook) -> Iterator[RunbookError]:
                     (*_cred_path(i, j), "deliver"),
                     f"credential '{cred.id}' has no deliver target and spec.stores is empty: "
                     "there is nowhere to stage its new value",
+                )
+
+
+def _store_readable(store_type: str) -> bool:
+    """False for a write-only store type (GitHub Actions secrets); unknown types pass here."""
+    from keyturn.stores.registry import StoreLoadError, store_class
+
+    try:
+        return bool(getattr(store_class(store_type), "readable", True))
+    except StoreLoadError:
+        return True
+
+
+def _readable_staging(runbook: Runbook) -> Iterator[RunbookError]:
+    """The first deliver target stages the new value and keeps the old one: it must read back."""
+    stores = runbook.spec.stores
+    for i, tier in enumerate(runbook.spec.tiers):
+        for j, cred in enumerate(tier.credentials):
+            if cred.deliver:
+                name, path = cred.deliver[0].store, (*_cred_path(i, j), "deliver", 0, "store")
+            elif stores:
+                name, path = next(iter(stores)), (*_cred_path(i, j), "id")
+            else:
+                continue
+            store = stores.get(name)
+            if store is not None and not _store_readable(store.type):
+                yield runbook.source.error(
+                    path,
+                    f"credential '{cred.id}' would stage its new value in store '{name}' "
+                    f"({store.type}), which cannot be read back; list a readable store "
+                    "(vault_kv, aws_secrets_manager) first in its deliver targets",
                 )

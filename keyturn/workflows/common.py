@@ -7,7 +7,7 @@ SDKs; the names are the contract with keyturn.activities.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -15,6 +15,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
+    from keyturn.audit.record import format_ts
+    from keyturn.runbook.durations import format_duration
     from keyturn.workflows import gates
     from keyturn.workflows.models import AuditInput, GateState
 
@@ -27,15 +29,32 @@ STEP_RETRY = RetryPolicy(
 STEP_TIMEOUT = timedelta(seconds=30)  # one API call or two; a dead worker's step is retried after this
 
 
-async def call(activity: str, arg: Any, result_type: type | None = None) -> Any:
-    """Run one protocol step as an activity with keyturn's timeout and retry policy."""
+async def call(
+    activity: str,
+    arg: Any,
+    result_type: type | None = None,
+    *,
+    family: str = "",
+    timeout: timedelta | None = None,
+) -> Any:
+    """Run one protocol step as an activity with keyturn's timeout and retry policy.
+
+    Steps of a provider `family` run on that family's task queue, which the
+    worker rate-limits to the provider's quota; the rest on the workflow's own.
+    """
     return await workflow.execute_activity(
         activity,
         arg,
         result_type=result_type,
-        start_to_close_timeout=STEP_TIMEOUT,
+        task_queue=family_queue(workflow.info().task_queue, family) if family else None,
+        start_to_close_timeout=timeout or STEP_TIMEOUT,
         retry_policy=STEP_RETRY,
     )
+
+
+def family_queue(task_queue: str, family: str) -> str:
+    """The task queue of a provider family's activities: `<task queue>.<family>`."""
+    return f"{task_queue}.{family}"
 
 
 async def audit(record: AuditInput) -> None:
@@ -55,14 +74,48 @@ AuditFn = Callable[[str, str, dict[str, Any], str], Awaitable[None]]
 """audit(outcome, key_suffix, details, actor) for one gate."""
 
 
-async def wait_for_gate(gate: GateState, requested_by: str, record: AuditFn) -> GateState:
+def iso(moment: datetime) -> str:
+    """A decision time as the audit log writes times: UTC ISO-8601 ending in Z."""
+    return format_ts(moment)
+
+
+def gate_outcome(gate: GateState) -> str:
+    """A closed gate in words: "gate rejected by bob: wrong key" or "gate timed out"."""
+    if gate.rejection is not None:
+        return f"gate rejected by {gate.rejection.principal}: {gate.rejection.reason}"
+    return f"gate {gate.status.replace('_', ' ')}"
+
+
+def _timeout_details(gate: GateState) -> dict[str, Any]:
+    if gate.plan.timeout is None:
+        return {}
+    return {"timeout": format_duration(gate.plan.timeout), "on_timeout": gate.plan.on_timeout}
+
+
+async def wait_for_gate(
+    gate: GateState,
+    requested_by: str,
+    record: AuditFn,
+    on_open: Callable[[], None] | None = None,
+) -> GateState:
     """Open `gate`, record each decision as it arrives, and return once it is decided.
 
     Update handlers only change state; this coroutine writes the audit records,
-    so approvals appear in the log in order, before the gate's outcome.
+    so approvals appear in the log in order, before the gate's outcome. Each
+    approval and rejection is recorded with its principal as actor and details
+    {gate, reason, at} (`at`: when the decision was accepted). `on_open` runs
+    once the opened record is written (the gate_opened notification).
+
+    When the plan's `timeout` passes without a decision, `on_timeout` decides
+    (gates.time_out): "fail" records the outcome `timed_out`; "reject" records a
+    `rejected` by principal "timeout" with the reason "no decision within
+    <timeout>". The caller treats any outcome but `passed` as "do not go ahead".
     """
     gate.status = "open"
-    await record("opened", "opened", gates.opened_details(gate, requested_by), "worker")
+    opened = {**gates.opened_details(gate, requested_by), **_timeout_details(gate)}
+    await record("opened", "opened", opened, "worker")
+    if on_open is not None:
+        on_open()
     deadline = workflow.now() + gate.plan.timeout if gate.plan.timeout else None
     recorded = 0
     while True:
@@ -74,17 +127,21 @@ async def wait_for_gate(gate: GateState, requested_by: str, record: AuditFn) -> 
             )
         except TimeoutError:
             if not gates.decided(gate):
-                gate.status = "timed_out"
+                gates.time_out(gate, workflow.now())
         for decision in gate.approvals[recorded:]:
-            details = {"gate": gate.plan.before, "reason": decision.reason}
+            details = {"gate": gate.plan.before, "reason": decision.reason, "at": iso(decision.at)}
             await record("approved", f"approved:{decision.principal}", details, decision.principal)
             recorded += 1
         if gates.decided(gate):
             break
     details: dict[str, Any] = {"gate": gate.plan.before, "approvals": len(gate.approvals)}
     if gate.rejection is not None:
-        details["reason"] = gate.rejection.reason
+        details |= {"reason": gate.rejection.reason, "at": iso(gate.rejection.at)}
+        if gate.rejection.principal == gates.TIMEOUT_PRINCIPAL:
+            details |= _timeout_details(gate)
         await record("rejected", "rejected", details, gate.rejection.principal)
     else:
+        if gate.status == "timed_out":
+            details |= {**_timeout_details(gate), "at": iso(workflow.now())}
         await record(gate.status, gate.status, details, "worker")
     return gate

@@ -11,7 +11,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from keyturn.runbook.plan_model import CredentialPlan, GatePlan, StorePlan, TierPlan
+from keyturn.runbook.plan_model import (
+    CredentialPlan,
+    GatePlan,
+    NotifyEventName,
+    NotifyPlan,
+    StorePlan,
+    TierPlan,
+)
 
 Outcome = Literal["pending", "running", "waiting", "succeeded", "failed", "skipped", "cancelled"]
 GateStatus = Literal["pending", "open", "passed", "rejected", "timed_out"]
@@ -25,6 +32,7 @@ class RunContext(BaseModel):
     incident: str | None = None
     requested_by: str
     stores: dict[str, StorePlan]
+    notify: list[NotifyPlan] = Field(default_factory=list)  # absent in histories before notify
 
 
 class Decision(BaseModel):
@@ -46,6 +54,18 @@ class ApprovalRequest(BaseModel):
     target: str
     principal: str
     reason: str = ""
+
+
+class SupplyNotice(BaseModel):
+    """A `supply` Update: an operator put the replacement into the staging store.
+
+    Only its fingerprint and staging version travel; the value stays in the store.
+    """
+
+    credential: str
+    principal: str
+    fingerprint: str
+    staging_version: int
 
 
 class ApprovalResult(BaseModel):
@@ -130,14 +150,25 @@ class StepInput(BaseModel):
     context: RunContext
     credential: CredentialPlan
     old_credential_ids: list[str] = Field(default_factory=list)
+    existing_credential_ids: list[str] = Field(default_factory=list)
     new_credential_id: str | None = None
     phase: str = ""
+    promoted: bool = False
     previous_version: int | None = None
+    supplied: SupplyNotice | None = None
 
 
 class PrecheckResult(BaseModel):
+    """The credentials to replace, quota clean-up done, and every credential that existed.
+
+    `existing_credential_ids` is the target's credentials after precheck: a
+    retried create treats as its own orphans only credentials that appeared
+    after it, never another pipeline's token of the same user.
+    """
+
     old_credential_ids: list[str]
     removed_inactive: list[str] = Field(default_factory=list)
+    existing_credential_ids: list[str] = Field(default_factory=list)
 
 
 class CreateResult(BaseModel):
@@ -152,6 +183,37 @@ class PromoteResult(BaseModel):
 
     versions: dict[str, int]
     previous_version: int | None = None
+
+
+class Notification(BaseModel):
+    """Something a webhook target hears about: references and states only, never a secret.
+
+    gate: the gate point (tier, create, promote, revoke) of a gate_opened event.
+    state: the final state of a tier or run (tier_ended, run_ended).
+    detail: an error or a short explanation.
+    """
+
+    event: NotifyEventName
+    run_id: str
+    runbook: str
+    incident: str | None = None
+    requested_by: str = ""
+    tier: str | None = None
+    credential: str | None = None
+    gate: str | None = None
+    approvals: int = 0
+    groups: list[str] = Field(default_factory=list)
+    distinct: bool = False
+    state: str = ""
+    detail: str = ""
+
+
+class NotifyInput(BaseModel):
+    """The `notify` activity's input: one notification for target number `index`."""
+
+    notification: Notification
+    target: NotifyPlan
+    index: int
 
 
 class AuditInput(BaseModel):

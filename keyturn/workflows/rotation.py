@@ -3,12 +3,21 @@
 precheck -> [gate create] -> create -> verify_new -> [gate promote] -> promote
 -> [gate revoke] -> revoke_old (disable, grace period, delete) -> confirm_revoked
 
+For a `supplied` credential (no API creates one, e.g. a GitHub PAT) the run
+waits before create for the `supply` Update: an operator has written the new
+value into the staging store (`keyturn supply`) and tells the workflow its
+fingerprint; create then only identifies the supplied credential.
+
 With `strategy: revoke-first` the old credential is disabled right after
 precheck, before anything is created. Any failure, rejection or cancellation
 before promote rolls back: the new credential is deleted, staging is cleared
 and (revoke-first) the old credential is re-enabled. After promote there is
 nothing to roll back to; a failure there is reported, and both the new and
 (not yet deleted) old credential keep working.
+
+The runbook's webhook targets hear when one of this credential's gates opens
+and when the rotation fails; the workflow waits for those deliveries only
+right before it ends (keyturn.workflows.notifications).
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from keyturn.workflows import gates
-    from keyturn.workflows.common import audit, call, reason, wait_for_gate
+    from keyturn.workflows.common import audit, call, gate_outcome, reason, wait_for_gate
     from keyturn.workflows.models import (
         ApprovalRequest,
         ApprovalResult,
@@ -34,7 +43,9 @@ with workflow.unsafe.imports_passed_through():
         PromoteResult,
         StepInput,
         StepRecord,
+        SupplyNotice,
     )
+    from keyturn.workflows.notifications import Notifier
 
 
 class RotationFailed(Exception):
@@ -51,6 +62,9 @@ class CredentialRotationWorkflow:
         self._status: CredentialStatus | None = None
         self._requested_by = ""
         self._promoted = False
+        self._awaiting_supply = False
+        self._supplied: SupplyNotice | None = None
+        self._notifier: Notifier | None = None
 
     # ---- queries and updates --------------------------------------------------------
 
@@ -60,7 +74,8 @@ class CredentialRotationWorkflow:
         return self._status
 
     def _open_gate(self) -> GateState | None:
-        if self._status is None:
+        """The gate waiting for decisions; none once the rotation stopped (cancelled, failed)."""
+        if self._status is None or self._status.state != "running":
             return None
         return next((g for g in self._status.gates if g.status == "open"), None)
 
@@ -84,12 +99,28 @@ class CredentialRotationWorkflow:
     def _validate_reject(self, request: ApprovalRequest) -> None:
         gates.check(self._open_gate(), request, self._requested_by, rejecting=True)
 
+    @workflow.update
+    def supply(self, notice: SupplyNotice) -> str:
+        self._supplied = notice
+        self._awaiting_supply = False
+        return f"{notice.credential}: supplied value {notice.fingerprint} accepted"
+
+    @supply.validator
+    def _validate_supply(self, notice: SupplyNotice) -> None:
+        if not self._awaiting_supply:
+            raise ApplicationError(
+                f"credential {notice.credential} is not waiting for a supplied value",
+                type="NotAwaitingSupply",
+                non_retryable=True,
+            )
+
     # ---- the protocol -----------------------------------------------------------------
 
     @workflow.run
     async def run(self, inp: CredentialInput) -> CredentialStatus:
         cred = inp.credential
         self._requested_by = inp.context.requested_by
+        self._notifier = notifier = Notifier(inp.context)
         self._status = status = CredentialStatus(
             credential=cred.id,
             tier=cred.tier,
@@ -103,10 +134,17 @@ class CredentialRotationWorkflow:
         except RotationFailed as failure:
             status.state = "failed"
             status.error = f"{cred.id}: {failure.step}: {failure}"
+            notifier.send(notifier.notification(
+                "credential_failed", tier=cred.tier, credential=cred.id, state="failed",
+                detail=f"{failure.step}: {failure}"))
         except asyncio.CancelledError:
             status.state = "cancelled"
-            await self._rollback_if_needed(step, "cancelled")
+            try:
+                await self._rollback_if_needed(step, "cancelled")
+            finally:
+                await notifier.drain()
             raise
+        await notifier.drain()
         await workflow.wait_condition(workflow.all_handlers_finished)
         if status.state == "failed":
             raise ApplicationError(status.error or "rotation failed", non_retryable=True)
@@ -117,12 +155,15 @@ class CredentialRotationWorkflow:
         cred = inp.credential
         pre: PrecheckResult = await self._step("precheck", step, PrecheckResult)
         step.old_credential_ids = list(pre.old_credential_ids)
+        step.existing_credential_ids = list(pre.existing_credential_ids)
         self._status.old_credential_ids = step.old_credential_ids
         revoke_first = cred.strategy == "revoke-first"
         try:
             await self._gate(inp, "create")
             if revoke_first:
                 await self._step("revoke_old", step.model_copy(update={"phase": "disable"}))
+            if cred.supplied:
+                step.supplied = await self._await_supply(inp)
             created: CreateResult = await self._step("create", step, CreateResult)
             step.new_credential_id = created.credential_id
             self._status.new_credential_id = created.credential_id
@@ -134,6 +175,7 @@ class CredentialRotationWorkflow:
             raise
         promoted: PromoteResult = await self._step("promote", step, PromoteResult)
         self._promoted = True
+        step.promoted = True
         step.previous_version = promoted.previous_version
         await self._gate(inp, "revoke")
         if not revoke_first:
@@ -144,10 +186,39 @@ class CredentialRotationWorkflow:
         await self._step("revoke_old", step.model_copy(update={"phase": "delete"}))
         await self._step("confirm_revoked", step)
 
+    async def _await_supply(self, inp: CredentialInput) -> SupplyNotice:
+        ctx, cred = inp.context, inp.credential
+        self._mark("supply", "waiting", f"keyturn supply {ctx.run_id} {cred.id}")
+        self._awaiting_supply = True
+        await workflow.wait_condition(lambda: self._supplied is not None)
+        notice = self._supplied
+        assert notice is not None
+        await audit(
+            AuditInput(
+                run=ctx.run_id,
+                key=[cred.id, "supply", notice.fingerprint],
+                step="supply",
+                outcome="succeeded",
+                tier=cred.tier,
+                credential=cred.id,
+                provider=cred.provider,
+                actor=notice.principal,
+                details={
+                    "fingerprint": notice.fingerprint,
+                    "staging": f"{cred.staging.store}:{cred.staging.path}@{notice.staging_version}",
+                },
+            )
+        )
+        self._mark("supply", "succeeded", notice.fingerprint)
+        return notice
+
     async def _step(self, name: str, step: StepInput, result_type: type | None = None) -> Any:
         self._mark(name, "running", step.phase)
         try:
-            result = await call(name, step, result_type)
+            cred = step.credential
+            result = await call(
+                name, step, result_type, family=cred.family, timeout=cred.step_timeout
+            )
         except Exception as err:  # ActivityError: the activity already audited its failure
             self._mark(name, "failed", reason(err))
             raise RotationFailed(name, reason(err)) from err
@@ -176,10 +247,16 @@ class CredentialRotationWorkflow:
                 )
             )
 
-        await wait_for_gate(gate, ctx.requested_by, record)
+        def opened() -> None:
+            self._notifier.send(self._notifier.notification(
+                "gate_opened", tier=cred.tier, credential=cred.id, gate=before,
+                approvals=gate.plan.approvals, groups=gate.plan.groups,
+                distinct=gate.plan.distinct))
+
+        await wait_for_gate(gate, ctx.requested_by, record, opened)
         if gate.status != "passed":
             self._mark("gate", "failed", f"before {before}: {gate.status}")
-            raise RotationFailed("gate", f"gate before {before} {gate.status.replace('_', ' ')}")
+            raise RotationFailed("gate", f"before {before}: {gate_outcome(gate)}")
         self._mark("gate", "succeeded", f"before {before}")
 
     async def _rollback_if_needed(self, step: StepInput, why: str) -> None:
@@ -188,7 +265,12 @@ class CredentialRotationWorkflow:
             return
         self._mark("rollback", "running", why)
         try:
-            await call("rollback", step.model_copy(update={"phase": why[:200]}))
+            await call(
+                "rollback",
+                step.model_copy(update={"phase": why[:200]}),
+                family=step.credential.family,
+                timeout=step.credential.step_timeout,
+            )
         except Exception as err:
             self._mark("rollback", "failed", reason(err))
             raise RotationFailed("rollback", f"rollback failed: {reason(err)}") from err

@@ -4,11 +4,16 @@ Starts a TierWorkflow per tier as soon as the tiers it comes `after` have
 succeeded (tiers without `after` start at once, so they run in parallel),
 waiting first at the tier's gate if it has one. A tier whose `after` tier did
 not succeed is skipped. The run succeeds only if every tier does.
+
+The runbook's webhook targets hear when a tier gate opens, when each tier ends
+(succeeded, failed or skipped) and when the run ends; deliveries run beside
+the run and are awaited only before it returns (keyturn.workflows.notifications).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
@@ -17,7 +22,7 @@ from temporalio.exceptions import ChildWorkflowError
 with workflow.unsafe.imports_passed_through():
     from keyturn.runbook.plan_model import ExecutionPlan, TierPlan
     from keyturn.workflows import gates
-    from keyturn.workflows.common import audit, reason, wait_for_gate
+    from keyturn.workflows.common import audit, gate_outcome, reason, wait_for_gate
     from keyturn.workflows.models import (
         ApprovalRequest,
         ApprovalResult,
@@ -28,14 +33,25 @@ with workflow.unsafe.imports_passed_through():
         TierInput,
         TierStatus,
     )
+    from keyturn.workflows.notifications import Notifier
     from keyturn.workflows.schedule import FINISHED
     from keyturn.workflows.tier import TierWorkflow
 
 STATE_KEY = SearchAttributeKey.for_keyword("KeyturnState")
 RUNBOOK_KEY = SearchAttributeKey.for_keyword("KeyturnRunbook")
 INCIDENT_KEY = SearchAttributeKey.for_keyword("KeyturnIncident")
+
+
 def tier_workflow_id(run_id: str, tier_id: str) -> str:
     return f"{run_id}.tier.{tier_id}"
+
+
+def tally(outcomes: Iterable[str]) -> str:
+    """Outcomes counted for a notification: "1 failed, 2 succeeded"."""
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
 
 
 @workflow.defn
@@ -43,6 +59,7 @@ class RunbookWorkflow:
     def __init__(self) -> None:
         self._status: RunStatus | None = None
         self._plan: ExecutionPlan | None = None
+        self._notifier: Notifier | None = None
 
     @workflow.query
     def status(self) -> RunStatus:
@@ -112,7 +129,9 @@ class RunbookWorkflow:
             incident=plan.incident,
             requested_by=plan.requested_by,
             stores=plan.stores,
+            notify=plan.notify,
         )
+        self._notifier = Notifier(context)
         self._set_state("running")
         await self._record("run", "started", [], details={
             "runbook": plan.runbook,
@@ -128,6 +147,7 @@ class RunbookWorkflow:
             status.ended_at = workflow.now()
             self._set_state("cancelled")
             await self._record("run", "cancelled", [], details={})
+            await self._run_ended()
             raise
         ok = all(t.state == "succeeded" for t in status.tiers)
         status.state = "succeeded" if ok else "failed"
@@ -136,8 +156,21 @@ class RunbookWorkflow:
         await self._record("run", status.state, [], details={
             "tiers": {t.tier: t.state for t in status.tiers},
         })
+        await self._run_ended()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return status
+
+    async def _run_ended(self) -> None:
+        """Tell the webhooks how the run ended, and wait for every delivery still under way."""
+        status = self._status
+        detail = "tiers: " + tally(t.state for t in status.tiers)
+        self._notifier.send(self._notifier.notification(
+            "run_ended", state=status.state, detail=detail))
+        await self._notifier.drain()
+
+    def _tier_ended(self, ts: TierStatus, detail: str) -> None:
+        self._notifier.send(self._notifier.notification(
+            "tier_ended", tier=ts.tier, state=ts.state, detail=detail))
 
     async def _run_tier(self, tier: TierPlan, context: RunContext) -> None:
         ts = self._tier(tier.id)
@@ -148,9 +181,11 @@ class RunbookWorkflow:
         if blocked:
             ts.state = "skipped"
             ts.credentials = {c: "skipped" for c in ts.credentials}
+            why = f"after {', '.join(blocked)}, which did not succeed"
             await self._record("tier", "skipped", [tier.id], tier=tier.id, details={
-                "reason": f"after {', '.join(blocked)}, which did not succeed",
+                "reason": why,
             })
+            self._tier_ended(ts, why)
             return
         if ts.gate is not None:
             ts.state = "waiting"
@@ -159,10 +194,16 @@ class RunbookWorkflow:
                 await self._record("gate", outcome, [tier.id, "gate", key], tier=tier.id,
                                    details=details, actor=actor)
 
-            await wait_for_gate(ts.gate, context.requested_by, record)
+            def opened(gate: GateState = ts.gate) -> None:
+                self._notifier.send(self._notifier.notification(
+                    "gate_opened", tier=tier.id, gate="tier", approvals=gate.plan.approvals,
+                    groups=gate.plan.groups, distinct=gate.plan.distinct))
+
+            await wait_for_gate(ts.gate, context.requested_by, record, opened)
             if ts.gate.status != "passed":
                 ts.state = "failed"
                 ts.credentials = {c: "skipped" for c in ts.credentials}
+                self._tier_ended(ts, gate_outcome(ts.gate))
                 return
         ts.state = "running"
         await self._record("tier", "started", [tier.id, "started"], tier=tier.id, details={
@@ -182,6 +223,7 @@ class RunbookWorkflow:
         # Record the end before publishing it: tiers waiting on this one start after the record.
         await self._record("tier", final, [tier.id, "ended"], tier=tier.id, details=details)
         ts.state, ts.credentials = final, credentials
+        self._tier_ended(ts, "credentials: " + tally(credentials.values()))
 
     async def _record(self, step: str, outcome: str, key: list[str], *, details: dict,
                       tier: str | None = None, actor: str = "worker") -> None:

@@ -38,6 +38,7 @@ def test_example_runbooks_match_the_schema_and_validate(
         yaml.safe_load((RUNBOOKS / example).read_text())
     )
     monkeypatch.setenv("VAULT_ADDR", "http://127.0.0.1:8200")
+    monkeypatch.setenv("HOOKBAY_API_URL", "https://api.hookbay.example")
     check(RUNBOOKS / example)  # the installed providers check every target too
 
 

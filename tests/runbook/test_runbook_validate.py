@@ -369,3 +369,18 @@ def test_targets_pass_their_provider_model() -> None:
             - {id: a, provider: aws.iam_access_key, target: {user_name: bob}}
     """))
     assert validate(runbook, {"aws.iam_access_key": _UserTarget}) is runbook
+
+
+def test_a_write_only_store_cannot_stage() -> None:
+    err = rejects(
+        doc("""
+        - id: t1
+          credentials:
+            - id: a
+              provider: aws.iam_access_key
+              target: {}
+              deliver: [{store: ci, path: repos/acme/app/KEY}, {store: vault, path: x}]
+    """, stores="{vault: {type: vault_kv}, ci: {type: github_actions_secret}}")
+    )
+    assert_error(err, 13, 29, "would stage its new value in store 'ci' (github_actions_secret)")
+    assert "list a readable store" in err.reason

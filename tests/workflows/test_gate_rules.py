@@ -183,3 +183,34 @@ def test_result_reports_where_the_gate_stands():
     result = gates.result(ApprovalRequest(target="a", principal="alice"), g)
     assert (result.target, result.gate, result.status, result.approvals, result.needed) == (
         "a", g.plan.before, "open", 1, 2)
+
+
+# ---- time_out (on_timeout) -----------------------------------------------------------
+
+
+def timed_gate(on_timeout: str, timeout: timedelta | None = timedelta(hours=1, minutes=30)):
+    g = gate(approvals=2, timeout=timeout)
+    return g.model_copy(update={"plan": g.plan.model_copy(update={"on_timeout": on_timeout})})
+
+
+def test_on_timeout_defaults_to_fail():
+    assert gate().plan.on_timeout == "fail"
+
+
+def test_time_out_with_fail_marks_the_gate_timed_out_without_a_rejection():
+    g = timed_gate("fail")
+    gates.approve(g, "alice", "", T0)
+    gates.time_out(g, T0 + timedelta(hours=2))
+    assert (g.status, g.rejection, len(g.approvals)) == ("timed_out", None, 1)
+    assert gates.decided(g)
+
+
+def test_time_out_with_reject_is_a_rejection_by_the_timeout_principal():
+    g = timed_gate("reject")
+    gates.time_out(g, T0 + timedelta(hours=2))
+    assert g.status == "rejected"
+    assert g.rejection == Decision(principal=gates.TIMEOUT_PRINCIPAL,
+                                   reason="no decision within 1h30m",
+                                   at=T0 + timedelta(hours=2))
+    assert gates.TIMEOUT_PRINCIPAL == "timeout"
+    assert gates.refusal(g, "bob", "dave") == "no open gate here (gate is rejected)"
