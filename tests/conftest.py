@@ -24,6 +24,23 @@ from keyturn.devstack.servers import (
 
 S = TypeVar("S", bound=DevServer)
 
+# Fixtures of the conformance harnesses (tests/conformance): each binds a provider
+# or store to its server; provider and store tests elsewhere use the same servers.
+pytest_plugins = [
+    "conformance.harness_vault_kv",
+    "conformance.harness_azure_app_secret",
+    "conformance.harness_gcp_service_account",
+    "conformance.harness_npm",
+    "conformance.harness_vault_pki",
+    "conformance.harness_http_webhook",
+    "conformance.harness_github",
+    "conformance.harness_github_actions_secret",
+    "conformance.harness_aws_kms",
+    "conformance.harness_aws_iam",
+    "conformance.harness_aws_secrets_manager",
+    "conformance.harness_sql",
+]
+
 
 def _run(server: S) -> Iterator[S]:
     try:
