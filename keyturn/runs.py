@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from dataclasses import dataclass, field
 from datetime import UTC
 
+from temporalio.api.common.v1 import Memo
 from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.converter import decode_typed_search_attributes
 from temporalio.service import RPCError
 
+from keyturn.config import ConfigError
 from keyturn.runbook.plan_model import ExecutionPlan
 from keyturn.workflows.models import ApprovalRequest, ApprovalResult, CredentialStatus, RunStatus
 from keyturn.workflows.rotation import CredentialRotationWorkflow
@@ -28,6 +31,7 @@ from keyturn.workflows.runbook import (
 )
 from keyturn.workflows.tier import TierWorkflow, credential_workflow_id
 
+REQUESTED_BY_MEMO = "requested_by"
 DETAIL_LIMIT = 200
 """Above this many started credentials, `describe` details only the running and failed ones."""
 
@@ -58,6 +62,7 @@ async def start(client: Client, plan: ExecutionPlan, task_queue: str, *, search_
             id=plan.run_id,
             task_queue=task_queue,
             search_attributes=attrs,
+            memo={REQUESTED_BY_MEMO: plan.requested_by},  # shown when runs are listed
         )
     except RPCError as exc:
         if "search attribute" in exc.message.lower():
@@ -97,38 +102,70 @@ async def describe(client: Client, run_id: str, detail_limit: int = DETAIL_LIMIT
     return RunDetail(status=status, credentials={cid: cs for cid, cs in found if cs is not None})
 
 
-async def list_runs(client: Client, limit: int = 50) -> list[dict]:
-    """Recent runs with their runbook, incident and state (needs the dev server's visibility).
+STATE_FILTER = re.compile(r"^(pending|running|waiting|succeeded|failed|skipped|cancelled)$")
+INCIDENT_FILTER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
 
-    One page through the raw service call: the SDK's `list_workflows` iterator can
-    crash the interpreter at exit (temporalio 1.35).
+
+async def list_runs(client: Client, state: str | None = None, incident: str | None = None,
+                    limit: int = 50) -> list[dict]:
+    """Recent runs, newest first, optionally of one state or incident (needs visibility).
+
+    Each has its runbook, incident, requester, state and start time. One page
+    through the raw service call: the SDK's `list_workflows` iterator can crash
+    the interpreter at exit (temporalio 1.35). The filters are checked against
+    strict patterns, so nothing in the visibility query needs quoting.
     """
+    clauses = [f"WorkflowType = '{RunbookWorkflow.__name__}'"]
+    if state:
+        if not STATE_FILTER.match(state):
+            raise RunError(f"unknown run state {state!r}")
+        clauses.append(f"{STATE_KEY.name} = '{state}'")
+    if incident:
+        if not INCIDENT_FILTER.match(incident):
+            raise RunError(f"incident {incident!r} is not a valid incident id")
+        clauses.append(f"{INCIDENT_KEY.name} = '{incident}'")
     response = await client.workflow_service.list_workflow_executions(
         ListWorkflowExecutionsRequest(
-            namespace=client.namespace,
-            query=f"WorkflowType = '{RunbookWorkflow.__name__}'",
-            page_size=limit,
+            namespace=client.namespace, query=" AND ".join(clauses), page_size=limit
         )
     )
-    runs = []
+    found = []
     for execution in response.executions:
         attrs = decode_typed_search_attributes(execution.search_attributes)
         status = WorkflowExecutionStatus(execution.status).name.lower()
-        runs.append({
+        recorded = attrs.get(STATE_KEY)
+        if status != "running" and recorded in (None, "running"):  # cancelled, terminated
+            recorded = "cancelled" if status == "canceled" else status
+        found.append({
             "run_id": execution.execution.workflow_id,
             "runbook": attrs.get(RUNBOOK_KEY),
             "incident": attrs.get(INCIDENT_KEY),
-            "state": attrs.get(STATE_KEY) or status,
-            "started_at": execution.start_time.ToDatetime(UTC).isoformat(),
+            "requested_by": await _requested_by(client, execution.memo),
+            "state": recorded or status,
+            "started_at": execution.start_time.ToDatetime(UTC).isoformat()
+            if execution.HasField("start_time") else None,
             "workflow_status": status,
         })
-    return runs
+    return found[:limit]
+
+
+async def _requested_by(client: Client, memo: Memo) -> str | None:
+    """The requester `start` put in the run's memo (encrypted like every payload)."""
+    payload = memo.fields.get(REQUESTED_BY_MEMO)
+    if payload is None:
+        return None
+    try:
+        (decoded,) = await client.data_converter.decode([payload], [str])
+    except (ConfigError, KeyError, ValueError):
+        # written under another codec key (or with one this client lacks): listed without it
+        return None
+    return decoded
 
 
 async def decide(client: Client, run_id: str, target: str, principal: str, reason: str,
                  *, approve: bool) -> ApprovalResult:
     """Approve or reject the open gate of `target` (a tier id or a credential id)."""
-    plan = await _plan(client, run_id)
+    plan = await run_plan(client, run_id)
     request = ApprovalRequest(target=target, principal=principal, reason=reason)
     if plan.tier(target) is not None:
         handle = client.get_workflow_handle(run_id)
@@ -149,7 +186,7 @@ async def decide(client: Client, run_id: str, target: str, principal: str, reaso
 
 
 async def cancel(client: Client, run_id: str) -> None:
-    await _plan(client, run_id)
+    await run_plan(client, run_id)
     await client.get_workflow_handle(run_id).cancel()
 
 
@@ -166,7 +203,8 @@ async def wait(client: Client, run_id: str) -> RunStatus:
         raise
 
 
-async def _plan(client: Client, run_id: str) -> ExecutionPlan:
+async def run_plan(client: Client, run_id: str) -> ExecutionPlan:
+    """The ExecutionPlan of `run_id`; RunError if there is no such run."""
     try:
         return await client.get_workflow_handle(run_id).query(RunbookWorkflow.plan)
     except RPCError as exc:

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from keyturn.cli import audit_cmds, dev_cmds, run_cmds, runbook_cmds
+from keyturn.cli import api_cmds, audit_cmds, dev_cmds, provider_cmds, run_cmds, runbook_cmds
 
 app = typer.Typer(
     name="keyturn",
@@ -17,8 +17,10 @@ app = typer.Typer(
 )
 runbook_cmds.register(app)
 run_cmds.register(app)
+provider_cmds.register(app)
 app.add_typer(dev_cmds.app, name="dev")
 app.add_typer(audit_cmds.app, name="audit")
+api_cmds.register(app)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from keyturn.runs import RunDetail
+from keyturn.workflows import gates
 from keyturn.workflows.models import GateState
 
 STYLE = {
@@ -24,20 +25,6 @@ def state(value: str) -> Text:
     return Text(value, style=STYLE.get(value, ""))
 
 
-def gate_text(gate: GateState | None) -> str:
-    if gate is None:
-        return ""
-    who = ", ".join(d.principal for d in gate.approvals)
-    text = f"{gate.status} {len(gate.approvals)}/{gate.plan.approvals}"
-    if gate.plan.distinct:
-        text += " distinct"
-    if who:
-        text += f" ({who})"
-    if gate.rejection:
-        text += f" rejected by {gate.rejection.principal}"
-    return text
-
-
 def run_table(detail: RunDetail) -> Group:
     st = detail.status
     head = Text.assemble(
@@ -51,7 +38,7 @@ def run_table(detail: RunDetail) -> Group:
     for tier in st.tiers:
         table.add_row(
             Text(f"{tier.tier} {tier.name}".strip(), style="bold"), "", state(tier.state), "",
-            f"after {', '.join(tier.after)}" if tier.after else "", gate_text(tier.gate),
+            f"after {', '.join(tier.after)}" if tier.after else "", gates.summary(tier.gate),
         )
         for cred_id, outcome in tier.credentials.items():
             cs = detail.credentials.get(cred_id)
@@ -63,7 +50,7 @@ def run_table(detail: RunDetail) -> Group:
             change = f"{', '.join(cs.old_credential_ids) or '-'} → {cs.new_credential_id or '…'}"
             step = cs.step + (f": {cs.error}" if cs.error else "")
             table.add_row("", cred_id, state(cs.state), step, change,
-                          (f"before {gate.plan.before}: " if gate else "") + gate_text(gate))
+                          (f"before {gate.plan.before}: " if gate else "") + gates.summary(gate))
     return Group(head, table)
 
 

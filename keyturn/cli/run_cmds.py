@@ -1,17 +1,34 @@
-"""`keyturn run | status | wait | approve | reject | cancel | worker`: operating runs."""
+"""`keyturn run | status | wait | approve | reject | cancel | supply | worker`: operating runs.
+
+They talk to Temporal directly, or, when KEYTURN_API_URL and KEYTURN_TOKEN are both set,
+to keyturn's HTTP API, which then takes the acting principal from the token (no --as).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.live import Live
+from rich.markup import escape
 
 from keyturn import runs
-from keyturn.cli.common import EXIT_FAILED, EXIT_OK, OutputFormat, console, fail, print_json
+from keyturn.cli import api_client
+from keyturn.cli.api_client import ApiClient, ApiError
+from keyturn.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    OutputFormat,
+    console,
+    err_console,
+    fail,
+    print_json,
+)
 from keyturn.cli.progress import watch
 from keyturn.cli.render import open_gates, run_table, runs_table
 from keyturn.client import connect
@@ -22,6 +39,12 @@ from keyturn.workflows.models import GateState
 Output = Annotated[OutputFormat, typer.Option("--output", "-o", help="text or json")]
 As = Annotated[str | None, typer.Option("--as", help="principal acting (default: $KEYTURN_PRINCIPAL or $USER)")]
 POLL_SECONDS = 1.0
+OUTAGE_SECONDS = 300.0
+"""How long `wait` over the API keeps polling through an outage of the API or Temporal."""
+TRANSIENT_API_CODES = frozenset({"api_unreachable", "temporal_unavailable"})
+AS_REFUSED = ("--as cannot be used with KEYTURN_API_URL: the API takes your identity "
+              "from KEYTURN_TOKEN")
+ENDED = ("succeeded", "failed", "cancelled")
 
 
 def _run(coro):
@@ -29,6 +52,23 @@ def _run(coro):
         return asyncio.run(coro)
     except (ConfigError, runs.RunError) as exc:
         fail(str(exc))
+
+
+def _api(as_: str | None = None) -> ApiClient | None:
+    """The API client when KEYTURN_API_URL and KEYTURN_TOKEN are set (then --as is refused),
+    else None: talk to Temporal directly."""
+    if not api_client.configured():
+        return None
+    if as_ is not None:
+        fail(AS_REFUSED)
+    return ApiClient.from_env()
+
+
+def _api_call(call, *args, **kwargs):
+    try:
+        return call(*args, **kwargs)
+    except ApiError as exc:
+        fail(escape(str(exc)))
 
 
 def _detail_json(detail: runs.RunDetail) -> dict:
@@ -55,13 +95,86 @@ async def _follow(client, run_id: str, output: OutputFormat) -> int:
     return EXIT_OK if final.state == "succeeded" else EXIT_FAILED
 
 
+def _detail_patiently(api: ApiClient, run_id: str) -> runs.RunDetail:
+    """The run's detail; an API or Temporal outage is waited out for up to OUTAGE_SECONDS."""
+    deadline = time.monotonic() + OUTAGE_SECONDS
+    while True:
+        try:
+            return api.detail(run_id)
+        except ApiError as exc:
+            if exc.code not in TRANSIENT_API_CODES or time.monotonic() > deadline:
+                fail(escape(str(exc)))
+            err_console.print(f"[yellow]still waiting; the API is unavailable:[/] {escape(str(exc))}")
+            time.sleep(POLL_SECONDS)
+
+
+def _follow_api(api: ApiClient, run_id: str, output: OutputFormat) -> int:
+    """`_follow` over the API: poll GET /v1/runs/{id} until the run ends."""
+    seen: set[str] = set()
+
+    def poll(live: Live | None) -> runs.RunDetail:
+        while True:
+            detail = _detail_patiently(api, run_id)
+            if live is not None:
+                live.update(run_table(detail))
+                for target in open_gates(detail):
+                    if target not in seen:
+                        seen.add(target)
+                        live.console.print(f"[yellow]gate open:[/] {target}; approve with "
+                                           f"`keyturn approve {run_id} {target}`")
+            if detail.status.state in ENDED:
+                return detail
+            time.sleep(POLL_SECONDS)
+
+    if output == OutputFormat.json:
+        final = poll(None)
+        print_json(_detail_json(final))
+    else:
+        with Live(console=console, refresh_per_second=4) as live:
+            final = poll(live)
+        console.print(f"run {run_id} [bold]{final.status.state}[/]")
+    return EXIT_OK if final.status.state == "succeeded" else EXIT_FAILED
+
+
+def _run_over_api(api: ApiClient, runbook: Path, wait: bool, output: OutputFormat) -> int:
+    try:
+        text = runbook.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"{runbook}: cannot read the runbook ({exc})")
+    try:
+        started = api.start_run(text)
+    except ApiError as exc:
+        if exc.code == "invalid_runbook" and exc.body.get("line"):  # positions in the local file
+            fail(escape(f"{runbook}:{exc.body['line']}:{exc.body.get('column') or 1}: "
+                        f"{_reason(exc.body)}"))
+        fail(escape(str(exc)))
+    run_id = started["run_id"]
+    if output == OutputFormat.json and not wait:
+        print_json(started)
+    elif output == OutputFormat.text:
+        console.print(f"started run [bold]{run_id}[/] ({started['runbook']}, requested by "
+                      f"{started['requested_by']})")
+    return _follow_api(api, run_id, output) if wait else EXIT_OK
+
+
+def _reason(body: dict) -> str:
+    """The API's invalid_runbook message without its own `file:line:column: ` prefix."""
+    message = str(body.get("message", ""))
+    prefix = f"{body.get('file')}:{body.get('line')}:{body.get('column')}: "
+    return message.removeprefix(prefix)
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
-    def worker() -> None:
-        """Run a worker (same as `python worker.py`)."""
+    def worker(
+        queue: Annotated[list[str] | None, typer.Option(
+            "--queue", help="serve only this queue: `workflows` or a provider family "
+            "(repeatable; default: all)")] = None,
+    ) -> None:
+        """Run a worker (same as `python worker.py`): workflows and every provider family's queue."""
         from keyturn.worker import main
 
-        main()
+        main(queue or ())
 
     @app.command()
     def run(
@@ -71,6 +184,10 @@ def register(app: typer.Typer) -> None:
         output: Output = OutputFormat.text,
     ) -> None:
         """Start a rotation run; prints the run id."""
+        api = _api(as_)
+        if api is not None:
+            with api:
+                raise typer.Exit(_run_over_api(api, runbook, wait, output))
         settings = Settings.from_env()
         principal = as_ or settings.principal
         try:
@@ -95,6 +212,22 @@ def register(app: typer.Typer) -> None:
         output: Output = OutputFormat.text,
     ) -> None:
         """List runs, or show one run's tiers, credentials, steps and open gates."""
+        api = _api()
+        if api is not None:
+            with api:
+                if run_id is None:
+                    listed = _api_call(api.list_runs)
+                    if output == OutputFormat.json:
+                        print_json(listed)
+                    else:
+                        console.print(runs_table(listed) if listed else "no runs")
+                    return
+                detail = _api_call(api.detail, run_id)
+            if output == OutputFormat.json:
+                print_json(_detail_json(detail))
+            else:
+                console.print(run_table(detail))
+            return
         settings = Settings.from_env()
 
         async def go() -> None:
@@ -117,6 +250,10 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def wait(run_id: str, output: Output = OutputFormat.text) -> None:
         """Block until the run ends; exit 0 if it succeeded, 1 if it failed or was cancelled."""
+        api = _api()
+        if api is not None:
+            with api:
+                raise typer.Exit(_follow_api(api, run_id, output))
         settings = Settings.from_env()
 
         async def go() -> int:
@@ -126,9 +263,22 @@ def register(app: typer.Typer) -> None:
 
         raise typer.Exit(_run(go()))
 
-    def _decide(run_id: str, target: str, principal: str, reason: str, approve: bool,
+    def _decide(run_id: str, target: str, as_: str | None, reason: str, approve: bool,
                 output: OutputFormat) -> None:
+        verb = "approved" if approve else "rejected"
+        api = _api(as_)
+        if api is not None:
+            with api:
+                decided = _api_call(api.decide, run_id, target, reason, approve=approve)
+            if output == OutputFormat.json:
+                print_json(decided)
+            else:
+                console.print(f"{verb} {target} (gate before {decided['gate']}) as "
+                              f"{decided['principal']}: gate {decided['status']}, "
+                              f"{decided['approvals']}/{decided['needed']} approvals")
+            return
         settings = Settings.from_env()
+        principal = as_ or settings.principal
 
         async def go() -> None:
             client = await connect(settings)
@@ -136,7 +286,6 @@ def register(app: typer.Typer) -> None:
             if output == OutputFormat.json:
                 print_json(result.model_dump(mode="json"))
             else:
-                verb = "approved" if approve else "rejected"
                 console.print(f"{verb} {target} (gate before {result.gate}) as {principal}: "
                               f"gate {result.status}, {result.approvals}/{result.needed} approvals")
 
@@ -151,7 +300,7 @@ def register(app: typer.Typer) -> None:
         output: Output = OutputFormat.text,
     ) -> None:
         """Approve an open gate."""
-        _decide(run_id, target, as_ or Settings.from_env().principal, reason, True, output)
+        _decide(run_id, target, as_, reason, True, output)
 
     @app.command()
     def reject(
@@ -167,11 +316,17 @@ def register(app: typer.Typer) -> None:
         gate the new credential stays delivered and the old one is not deleted; a
         rejected tier gate keeps the tier from starting.
         """
-        _decide(run_id, target, as_ or Settings.from_env().principal, reason, False, output)
+        _decide(run_id, target, as_, reason, False, output)
 
     @app.command()
     def cancel(run_id: str) -> None:
         """Cancel a run; credentials not yet promoted roll back."""
+        api = _api()
+        if api is not None:
+            with api:
+                _api_call(api.cancel, run_id)
+            console.print(f"cancellation requested for {run_id}")
+            return
         settings = Settings.from_env()
 
         async def go() -> None:
@@ -180,3 +335,79 @@ def register(app: typer.Typer) -> None:
             console.print(f"cancellation requested for {run_id}")
 
         _run(go())
+
+    @app.command()
+    def supply(
+        run_id: str,
+        credential: Annotated[str, typer.Argument(help="the supplied credential waiting (e.g. a github.pat)")],
+        as_: As = None,
+        field: Annotated[str | None, typer.Option(
+            "--field", help="secret field name (default: what the provider expects, e.g. token)")] = None,
+        output: Output = OutputFormat.text,
+    ) -> None:
+        """Put an operator-made replacement into the store (read from a hidden prompt or stdin).
+
+        The value goes straight to the credential's staging location; the run is
+        told only its fingerprint, then verifies it and revokes the old credential.
+        """
+        from keyturn.supply import awaiting_credential, supplied_field
+        from keyturn.supply import supply as supply_value
+
+        api = _api(as_)
+        if api is not None:
+            with api:
+                _supply_over_api(api, run_id, credential, field, output)
+            return
+        settings = Settings.from_env()
+        principal = as_ or settings.principal
+
+        async def go() -> None:
+            client = await connect(settings)
+            cred = await awaiting_credential(client, run_id, credential)
+            value = _read_supplied_value(cred.id)
+            name = field or supplied_field(cred.provider)
+            notice = await supply_value(client, run_id, credential, {name: value}, principal)
+            if output == OutputFormat.json:
+                print_json(notice.model_dump(mode="json"))
+            else:
+                console.print(f"{credential}: supplied value {notice.fingerprint} written to "
+                              f"{cred.staging.store} (version {notice.staging_version}); the run "
+                              "now verifies it")
+
+        _run(go())
+
+
+def _supply_over_api(api: ApiClient, run_id: str, credential: str, field: str | None,
+                     output: OutputFormat) -> None:
+    """Check the credential waits for a value (before asking for it), then POST it."""
+    payload = _api_call(api.run, run_id)
+    found = next((c for c in payload.get("credentials", []) if c["credential"] == credential),
+                 None)
+    if found is None:
+        fail(f"run {run_id} has no credential {credential!r}")
+    last = found["steps"][-1] if found.get("steps") else None
+    if last is None or (last["step"], last["outcome"]) != ("supply", "waiting"):
+        where = f"{last['step']} {last['outcome']}" if last else "not started"
+        fail(f"credential {credential} is not waiting for a supplied value ({where})")
+    value = _read_supplied_value(credential)
+    result = _api_call(api.supply, run_id, credential, value, field)
+    if output == OutputFormat.json:
+        print_json(result)
+    else:
+        console.print(f"{credential}: supplied value {result['fingerprint']} written to its "
+                      f"staging store (version {result['staging_version']}); the run now "
+                      "verifies it")
+
+
+def _read_supplied_value(credential: str) -> str:
+    """One line from stdin when piped, else a hidden prompt asked twice."""
+    import sys
+
+    if sys.stdin.isatty():
+        value = typer.prompt(f"new value for {credential}", hide_input=True,
+                             confirmation_prompt=True, err=True)
+    else:
+        value = sys.stdin.readline().rstrip("\r\n")
+    if not value:
+        fail(f"no value given for {credential}: pipe it on stdin or type it at the prompt")
+    return value

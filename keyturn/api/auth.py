@@ -1,0 +1,217 @@
+"""Who is calling: bearer tokens mapped to principals and roles by a token file.
+
+The file (KEYTURN_API_TOKENS, default .keyturn/api-tokens.yaml) stores only the
+SHA-256 of each token:
+
+    principals:
+      alice: {roles: [operator, approver], token_sha256: "<hex>"}
+
+Roles: operator (start, cancel, supply), approver (decide gates; the runbook's
+groups still decide who may approve which gate), auditor (read runs and audit).
+The file is re-read when it changes, so `keyturn api token add` needs no restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import tempfile
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from keyturn.api.errors import ApiError, forbidden, unauthenticated
+
+TOKENS_ENV = "KEYTURN_API_TOKENS"
+DEFAULT_TOKENS = Path(".keyturn/api-tokens.yaml")
+SESSION_COOKIE = "keyturn_session"
+OPERATOR, APPROVER, AUDITOR = "operator", "approver", "auditor"
+ROLES = (OPERATOR, APPROVER, AUDITOR)
+TOKEN_PREFIX = "kt_"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class TokenFileError(Exception):
+    """The token file is malformed; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    roles: frozenset[str]
+
+    def has(self, role: str) -> bool:
+        return role in self.roles
+
+
+@dataclass(frozen=True)
+class _Entry:
+    principal: Principal
+    token_sha256: str
+
+
+def tokens_path() -> Path:
+    return Path(os.environ.get(TOKENS_ENV) or DEFAULT_TOKENS)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def _read(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise TokenFileError(f"{path}: cannot read the token file ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("principals", {}) or {}, dict):
+        raise TokenFileError(f"{path}: expected a mapping `principals: {{name: {{roles, token_sha256}}}}`")
+    return data
+
+
+def _entries(path: Path, data: dict) -> list[_Entry]:
+    entries = []
+    for name, spec in (data.get("principals") or {}).items():
+        if not isinstance(spec, dict) or not _NAME.match(str(name)):
+            raise TokenFileError(f"{path}: principal {name!r} needs {{roles, token_sha256}}")
+        digest = str(spec.get("token_sha256", "")).lower()
+        roles = spec.get("roles") or []
+        unknown = [r for r in roles if r not in ROLES] if isinstance(roles, list) else [roles]
+        if not _HEX64.match(digest) or unknown:
+            raise TokenFileError(f"{path}: principal {name!r}: token_sha256 must be 64 hex digits "
+                                 f"and roles among {', '.join(ROLES)}")
+        entries.append(_Entry(Principal(str(name), frozenset(roles)), digest))
+    return entries
+
+
+class TokenFile:
+    """Looks up tokens in the token file, re-reading it whenever it changes."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._entries: list[_Entry] = []
+
+    def _current(self) -> list[_Entry]:
+        try:
+            st = self.path.stat()
+            stamp = (st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            stamp = None
+        with self._lock:
+            if stamp != self._stamp or stamp is None:
+                self._entries = _entries(self.path, _read(self.path)) if stamp else []
+                self._stamp = stamp
+            return self._entries
+
+    def lookup(self, token: str) -> Principal | None:
+        """The principal whose token this is; every entry is compared in constant time."""
+        digest = hash_token(token)
+        found = None
+        for entry in self._current():
+            if hmac.compare_digest(digest, entry.token_sha256):
+                found = entry.principal
+        return found
+
+    def principals(self) -> list[Principal]:
+        return [e.principal for e in self._current()]
+
+
+def add_token(path: str | os.PathLike[str], name: str, roles: Iterable[str]) -> str:
+    """Create a token for `name` with `roles` (replacing any previous one); return it.
+
+    Only its hash is written; the file is replaced atomically with mode 0600.
+    """
+    path = Path(path)
+    roles = sorted(set(roles))
+    if not _NAME.match(name):
+        raise TokenFileError(f"principal name {name!r}: letters, digits and . _ @ - only")
+    if not roles or any(r not in ROLES for r in roles):
+        raise TokenFileError(f"roles must be among {', '.join(ROLES)} (got {', '.join(roles) or 'none'})")
+    data = _read(path)
+    _entries(path, data)  # refuse to rewrite a file we could not read back
+    token = new_token()
+    principals = dict(data.get("principals") or {})
+    principals[name] = {"roles": roles, "token_sha256": hash_token(token)}
+    data["principals"] = principals
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            yaml.safe_dump(data, f, sort_keys=True)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return token
+
+
+bearer = HTTPBearer(auto_error=False, description="an API token: `Authorization: Bearer kt_...`")
+
+
+def _token_file(request: Request) -> TokenFile:
+    return request.app.state.keyturn.tokens
+
+
+def authenticate(request: Request, token: str | None, *, allow_cookie: bool = False) -> Principal:
+    """The principal of `token` (or, for UI pages, of the session cookie); 401 if none."""
+    if not token and allow_cookie:
+        token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise unauthenticated()
+    principal = _token_file(request).lookup(token)
+    if principal is None:
+        raise unauthenticated("unknown or revoked token")
+    return principal
+
+
+async def current_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Principal:
+    """Dependency: the authenticated principal of a /v1 request (bearer token only)."""
+    return authenticate(request, credentials.credentials if credentials else None)
+
+
+async def ui_principal(request: Request) -> Principal | None:
+    """Dependency for /ui pages: the principal of the bearer token or session cookie, or
+    None when not logged in (the page then shows its login form)."""
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else None
+    try:
+        return authenticate(request, token, allow_cookie=True)
+    except ApiError:  # 401: not logged in
+        return None
+
+
+def check_role(principal: Principal, *roles: str) -> Principal:
+    """403 unless `principal` has one of `roles`."""
+    if not any(principal.has(role) for role in roles):
+        raise forbidden(f"{principal.name!r} lacks the {' or '.join(roles)} role")
+    return principal
+
+
+def require(*roles: str) -> Callable:
+    """Dependency factory: the authenticated principal, 403 unless it has one of `roles`."""
+
+    async def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        return check_role(principal, *roles)
+
+    dependency.__name__ = f"require_{'_or_'.join(roles)}"
+    return dependency

@@ -1,0 +1,121 @@
+"""What every route of one API app shares: settings, the token file, the Temporal
+client (one per app, connected on first use) and how supplied values reach stores."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import Request
+from temporalio.client import Client
+
+from keyturn.api.auth import TokenFile, tokens_path
+from keyturn.api.errors import invalid_request, not_found, temporal_unavailable
+from keyturn.config import ConfigError, Settings
+from keyturn.runbook.plan_model import StorePlan
+from keyturn.stores.base import Store
+
+RUNBOOK_VARS_ENV = "KEYTURN_API_RUNBOOK_VARS"
+RUNBOOK_DIR_ENV = "KEYTURN_RUNBOOK_DIR"
+UI_URL_ENV = "KEYTURN_UI_URL"
+_RUNBOOK_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
+
+def open_plan_store(plan: StorePlan) -> Store:
+    """The store a runbook names (the default `store_for` of supply)."""
+    from keyturn.stores.registry import open_store
+
+    return open_store(plan.name, plan.type, plan.config)
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """The API's settings: keyturn's own (Temporal, task queue, codec, audit log) plus
+    the token file, where named runbooks live, and the UI's public address."""
+
+    keyturn: Settings
+    tokens: Path = field(default_factory=tokens_path)
+    runbook_dir: Path = Path("runbooks")
+    ui_url: str | None = None
+    search_attributes: bool = True  # False only for servers without keyturn's (tests)
+    known_providers: Collection[str] | None = None  # None: the installed providers
+    runbook_vars: tuple[str, ...] = ("VAULT_ADDR",)  # ${VAR}s runbook YAML sent to the API may use
+
+    @classmethod
+    def from_env(cls) -> ApiSettings:
+        return cls(
+            keyturn=Settings.from_env(),
+            tokens=tokens_path(),
+            runbook_dir=Path(os.environ.get(RUNBOOK_DIR_ENV) or "runbooks"),
+            ui_url=os.environ.get(UI_URL_ENV) or None,
+            runbook_vars=tuple(
+                v.strip() for v in os.environ.get(RUNBOOK_VARS_ENV, "VAULT_ADDR").split(",")
+                if v.strip()
+            ),
+        )
+
+    def runbook_environ(self) -> dict[str, str]:
+        """The only environment variables `${VAR}` in runbook YAML sent to the API may read."""
+        return {name: os.environ[name] for name in self.runbook_vars if name in os.environ}
+
+    def runbook_path(self, name: str) -> Path:
+        """`<runbook_dir>/<name>.yaml`; a name that could leave the directory is refused."""
+        import re
+
+        if not re.match(_RUNBOOK_NAME, name) or ".." in name:
+            raise invalid_request(f"runbook name {name!r}: letters, digits, '.', '_' and '-' only")
+        base = self.runbook_dir.resolve()
+        path = (base / f"{name}.yaml").resolve()
+        if path.parent != base:
+            raise invalid_request(f"runbook name {name!r} leaves the runbook directory")
+        if not path.is_file():
+            raise not_found(f"no runbook {name!r} in {self.runbook_dir}")
+        return path
+
+
+class ApiContext:
+    """Per-app state, reachable from a request as `request.app.state.keyturn`."""
+
+    def __init__(
+        self,
+        settings: ApiSettings,
+        client: Client | None = None,
+        store_for: Callable[[StorePlan], Store] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.tokens = TokenFile(settings.tokens)
+        self.store_for = store_for or open_plan_store
+        self._client = client
+        self._owns_client = client is None
+        self._lock = asyncio.Lock()
+
+    @property
+    def task_queue(self) -> str:
+        return self.settings.keyturn.task_queue
+
+    async def client(self) -> Client:
+        """The app's Temporal client, connected on first use; 503 while Temporal is away."""
+        if self._client is not None:
+            return self._client
+        async with self._lock:
+            if self._client is None:
+                from keyturn.client import connect
+
+                try:
+                    self._client = await connect(self.settings.keyturn)
+                except ConfigError as exc:
+                    raise temporal_unavailable(str(exc)) from None
+        return self._client
+
+
+def get_context(request: Request) -> ApiContext:
+    """Dependency: the ApiContext of the app serving `request`."""
+    return request.app.state.keyturn
+
+
+async def get_client(request: Request) -> Client:
+    """Dependency: the app's Temporal client."""
+    return await get_context(request).client()
