@@ -1,0 +1,417 @@
+"""The approvals page at /ui: runs, their progress per tier, open gates with what approving
+will do, approve/reject buttons, and a run's audit timeline. Server-rendered HTML
+(Jinja2, autoescaped) plus one small script; no build step.
+
+Identity is the same token as the API's: the login form checks it against the token
+file and keeps it in an HttpOnly, SameSite=Strict cookie (`keyturn_session`, path /ui).
+Every POST carries a CSRF token derived from the session (HMAC of a fixed label keyed
+by the session token) in a hidden field, and a cross-site Origin is refused.
+The pages call the same functions as the JSON routes (runs_routes.list_runs,
+run_detail, decide; audit_routes.run_records); their refusals become flash messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote, urlsplit
+
+import jinja2
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from keyturn import runs
+from keyturn.api import audit_routes, runs_routes
+from keyturn.api.auth import APPROVER, AUDITOR, ROLES, SESSION_COOKIE, Principal, TokenFileError
+from keyturn.api.context import ApiContext, get_context
+from keyturn.api.errors import ApiError
+from keyturn.api.models import RunDetail
+from keyturn.workflows import gates
+from keyturn.workflows.models import GateState
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(env=jinja2.Environment(
+    loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
+))
+
+
+def _when(value: datetime | str | None, precise: bool = False) -> str:
+    """A UTC time as `2026-11-22 08:11:06` (with milliseconds if `precise`)."""
+    if not value:
+        return ""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%d %H:%M:%S") + (f".{value.microsecond // 1000:03d}" if precise else "")
+
+
+templates.env.filters["when"] = _when
+ASSETS = {
+    "ui.js": ("static/ui.js", "text/javascript; charset=utf-8"),
+    "ui.css": ("static/ui.css", "text/css; charset=utf-8"),
+}
+
+FLASH_COOKIE = "keyturn_flash"
+SESSION_MAX_AGE = 12 * 3600
+REASON_MAX = 2000
+TOKEN_MAX = 512
+LIVE = ("pending", "running", "waiting")
+RUN_REFRESH_SECONDS = 10
+LIST_REFRESH_SECONDS = 15
+RUN_STATES = ("pending", "running", "waiting", "succeeded", "failed", "skipped", "cancelled")
+INCIDENT_PATTERN = runs.INCIDENT_FILTER  # as GET /v1/runs
+CSRF_LABEL = b"keyturn-ui-csrf-v1"
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",  # no-referrer would make Origin "null"
+    "Cache-Control": "no-store",
+}
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+
+# ---- sessions, CSRF, flash -----------------------------------------------------------
+
+
+def csrf_token(session_token: str) -> str:
+    """The CSRF token of a session: only someone who holds the session token can make it."""
+    return hmac.new(session_token.encode(), CSRF_LABEL, hashlib.sha256).hexdigest()
+
+
+def _base(request: Request) -> str:
+    return request.scope.get("root_path", "").rstrip("/") + router.prefix
+
+
+def _session(request: Request) -> tuple[Principal, str] | None:
+    """(principal, token) of the bearer header or the session cookie; None if not logged in."""
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else None
+    token = token or request.cookies.get(SESSION_COOKIE)
+    if not token or len(token) > TOKEN_MAX:
+        return None
+    principal = get_context(request).tokens.lookup(token)
+    return (principal, token) if principal else None
+
+
+def _same_origin(request: Request) -> bool:
+    """False for a browser POST from another site (its Origin names another host)."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True  # not a browser, or one that omits it: the CSRF token still decides
+    allowed = {request.headers.get("host", "")}
+    ui_url = get_context(request).settings.ui_url
+    if ui_url:
+        allowed.add(urlsplit(ui_url).netloc)
+    return urlsplit(origin).netloc in allowed
+
+
+def _flash_value(kind: str, text: str) -> str:
+    raw = json.dumps({"kind": kind, "text": text[:1500]}).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _read_flash(request: Request) -> dict[str, str] | None:
+    value = request.cookies.get(FLASH_COOKIE)
+    if not value:
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(value.encode()))
+        kind, text = data["kind"], data["text"]
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        return None
+    if kind not in ("ok", "error") or not isinstance(text, str):
+        return None
+    return {"kind": kind, "text": text}
+
+
+def _secure(response: Response) -> Response:
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def _redirect(request: Request, to: str, flash: tuple[str, str] | None = None) -> Response:
+    response = RedirectResponse(to, status_code=303)
+    if flash:
+        response.set_cookie(FLASH_COOKIE, _flash_value(*flash), max_age=60, path=_base(request),
+                            httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https")
+    return _secure(response)
+
+
+def _page(request: Request, name: str, context: dict[str, Any], *,
+          session: tuple[Principal, str] | None, status: int = 200,
+          flash: dict[str, str] | None = None) -> Response:
+    flash = flash or _read_flash(request)
+    full = {
+        "ui": _base(request),
+        "principal": session[0] if session else None,
+        "csrf": csrf_token(session[1]) if session else "",
+        "flash": flash,
+        "refresh": None,
+        **context,
+    }
+    response = templates.TemplateResponse(request, name, full, status_code=status)
+    if request.cookies.get(FLASH_COOKIE):
+        response.delete_cookie(FLASH_COOKIE, path=_base(request))
+    return _secure(response)
+
+
+def _message(request: Request, session: tuple[Principal, str] | None, status: int,
+             heading: str, message: str) -> Response:
+    return _page(request, "message.html", {"heading": heading, "message": message},
+                 session=session, status=status)
+
+
+def _to_login(request: Request) -> Response:
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method != "GET":  # a form posted after the session ended: back to the list
+        here = _base(request)
+    response = _redirect(request, f"{_base(request)}/login?next={quote(here, safe='')}")
+    if request.cookies.get(SESSION_COOKIE):  # unknown or revoked token: forget it
+        response.delete_cookie(SESSION_COOKIE, path=_base(request))
+    return response
+
+
+def _viewer(request: Request) -> tuple[tuple[Principal, str] | None, Response | None]:
+    """The session of a page that needs one, or the response to send instead."""
+    try:
+        session = _session(request)
+    except TokenFileError as exc:
+        return None, _message(request, None, 500, "Token file unreadable", str(exc))
+    if session is None:
+        return None, _to_login(request)
+    if not any(session[0].has(role) for role in ROLES):
+        return None, _message(request, session, 403, "No role",
+                              f"{session[0].name} has no role: ask for operator, approver "
+                              "or auditor.")
+    return session, None
+
+
+def _safe_next(request: Request, target: str) -> str:
+    base = _base(request)
+    inside = target == base or target.startswith((base + "/", base + "?"))
+    ok = inside and "//" not in target and "\\" not in target
+    return target if ok else base
+
+
+# ---- assets, login, logout -----------------------------------------------------------
+
+
+@router.get("/assets/{name}")
+async def asset(name: str) -> Response:
+    if name not in ASSETS:
+        return Response("not found", status_code=404, media_type="text/plain")
+    path, media_type = ASSETS[name]
+    return Response((HERE / path).read_bytes(), media_type=media_type,
+                    headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+
+
+@router.get("/login")
+async def login_form(request: Request, next: str = "") -> Response:
+    return _page(request, "login.html", {"next": _safe_next(request, next), "error": None},
+                 session=None)
+
+
+@router.post("/login")
+async def login(request: Request, token: Annotated[str, Form()] = "",
+                next: Annotated[str, Form()] = "") -> Response:
+    target = _safe_next(request, next)
+    if not _same_origin(request):
+        return _message(request, None, 403, "Refused", "cross-site login refused")
+    token = token.strip()
+    try:
+        principal = get_context(request).tokens.lookup(token) if 0 < len(token) <= TOKEN_MAX \
+            else None
+    except TokenFileError as exc:
+        return _message(request, None, 500, "Token file unreadable", str(exc))
+    if principal is None:
+        return _page(request, "login.html",
+                     {"next": target, "error": "Unknown or revoked token."},
+                     session=None, status=401)
+    response = _redirect(request, target)
+    response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_MAX_AGE, path=_base(request),
+                        httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    return response
+
+
+def _csrf_refusal(request: Request, session: tuple[Principal, str] | None,
+                  sent: str) -> Response | None:
+    """A 403 page unless the POST is same-origin and carries the session's CSRF token."""
+    if session is None:
+        return None
+    if _same_origin(request) and hmac.compare_digest(sent.encode(),
+                                                     csrf_token(session[1]).encode()):
+        return None
+    return _message(request, session, 403, "Refused",
+                    "The form was stale or did not come from this page (CSRF check failed). "
+                    "Reload the page and try again.")
+
+
+@router.post("/logout")
+async def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
+    session, refused = _viewer(request)
+    if session is None:
+        return refused or _to_login(request)
+    if (denied := _csrf_refusal(request, session, csrf_token)) is not None:
+        return denied
+    response = _redirect(request, f"{_base(request)}/login", ("ok", "Logged out."))
+    response.delete_cookie(SESSION_COOKIE, path=_base(request))
+    return response
+
+
+# ---- pages -------------------------------------------------------------------------------
+
+
+@router.get("")
+async def runs_page(request: Request, state: str = "", incident: str = "") -> Response:
+    session, refused = _viewer(request)
+    if session is None:
+        return refused
+    ctx: ApiContext = get_context(request)
+    flash = None
+    state = state if state in RUN_STATES else ""
+    if incident and not INCIDENT_PATTERN.match(incident):
+        flash = {"kind": "error", "text": "An incident id is letters, digits and ._:/- only."}
+        incident = ""
+    try:
+        listed = await runs_routes.list_runs(await ctx.client(), state or None, incident or None)
+    except ApiError as exc:
+        return _message(request, session, exc.status, "Runs unavailable", exc.message)
+    return _page(request, "runs.html", {
+        "runs": [{"requested_by": None, **run.model_dump()} for run in listed],
+        "states": RUN_STATES, "state": state, "incident": incident,
+        "refresh": LIST_REFRESH_SECONDS,
+    }, session=session, flash=flash)
+
+
+def _gate_states(detail: RunDetail) -> dict[str, GateState]:
+    """The open gates' states by target (tier id or credential id)."""
+    found = {t.tier: t.gate for t in detail.tiers if t.gate and t.gate.status == "open"}
+    for cs in detail.credentials:
+        gate = next((g for g in cs.gates if g.status == "open"), None)
+        if gate is not None:
+            found[cs.credential] = gate
+    return found
+
+
+def _open_gates(detail: RunDetail, principal: Principal) -> list[dict[str, Any]]:
+    """The API's open gates, with the approvals' reasons and, for this principal, why
+    approving would be refused (the workflow's own rule, so the page never guesses)."""
+    states = _gate_states(detail)
+    shown = []
+    for gate in detail.open_gates:
+        state = states.get(gate.target)
+        note = gates.refusal(state, principal.name, detail.requested_by) if state else None
+        shown.append({
+            **gate.model_dump(),
+            "approved_by": [d.model_dump() for d in state.approvals] if state else
+            [{"principal": p, "reason": ""} for p in gate.approved_by],
+            "note": f"You cannot approve this gate: {note}." if note else None,
+        })
+    return shown
+
+
+def _tiers(detail: RunDetail) -> list[dict[str, Any]]:
+    by_tier: dict[str, list[dict[str, Any]]] = {t.tier: [] for t in detail.tiers}
+    for cs in detail.credentials:
+        gate = next((g for g in cs.gates if g.status == "open"), None) or \
+            (cs.gates[-1] if cs.gates else None)
+        by_tier.setdefault(cs.tier, []).append({
+            "id": cs.credential,
+            "state": cs.state,
+            "step": cs.step,
+            "error": cs.error,
+            "old": ", ".join(cs.old_credential_ids) or "-",
+            "new": cs.new_credential_id or "…",
+            "fingerprint": cs.new_fingerprint or "",
+            "gate": (f"before {gate.plan.before}: {gates.summary(gate)}" if gate else ""),
+        })
+    return [{"tier": t.tier, "name": t.name, "after": t.after, "state": t.state,
+             "gate": gates.summary(t.gate), "credentials": by_tier.get(t.tier, [])}
+            for t in detail.tiers]
+
+
+@router.get("/runs/{run_id}")
+async def run_page(request: Request, run_id: str) -> Response:
+    session, refused = _viewer(request)
+    if session is None:
+        return refused
+    principal = session[0]
+    ctx: ApiContext = get_context(request)
+    try:
+        detail = await runs_routes.run_detail(await ctx.client(), run_id)
+        audit = None
+        if principal.has(AUDITOR):
+            records = (await audit_routes.run_records(ctx, run_id)).records
+            audit = [{**r.model_dump(), "details_text": json.dumps(r.details, sort_keys=True)}
+                     for r in records]
+    except ApiError as exc:
+        heading = "No such run" if exc.status == 404 else "Run unavailable"
+        return _message(request, session, exc.status, heading, exc.message)
+    return _page(request, "run.html", {
+        "run": detail,
+        "open_gates": _open_gates(detail, principal),
+        "can_decide": principal.has(APPROVER),
+        "tiers": _tiers(detail),
+        "audit": audit,
+        "reason_max": REASON_MAX,
+        "refresh": RUN_REFRESH_SECONDS if detail.state in LIVE else None,
+    }, session=session)
+
+
+async def _decide(request: Request, run_id: str, target: str, sent_csrf: str, reason: str,
+                  *, approve: bool) -> Response:
+    session, refused = _viewer(request)
+    if session is None:
+        return refused
+    if (denied := _csrf_refusal(request, session, sent_csrf)) is not None:
+        return denied
+    principal = session[0]
+    verb = "approve" if approve else "reject"
+
+    def back(kind: str, text: str) -> Response:
+        return _redirect(request, f"{_base(request)}/runs/{quote(run_id, safe='')}", (kind, text))
+
+    if not principal.has(APPROVER):
+        return back("error", f"{principal.name} cannot {verb} gates: that needs the approver role.")
+    reason = reason.strip()
+    if len(reason) > REASON_MAX:
+        return back("error", f"The reason is longer than {REASON_MAX} characters.")
+    ctx: ApiContext = get_context(request)
+    try:
+        result = await runs_routes.decide(await ctx.client(), run_id, target, principal, reason,
+                                          approve=approve)
+    except ApiError as exc:
+        return back("error", f"Could not {verb} {target}: {exc.message}")
+    done = "Approved" if approve else "Rejected"
+    return back("ok", f"{done} {target} as {principal.name}: gate {result.status}, "
+                      f"{result.approvals}/{result.needed} approvals.")
+
+
+@router.post("/runs/{run_id}/gates/{target}/approve")
+async def approve_gate(request: Request, run_id: str, target: str,
+                       csrf_token: Annotated[str, Form()] = "",
+                       reason: Annotated[str, Form()] = "") -> Response:
+    return await _decide(request, run_id, target, csrf_token, reason, approve=True)
+
+
+@router.post("/runs/{run_id}/gates/{target}/reject")
+async def reject_gate(request: Request, run_id: str, target: str,
+                      csrf_token: Annotated[str, Form()] = "",
+                      reason: Annotated[str, Form()] = "") -> Response:
+    return await _decide(request, run_id, target, csrf_token, reason, approve=False)
