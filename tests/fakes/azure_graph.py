@@ -38,7 +38,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote_plus, urlsplit
@@ -48,6 +48,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from fakes.http_server import LoopbackRequestHandler
 
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 GRAPH_SCOPE = f"{GRAPH_RESOURCE}/.default"
@@ -571,29 +572,15 @@ class _TlsServer(ThreadingHTTPServer):
         super().finish_request(tls, client_address)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(LoopbackRequestHandler):
     fake: EntraFake
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # keep test output (and any secret in a request) out of stderr
-
-    def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
 
     def _answer(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         data = (
             body if isinstance(body, bytes) else b"" if body is None else json.dumps(body).encode()
         )
-        self.send_response(status)
-        if data:
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        content_type = [("Content-Type", "application/json; charset=utf-8")] if data else []
+        self.respond(status, content_type + list((headers or {}).items()), data)
 
     def _fault(self, token_endpoint: bool) -> bool:
         fault = self.fake._fault
@@ -608,7 +595,7 @@ class _Handler(BaseHTTPRequestHandler):
 def _graph_handler(fake: EntraFake) -> type[_Handler]:
     class GraphHandler(_Handler):
         def _handle(self) -> None:
-            raw = self._body()
+            raw = self.read_body()
             with fake.lock:
                 fake.graph_requests += 1
             if self._fault(token_endpoint=False):
@@ -657,7 +644,7 @@ def _login_handler(fake: EntraFake) -> type[_Handler]:
                 self._answer(*fake.openid_configuration(match.group(1)))
 
         def do_POST(self) -> None:
-            raw = self._body()
+            raw = self.read_body()
             if self._fault(token_endpoint=True):
                 return
             match = token.match(urlsplit(self.path).path)

@@ -30,9 +30,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, quote_plus, unquote, urlsplit
+
+from fakes.http_server import LoopbackHttpServer, LoopbackRequestHandler
 
 DOCS = "https://docs.github.com/rest"
 API_VERSION = "2022-11-28"
@@ -125,7 +126,7 @@ def error_body(status: int, message: str, errors: list | None = None) -> dict:
     return body
 
 
-class GitHubFake:
+class GitHubFake(LoopbackHttpServer):
     """A loopback HTTP server speaking GitHub's REST API shapes (JSON)."""
 
     def __init__(self) -> None:
@@ -142,50 +143,21 @@ class GitHubFake:
         self._routes: list[Route] = []
         self._fault: tuple[int, str, dict[str, str]] | None = None
         self.failed_requests = 0
-        fake = self
-
-        class _Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body go out in two writes
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass  # tokens can appear in URLs of some APIs: keep them out of stderr
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                status, payload, headers = fake._dispatch(self.command, self.path, self.headers, body)
-                data = b"" if payload is None else json.dumps(payload).encode()
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                if payload is not None:
-                    self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__()
         self._install_builtin_routes()
 
-    # -- server lifecycle -------------------------------------------------------------------
+    # -- server ------------------------------------------------------------------------------
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> GitHubFake:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    def _handle(self, request: LoopbackRequestHandler) -> None:
+        body = request.read_body()
+        status, payload, headers = self._dispatch(
+            request.command, request.path, request.headers, body
+        )
+        data = b"" if payload is None else json.dumps(payload).encode()
+        answer = list(headers.items())
+        if payload is not None:
+            answer.append(("Content-Type", "application/json; charset=utf-8"))
+        request.respond(status, answer, data)
 
     @contextmanager
     def failing(

@@ -34,8 +34,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from fakes.http_server import LoopbackHttpServer, LoopbackRequestHandler
 
 MAX_SECRETS = 3
 MIN_SECRET_LENGTH = 24
@@ -67,7 +68,7 @@ ROUTES = [
 ]
 
 
-class WebhookService:
+class WebhookService(LoopbackHttpServer):
     """The vendor API on 127.0.0.1 (free port); `.url`, `.admin_token`, `.read_token`."""
 
     def __init__(self) -> None:
@@ -77,48 +78,18 @@ class WebhookService:
         self.requests: list[tuple[str, str, bytes]] = []  # (method, path?query, body) of each
         self._fault: int | None = None
         self._lock = threading.Lock()
-        service = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                service.requests.append((self.command, self.path, raw))
-                with service._lock:
-                    status, body = service._dispatch(
-                        self.command, self.path, self.headers.get("Authorization", ""), raw
-                    )
-                data = b"" if body is None else json.dumps(body).encode()
-                self.send_response(status)
-                if data:
-                    self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _handle
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> WebhookService:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    def _handle(self, request: LoopbackRequestHandler) -> None:
+        raw = request.read_body()
+        self.requests.append((request.command, request.path, raw))
+        with self._lock:
+            status, body = self._dispatch(
+                request.command, request.path, request.headers.get("Authorization", ""), raw
+            )
+        data = b"" if body is None else json.dumps(body).encode()
+        headers = [("Content-Type", "application/json")] if data else []
+        request.respond(status, headers, data)
 
     @contextmanager
     def failing(self, status: int) -> Iterator[None]:
