@@ -3,6 +3,10 @@
 JSONL lines are byte-for-byte the lines of the log, so every exported record
 can still be re-hashed. CSV has one column per record field in log order;
 ``details`` is its canonical JSON string and a null field is an empty cell.
+A text cell a spreadsheet would evaluate as a formula (it starts with ``=``,
+``+``, ``-``, ``@``, a tab or a carriage return) is prefixed with ``'``, so an
+actor or credential name cannot run in the auditor's spreadsheet; the JSONL
+export is the one to re-hash.
 """
 
 from __future__ import annotations
@@ -14,12 +18,21 @@ from typing import TextIO
 from keyturn.audit.record import FIELDS, AuditRecord, canonical_json
 
 FORMATS = ("jsonl", "csv")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _csv_row(record: AuditRecord) -> list[object]:
     data = record.model_dump()
     data["details"] = canonical_json(data["details"]).decode("utf-8")
-    return ["" if data[name] is None else data[name] for name in FIELDS]
+    return [_csv_cell(data[name]) for name in FIELDS]
 
 
 def export_run(records: Iterable[AuditRecord], run: str, fmt: str, out: TextIO) -> int:

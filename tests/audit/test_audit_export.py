@@ -46,6 +46,18 @@ def test_csv_export_has_one_column_per_field(two_runs: JsonlAuditLog) -> None:
     assert rows[1]["hash"] == records[2].hash and rows[1]["prev"] == records[1].hash
 
 
+@pytest.mark.parametrize("actor", ["=HYPERLINK(\"http://x\")", "+1", "-2+3", "@SUM(A1)", "\tx"])
+def test_csv_export_defuses_spreadsheet_formulas(audit_path, make_event, actor: str) -> None:
+    log = JsonlAuditLog(audit_path)
+    log.append(make_event("gate", run="run-1", actor=actor, details={"reason": "=1+1"}))
+    out = io.StringIO()
+    export_run(log.records(), "run-1", "csv", out)
+    (row,) = csv.DictReader(io.StringIO(out.getvalue()))
+    assert row["actor"] == "'" + actor
+    assert json.loads(row["details"]) == {"reason": "=1+1"}  # JSON cells start with "{"
+    assert row["seq"] == "1"
+
+
 def test_export_of_an_unknown_run_writes_only_a_header(two_runs: JsonlAuditLog) -> None:
     out = io.StringIO()
     assert export_run(two_runs.records(), "nope", "csv", out) == 0
