@@ -12,15 +12,13 @@ accepted, for a few seconds; both checks retry a bounded number of times.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+from functools import cached_property
 from typing import Any, ClassVar
 
-import boto3
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
+from keyturn.providers.aws_common import AwsProviderBase, classify, error_code, error_detail
 from keyturn.providers.base import NO_CONTEXT, NewCredential, Precheck, ProviderContext, Secret
 from keyturn.providers.errors import (
     AccessDenied,
@@ -34,15 +32,12 @@ from keyturn.providers.errors import (
 )
 from keyturn.providers.targets import parse_target
 
-ClientFactory = Callable[..., Any]
-"""callable(service_name, **client_kwargs) -> boto3 client."""
-
 KEY_ID = "aws_access_key_id"
 SECRET_KEY = "aws_secret_access_key"
 MAX_KEYS_PER_USER = 2
 
-# The one table from AWS error codes to provider errors. Codes not listed are
-# permanent unless the HTTP status is 5xx; connection failures are transient.
+# The one table from IAM and STS error codes to provider errors; codes not listed are
+# classified by aws_common.classify (403 denied, 5xx transient, else permanent).
 ERROR_CODES: dict[str, type[ProviderError]] = {
     "NoSuchEntity": CredentialNotFound,
     "AccessDenied": AccessDenied,
@@ -73,11 +68,6 @@ REJECTED_CODES = frozenset(
 )
 
 
-def default_client_factory(service_name: str, **kwargs: Any) -> Any:
-    """A boto3 client configured from the standard AWS environment and config files."""
-    return boto3.session.Session().client(service_name, **kwargs)
-
-
 class AwsIamTarget(BaseModel):
     """Which IAM user's access key to rotate."""
 
@@ -86,35 +76,15 @@ class AwsIamTarget(BaseModel):
     user_name: str = Field(min_length=1, max_length=64)
 
 
-def error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def classify(exc: Exception) -> type[ProviderError]:
-    """The provider error class for a boto3/botocore exception."""
-    if isinstance(exc, ClientError):
-        if (mapped := ERROR_CODES.get(error_code(exc))) is not None:
-            return mapped
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return TransientProviderError if status >= 500 else PermanentProviderError
-    if isinstance(exc, BotoConnectionError | HTTPClientError):
-        return TransientProviderError
-    return PermanentProviderError
-
-
 def map_aws_error(
     exc: Exception, operation: str, user_name: str, secret: Secret | None = None
 ) -> ProviderError:
     """Classify `exc`; the message names the operation and user, never a secret value."""
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        detail = f"{error.get('Code', 'unknown error')}: {error.get('Message', '')}".rstrip(": ")
-    else:
-        detail = f"{type(exc).__name__}: {exc}"
+    detail = error_detail(exc)
     for value in (secret or {}).values():
         if value:
             detail = detail.replace(value, "[redacted]")
-    return classify(exc)(f"{operation} for IAM user {user_name!r} failed: {detail}")
+    return classify(exc, ERROR_CODES)(f"{operation} for IAM user {user_name!r} failed: {detail}")
 
 
 def is_user_arn(arn: str, user_name: str) -> bool:
@@ -125,26 +95,12 @@ def is_user_arn(arn: str, user_name: str) -> bool:
     return parts[5].rsplit("/", 1)[-1] == user_name
 
 
-class AwsIamAccessKeyProvider:
+class AwsIamAccessKeyProvider(AwsProviderBase):
     """Rotates one IAM user's access key: at most two per user, create/verify/disable/delete."""
 
     name: ClassVar[str] = "aws.iam_access_key"
     target_model: ClassVar[type[BaseModel]] = AwsIamTarget
-    family: ClassVar[str] = "aws"
-
-    def __init__(
-        self,
-        client_factory: ClientFactory = default_client_factory,
-        *,
-        propagation_attempts: int = 6,
-        propagation_delay: float = 2.0,
-    ) -> None:
-        if propagation_attempts < 1 or propagation_delay < 0:
-            raise ValueError("propagation_attempts must be >= 1 and propagation_delay >= 0")
-        self._client_factory = client_factory
-        self._attempts = propagation_attempts
-        self._delay = propagation_delay
-        self._iam_client: Any = None
+    default_attempts: ClassVar[int] = 6
 
     # -- Provider protocol ------------------------------------------------------
 
@@ -191,7 +147,7 @@ class AwsIamAccessKeyProvider:
         if arn is None:
             raise VerificationFailed(
                 f"verify: STS rejected access key {key_id} of IAM user {user!r} "
-                f"({rejection}) on all {self._attempts} attempts"
+                f"({rejection}) on all {self._propagation.attempts} attempts"
             )
         if not is_user_arn(arn, user):
             raise VerificationFailed(
@@ -240,16 +196,14 @@ class AwsIamAccessKeyProvider:
         if self._settle(old_secret, user, accepted=False)[0] is not None:
             raise StillValid(
                 f"access key {credential_id} of IAM user {user!r} is deleted but STS still "
-                f"accepted it on all {self._attempts} attempts"
+                f"accepted it on all {self._propagation.attempts} attempts"
             )
 
     # -- AWS calls ----------------------------------------------------------------
 
-    @property
+    @cached_property
     def _iam(self) -> Any:
-        if self._iam_client is None:
-            self._iam_client = self._client_factory("iam")
-        return self._iam_client
+        return self._client_factory("iam")
 
     def _list_keys(self, user: str) -> list[dict[str, Any]]:
         try:
@@ -268,13 +222,10 @@ class AwsIamAccessKeyProvider:
 
         IAM propagates key changes within seconds; the last answer is returned.
         """
-        for attempt in range(self._attempts):
-            if attempt:
-                time.sleep(self._delay)
-            arn, rejection = self._caller_identity(secret, user)
-            if (arn is not None) == accepted:
-                break
-        return arn, rejection
+        return self._propagation.settle(
+            lambda: self._caller_identity(secret, user),
+            lambda answer: (answer[0] is not None) == accepted,
+        )
 
     def _caller_identity(self, secret: Secret, user: str) -> tuple[str | None, str]:
         """(ARN, "") if STS accepts `secret`, (None, error code) if it rejects it.

@@ -42,19 +42,18 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 from collections.abc import Callable, Iterator
+from functools import cached_property
 from typing import Any, ClassVar
 
-import boto3
 from botocore import xform_name
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import BotoCoreError, ClientError
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from keyturn.providers.aws_common import AwsProviderBase, classify, error_code, error_detail
 from keyturn.providers.base import NO_CONTEXT, NewCredential, Precheck, ProviderContext, Secret
 from keyturn.providers.errors import (
     AccessDenied,
@@ -67,9 +66,6 @@ from keyturn.providers.errors import (
     VerificationFailed,
 )
 from keyturn.providers.targets import parse_target
-
-ClientFactory = Callable[..., Any]
-"""callable(service_name, **client_kwargs) -> boto3 client."""
 
 ROTATION_MARK = "@rotation-"
 STAGED_PREFIX = "alias/keyturn/staged/"
@@ -111,11 +107,6 @@ SIGNING_ALGORITHMS = [
 """The KMS signing algorithms `verify` can check locally against the public key."""
 
 
-def default_client_factory(service_name: str, **kwargs: Any) -> Any:
-    """A boto3 client configured from the standard AWS environment and config files."""
-    return boto3.session.Session().client(service_name, **kwargs)
-
-
 class AwsKmsKeyTarget(BaseModel):
     """Which KMS key to rotate: the alias applications use, in which region."""
 
@@ -146,32 +137,10 @@ class AwsKmsKeyTarget(BaseModel):
         return RETIRED_PREFIX + self.name
 
 
-def error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def classify(exc: Exception) -> type[ProviderError]:
-    """The provider error class for a boto3/botocore exception."""
-    if isinstance(exc, ClientError):
-        if (mapped := ERROR_CODES.get(error_code(exc))) is not None:
-            return mapped
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if status == 403:  # an IAM policy denial that came without a JSON error code
-            return AccessDenied
-        return TransientProviderError if status >= 500 else PermanentProviderError
-    if isinstance(exc, BotoConnectionError | HTTPClientError):
-        return TransientProviderError
-    return PermanentProviderError
-
-
 def map_kms_error(exc: Exception, operation: str, target: AwsKmsKeyTarget) -> ProviderError:
     """Classify `exc`; the message names the operation, alias and region (KMS has no secrets)."""
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        detail = f"{error.get('Code', 'unknown error')}: {error.get('Message', '')}".rstrip(": ")
-    else:
-        detail = f"{type(exc).__name__}: {exc}"
-    return classify(exc)(f"{operation} for {_where(target)} failed: {detail}")
+    detail = error_detail(exc)
+    return classify(exc, ERROR_CODES)(f"{operation} for {_where(target)} failed: {detail}")
 
 
 def rotation_id(key_id: str, rotations: int) -> str:
@@ -184,26 +153,12 @@ def parse_rotation_id(credential_id: str) -> tuple[str, int] | None:
     return (key_id, int(number)) if mark and number.isdigit() else None
 
 
-class AwsKmsKeyProvider:
+class AwsKmsKeyProvider(AwsProviderBase):
     """Rotates the KMS key behind an alias: on-demand rotation, or a replacement signing key."""
 
     name: ClassVar[str] = "aws.kms_key"
     target_model: ClassVar[type[BaseModel]] = AwsKmsKeyTarget
-    family: ClassVar[str] = "aws"
-
-    def __init__(
-        self,
-        *,
-        client_factory: ClientFactory = default_client_factory,
-        propagation_attempts: int = 5,
-        propagation_delay: float = 2.0,
-    ) -> None:
-        if propagation_attempts < 1 or propagation_delay < 0:
-            raise ValueError("propagation_attempts must be >= 1 and propagation_delay >= 0")
-        self._client_factory = client_factory
-        self._attempts = propagation_attempts
-        self._delay = propagation_delay
-        self._clients: dict[str | None, Any] = {}
+    default_attempts: ClassVar[int] = 5
 
     # -- Provider protocol ------------------------------------------------------
 
@@ -356,16 +311,13 @@ class AwsKmsKeyProvider:
     def _verify_material(self, t: AwsKmsKeyTarget, number: int, key_id: str) -> None:
         if self._alias_key_id(t, t.alias) != key_id:
             raise VerificationFailed(f"verify: {_where(t)} does not name key {key_id}")
-        for attempt in range(self._attempts):
-            if attempt:
-                time.sleep(self._delay)
-            done = len(self._rotations(t, key_id))
-            if done >= number:
-                break
-        else:
+        done = self._propagation.settle(
+            lambda: len(self._rotations(t, key_id)), lambda count: count >= number
+        )
+        if done < number:
             raise VerificationFailed(
                 f"verify: rotation {number} of key {key_id} ({_where(t)}) had not completed "
-                f"after {self._attempts} attempts ({done} completed)"
+                f"after {self._propagation.attempts} attempts ({done} completed)"
             )
         probe = secrets.token_bytes(32)
         context = {"keyturn": "verify"}
@@ -456,7 +408,7 @@ class AwsKmsKeyProvider:
         if not isinstance(signed, tuple):
             raise VerificationFailed(
                 f"verify: key {key_id} ({_where(t)}) could not sign ({signed}) "
-                f"on all {self._attempts} attempts"
+                f"on all {self._propagation.attempts} attempts"
             )
         algorithm, signature = signed
         try:
@@ -477,7 +429,7 @@ class AwsKmsKeyProvider:
         if isinstance(signed, tuple):
             raise StillValid(
                 f"key {key_id} of {_where(t)} is pending deletion but KMS still signed with it "
-                f"on all {self._attempts} attempts"
+                f"on all {self._propagation.attempts} attempts"
             )
 
     def _sign(self, t: AwsKmsKeyTarget, key_id: str, message: bytes) -> tuple[str, bytes] | str:
@@ -520,6 +472,11 @@ class AwsKmsKeyProvider:
                    AliasName=t.staged_alias)
 
     # -- AWS calls ----------------------------------------------------------------
+
+    @cached_property
+    def _clients(self) -> dict[str | None, Any]:
+        """KMS clients by target region (None: the environment's), each built on first use."""
+        return {}
 
     def _kms(self, t: AwsKmsKeyTarget) -> Any:
         if t.region not in self._clients:
@@ -597,13 +554,9 @@ class AwsKmsKeyProvider:
 
         Returns the last answer: (algorithm, signature) or the reason KMS refused.
         """
-        for attempt in range(self._attempts):
-            if attempt:
-                time.sleep(self._delay)
-            answer = probe()
-            if isinstance(answer, tuple) == accepted:
-                break
-        return answer
+        return self._propagation.settle(
+            probe, lambda answer: isinstance(answer, tuple) == accepted
+        )
 
 
 def _is_symmetric(key: dict[str, Any]) -> bool:

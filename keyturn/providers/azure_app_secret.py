@@ -38,10 +38,8 @@ from __future__ import annotations
 
 import os
 import re
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import requests
 from azure.core.credentials import TokenCredential
@@ -59,6 +57,7 @@ from keyturn.providers.errors import (
     TransientProviderError,
     VerificationFailed,
 )
+from keyturn.providers.propagation import Propagation
 from keyturn.providers.targets import parse_target
 from keyturn.runbook.models import Duration
 
@@ -67,7 +66,6 @@ CLIENT_ID = "client_id"
 CLIENT_SECRET = "client_secret"
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
 DEFAULT_GRAPH_SCOPE = "https://graph.microsoft.com/.default"
-T = TypeVar("T")
 GUID_PATTERN = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
 
 # The one table from HTTP status (Graph or the token endpoint) to provider errors.
@@ -166,10 +164,8 @@ class AzureAppSecretProvider:
         propagation_attempts: int = 6,
         propagation_delay: float = 5.0,
     ) -> None:
-        if propagation_attempts < 1 or propagation_delay < 0 or token_retries < 0:
-            raise ValueError(
-                "propagation_attempts must be >= 1, propagation_delay and token_retries >= 0"
-            )
+        if token_retries < 0:
+            raise ValueError("token_retries must be >= 0")
         self._credential = credential
         self._client_id = client_id
         self._client_secret = client_secret
@@ -179,8 +175,7 @@ class AzureAppSecretProvider:
         self._verify = connection_verify
         self._timeout = timeout
         self._token_retries = token_retries
-        self._attempts = propagation_attempts
-        self._delay = propagation_delay
+        self._propagation = Propagation(propagation_attempts, propagation_delay)
         self._admin_credentials: dict[str, TokenCredential] = {}
         self._session = requests.Session()
 
@@ -223,11 +218,13 @@ class AzureAppSecretProvider:
     def verify(self, target: Any, secret: Secret, ctx: ProviderContext = NO_CONTEXT) -> None:
         t = _target(target)
         _check_secret(t, secret, "verify", VerificationFailed)
-        rejection = self._settle(lambda: self._token_refusal(t, secret), lambda r: r is None)
+        rejection = self._propagation.settle(
+            lambda: self._token_refusal(t, secret), lambda r: r is None
+        )
         if rejection is not None:
             raise VerificationFailed(
                 f"verify: the token endpoint refused the new client secret of {t} "
-                f"({rejection}) on all {self._attempts} attempts"
+                f"({rejection}) on all {self._propagation.attempts} attempts"
             )
 
     def disable(self, target: Any, credential_id: str, ctx: ProviderContext = NO_CONTEXT) -> None:
@@ -250,18 +247,24 @@ class AzureAppSecretProvider:
         self, target: Any, credential_id: str, ctx: ProviderContext = NO_CONTEXT
     ) -> None:
         t = _target(target)
-        if self._settle(lambda: credential_id in self._ids_if_any(t), lambda there: not there):
+        if self._propagation.settle(
+            lambda: credential_id in self._ids_if_any(t), lambda there: not there
+        ):
             raise StillValid(
-                f"client secret {credential_id} still exists for {t} after {self._attempts} checks"
+                f"client secret {credential_id} still exists for {t} "
+                f"after {self._propagation.attempts} checks"
             )
         if ctx.old_secret is None:
             return
         old = ctx.old_secret
         _check_secret(t, old, "confirm_revoked", PermanentProviderError)
-        if self._settle(lambda: self._token_refusal(t, old), lambda r: r is not None) is None:
+        refusal = self._propagation.settle(
+            lambda: self._token_refusal(t, old), lambda r: r is not None
+        )
+        if refusal is None:
             raise StillValid(
                 f"client secret {credential_id} of {t} is removed but the token endpoint still "
-                f"accepted the old secret on all {self._attempts} attempts"
+                f"accepted the old secret on all {self._propagation.attempts} attempts"
             )
 
     # -- Graph --------------------------------------------------------------------
@@ -348,19 +351,6 @@ class AzureAppSecretProvider:
             if code in REJECTED_AADSTS:
                 return f"AADSTS{code}: {REJECTED_AADSTS[code]}"
             raise _error(exc, "token request", t, secret) from None
-
-    def _settle(self, check: Callable[[], T], done: Callable[[T], bool]) -> T:
-        """Run `check` until its answer is `done`, a bounded number of times; return the last one.
-
-        Entra replicates secret changes within seconds, so early answers may be stale.
-        """
-        for attempt in range(self._attempts):
-            if attempt:
-                time.sleep(self._delay)
-            answer = check()
-            if done(answer):
-                break
-        return answer
 
     @staticmethod
     def _setting(value: str | None, env: str, default: str) -> str:

@@ -29,7 +29,6 @@ import functools
 import json
 import os
 import re
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -55,6 +54,7 @@ from keyturn.providers.errors import (
     TransientProviderError,
     VerificationFailed,
 )
+from keyturn.providers.propagation import Propagation
 from keyturn.providers.targets import parse_target
 
 ENDPOINT_ENV = "KEYTURN_GCP_IAM_ENDPOINT"
@@ -150,12 +150,11 @@ class GcpServiceAccountKeyProvider:
         propagation_delay: float = 5.0,
         timeout: float = 30.0,
     ) -> None:
-        if propagation_attempts < 1 or propagation_delay < 0 or timeout <= 0:
-            raise ValueError("need propagation_attempts >= 1, propagation_delay >= 0, timeout > 0")
+        if timeout <= 0:
+            raise ValueError("timeout must be > 0")
         self._client_factory = client_factory
         self._endpoint = endpoint
-        self._attempts = propagation_attempts
-        self._delay = propagation_delay
+        self._propagation = Propagation(propagation_attempts, propagation_delay)
         self._timeout = timeout
         self._client: IAMClient | None = None
 
@@ -224,7 +223,7 @@ class GcpServiceAccountKeyProvider:
         if rejection is not None:
             raise VerificationFailed(
                 f"verify: the token endpoint rejected key {key_id} of service account "
-                f"{t.service_account!r} ({rejection}) on all {self._attempts} attempts"
+                f"{t.service_account!r} ({rejection}) on all {self._propagation.attempts} attempts"
             )
 
     def disable(self, target: Any, credential_id: str, ctx: ProviderContext = NO_CONTEXT) -> None:
@@ -280,7 +279,7 @@ class GcpServiceAccountKeyProvider:
             raise StillValid(
                 f"key {credential_id} of service account {t.service_account!r} is deleted but "
                 f"the token endpoint still accepted the old key file (key {old_id}) on all "
-                f"{self._attempts} attempts"
+                f"{self._propagation.attempts} attempts"
             )
 
     # -- IAM calls ----------------------------------------------------------------
@@ -316,13 +315,9 @@ class GcpServiceAccountKeyProvider:
 
         Returns the last refusal, or None if the last exchange was granted.
         """
-        for attempt in range(self._attempts):
-            if attempt:
-                time.sleep(self._delay)
-            rejection = self._exchange(key_file, t)
-            if (rejection is None) == accepted:
-                break
-        return rejection
+        return self._propagation.settle(
+            lambda: self._exchange(key_file, t), lambda rejection: (rejection is None) == accepted
+        )
 
     def _exchange(self, key_file: KeyFile, t: GcpServiceAccountTarget) -> str | None:
         """None if the token endpoint grants a token for `key_file`, else its refusal.

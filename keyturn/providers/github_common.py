@@ -29,6 +29,7 @@ from keyturn.providers.errors import (
     ProviderError,
     TransientProviderError,
 )
+from keyturn.providers.propagation import Propagation
 
 ENV_API_URL = "KEYTURN_GITHUB_API_URL"
 ENV_TOKEN = "KEYTURN_GITHUB_TOKEN"
@@ -202,8 +203,5 @@ class GitHubProviderBase:
         delay: float = 1.0,
     ) -> None:
         attempts = self.default_attempts if attempts is None else attempts
-        if attempts < 1 or delay < 0:
-            raise ValueError("attempts must be >= 1 and delay >= 0")
         self._api = GitHubApi(base_url=base_url, token=token, client_factory=client_factory)
-        self._attempts = attempts
-        self._delay = delay
+        self._propagation = Propagation(attempts, delay)

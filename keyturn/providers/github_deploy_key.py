@@ -24,7 +24,6 @@ confirm_revoked: the key id is not listed and, given the old secret, no deploy
 
 from __future__ import annotations
 
-import time
 from typing import Any, ClassVar
 
 from cryptography.hazmat.primitives import serialization
@@ -141,17 +140,14 @@ class GitHubDeployKeyProvider(GitHubProviderBase):
     def verify(self, target: Any, secret: Secret, ctx: ProviderContext = NO_CONTEXT) -> None:
         t = _target(target)
         public = public_key_of(secret, t.repo)
-        for attempt in range(self._attempts):
-            if attempt:
-                time.sleep(self._delay)
-            keys = self._keys(t)
-            match = [k for k in keys if key_body(k["key"]) == public]
-            if match:
-                break
-        else:
+        keys = self._propagation.settle(
+            lambda: self._keys(t), lambda listed: any(key_body(k["key"]) == public for k in listed)
+        )
+        match = [k for k in keys if key_body(k["key"]) == public]
+        if not match:
             raise VerificationFailed(
                 f"verify: repository {t.repo!r} does not list the new deploy key "
-                f"after {self._attempts} attempts"
+                f"after {self._propagation.attempts} attempts"
             )
         expected = t.read_only
         if expected is None:

@@ -37,7 +37,6 @@ confirm_revoked: with target.org the grant is no longer listed; given the old
 from __future__ import annotations
 
 import logging
-import time
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -181,7 +180,7 @@ class GitHubPatProvider(GitHubProviderBase):
         if login is None:
             raise VerificationFailed(
                 f"verify: GitHub rejected the token of {t.owner!r} (401) "
-                f"on all {self._attempts} attempts"
+                f"on all {self._propagation.attempts} attempts"
             )
         if login.lower() != t.owner.lower():
             raise VerificationFailed(f"verify: the token authenticates as {login!r}, not {t.owner!r}")
@@ -246,7 +245,7 @@ class GitHubPatProvider(GitHubProviderBase):
         if self._settle(t, old, accepted=False)[0] is not None:
             raise StillValid(
                 f"token {credential_id} of {t.owner!r} is still accepted by GitHub "
-                f"after {self._attempts} attempts"
+                f"after {self._propagation.attempts} attempts"
             )
 
     # -- GitHub calls -------------------------------------------------------------
@@ -271,13 +270,9 @@ class GitHubPatProvider(GitHubProviderBase):
         self, t: PatTarget, token: Secret, accepted: bool
     ) -> tuple[str | None, dict[str, Any]]:
         """Ask GET /user until the token is accepted (or rejected), a bounded number of times."""
-        for attempt in range(self._attempts):
-            if attempt:
-                time.sleep(self._delay)
-            login, headers = self._whoami(t, token)
-            if (login is not None) == accepted:
-                break
-        return login, headers
+        return self._propagation.settle(
+            lambda: self._whoami(t, token), lambda answer: (answer[0] is not None) == accepted
+        )
 
     def _token_id(
         self, t: PatTarget, token: Secret, mismatch: type[ProviderError]

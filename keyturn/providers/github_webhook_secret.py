@@ -36,7 +36,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import time
 from typing import Any, ClassVar
 from urllib.parse import quote_plus
 
@@ -210,16 +209,16 @@ class GitHubWebhookSecretProvider(GitHubProviderBase):
             _, before = call(gh, "GET", deliveries, params={"per_page": 1})
             newest = max((d["id"] for d in before), default=0)
             call(gh, "POST", f"{_path(t)}/pings")
-            for attempt in range(self._attempts):
-                if attempt:
-                    time.sleep(self._delay)
+
+            def new_pings() -> list[dict[str, Any]]:
                 _, recent = call(gh, "GET", deliveries, params={"per_page": 30})
-                pings = [d for d in recent if d["id"] > newest and d.get("event") == "ping"]
-                if pings:
-                    break
-            else:
+                return [d for d in recent if d["id"] > newest and d.get("event") == "ping"]
+
+            pings = self._propagation.settle(new_pings, bool)
+            if not pings:
                 raise TransientProviderError(
-                    f"no ping delivery of {_hook(t)} appeared after {self._attempts} attempts"
+                    f"no ping delivery of {_hook(t)} appeared "
+                    f"after {self._propagation.attempts} attempts"
                 )
             ping_id = max(d["id"] for d in pings)
             _, delivery = call(gh, "GET", f"{deliveries}/{ping_id}")

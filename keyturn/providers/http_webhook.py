@@ -57,7 +57,6 @@ import hashlib
 import hmac
 import os
 import re
-import time
 from collections.abc import Collection, Mapping
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote, urlsplit
@@ -76,6 +75,7 @@ from keyturn.providers.errors import (
     TransientProviderError,
     VerificationFailed,
 )
+from keyturn.providers.propagation import Propagation
 from keyturn.providers.targets import parse_target
 from keyturn.randomness import password, token_hex, token_urlsafe
 
@@ -332,13 +332,12 @@ class HttpWebhookProvider:
         verify_attempts: int = 3,
         verify_delay: float = 2.0,
     ) -> None:
-        if verify_attempts < 1 or verify_delay < 0 or timeout <= 0:
-            raise ValueError("need verify_attempts >= 1, verify_delay >= 0 and timeout > 0")
+        if timeout <= 0:
+            raise ValueError("timeout must be > 0")
         self._environ = environ
         self._session = session or requests.Session()
         self._timeout = timeout
-        self._attempts = verify_attempts
-        self._delay = verify_delay
+        self._propagation = Propagation(verify_attempts, verify_delay)
 
     # -- Provider protocol ------------------------------------------------------
 
@@ -395,7 +394,7 @@ class HttpWebhookProvider:
         if rejection is not None:
             raise VerificationFailed(
                 f"verify: {_where(t)} rejected secret {secret.get(t.id_field)} ({rejection}) "
-                f"on all {self._attempts} attempts"
+                f"on all {self._propagation.attempts} attempts"
             )
 
     def disable(self, target: Any, credential_id: str, ctx: ProviderContext = NO_CONTEXT) -> None:
@@ -436,7 +435,7 @@ class HttpWebhookProvider:
         if self._settle(t, ctx.old_secret, accepted=False) is None:
             raise StillValid(
                 f"secret {credential_id} is revoked at {_where(t)} but the verify call still "
-                f"accepted it on all {self._attempts} attempts"
+                f"accepted it on all {self._propagation.attempts} attempts"
             )
 
     # -- HTTP -----------------------------------------------------------------------
@@ -522,13 +521,9 @@ class HttpWebhookProvider:
     def _settle(self, t: HttpWebhookTarget, secret: Secret, accepted: bool) -> str | None:
         """Run the verify check until it accepts (or rejects) `secret`, a bounded number of
         times; the last rejection reason, or None if the secret was accepted."""
-        for attempt in range(self._attempts):
-            if attempt:
-                time.sleep(self._delay)
-            rejection = self._check(t, secret)
-            if (rejection is None) == accepted:
-                break
-        return rejection
+        return self._propagation.settle(
+            lambda: self._check(t, secret), lambda rejection: (rejection is None) == accepted
+        )
 
     def _check(self, t: HttpWebhookTarget, secret: Secret) -> str | None:
         """None if the service accepts `secret`, else why not."""

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import time
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 from urllib.parse import urljoin, urlsplit
@@ -53,6 +52,7 @@ from keyturn.providers.errors import (
     TransientProviderError,
     VerificationFailed,
 )
+from keyturn.providers.propagation import Propagation
 from keyturn.providers.targets import parse_target
 
 TOKEN = "token"
@@ -148,14 +148,13 @@ class NpmTokenProvider:
         password_for: the npm password of a username (default: KEYTURN_NPM_PASSWORD).
         attempts, delay: how often verify and confirm_revoked ask whoami before giving up.
         """
-        if attempts < 1 or delay < 0 or timeout <= 0:
-            raise ValueError("attempts must be >= 1, delay >= 0 and timeout > 0")
+        if timeout <= 0:
+            raise ValueError("timeout must be > 0")
         self._registry = registry
         self._password_for = password_for or password_from_env
         self._http = session or requests.Session()
         self._timeout = timeout
-        self._attempts = attempts
-        self._delay = delay
+        self._propagation = Propagation(attempts, delay)
 
     # -- Provider protocol ------------------------------------------------------
 
@@ -212,7 +211,7 @@ class NpmTokenProvider:
         user = self._settle(t, token, accepted=True, operation="verify: whoami")
         if user is None:
             raise VerificationFailed(
-                f"verify: {self._where(t)} rejected the new token on all {self._attempts} attempts"
+                f"verify: {self._where(t)} rejected the new token on all {self._propagation.attempts} attempts"
             )
         if user != t.username:
             raise VerificationFailed(
@@ -260,7 +259,7 @@ class NpmTokenProvider:
         if self._settle(t, old, accepted=False, operation=f"{operation}: whoami") is not None:
             raise StillValid(
                 f"token {credential_id} is gone from the token list of {self._where(t)} but the "
-                f"registry still accepted the old token on all {self._attempts} attempts"
+                f"registry still accepted the old token on all {self._propagation.attempts} attempts"
             )
 
     # -- registry calls -----------------------------------------------------------
@@ -426,13 +425,10 @@ class NpmTokenProvider:
 
     def _settle(self, t: NpmTokenTarget, token: str, accepted: bool, operation: str) -> str | None:
         """Ask whoami until `token` is accepted (or rejected), a bounded number of times."""
-        for attempt in range(self._attempts):
-            if attempt:
-                time.sleep(self._delay)
-            user = self._whoami(t, token, operation, [token])
-            if (user is not None) == accepted:
-                break
-        return user
+        return self._propagation.settle(
+            lambda: self._whoami(t, token, operation, [token]),
+            lambda user: (user is not None) == accepted,
+        )
 
 
 def _target(target: Any) -> NpmTokenTarget:

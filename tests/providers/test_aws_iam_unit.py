@@ -12,10 +12,11 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from keyturn.providers.aws_common import classify
 from keyturn.providers.aws_iam import (
+    ERROR_CODES,
     AwsIamAccessKeyProvider,
     AwsIamTarget,
-    classify,
     is_user_arn,
     map_aws_error,
 )
@@ -60,7 +61,7 @@ def client_error(code: str, status: int = 400, message: str = "boom") -> ClientE
     ],
 )
 def test_client_error_codes(code, status, expected):
-    assert classify(client_error(code, status)) is expected
+    assert classify(client_error(code, status), ERROR_CODES) is expected
     err = map_aws_error(client_error(code, status), "ListAccessKeys", "ci-deployer")
     assert type(err) is expected
     assert err.retryable is (expected is TransientProviderError)
@@ -75,14 +76,14 @@ def test_client_error_codes(code, status, expected):
     ],
 )
 def test_connection_failures_are_transient(exc):
-    assert classify(exc) is TransientProviderError
+    assert classify(exc, ERROR_CODES) is TransientProviderError
 
 
 @pytest.mark.parametrize(
     "exc", [NoCredentialsError(), ParamValidationError(report="bad"), RuntimeError("x")]
 )
 def test_other_failures_are_permanent(exc):
-    assert classify(exc) is PermanentProviderError
+    assert classify(exc, ERROR_CODES) is PermanentProviderError
 
 
 def test_message_names_operation_user_and_aws_reason():

@@ -17,12 +17,13 @@ from conformance.harness_aws_kms import KmsDirect, client_factory
 from fakes.fault_proxy import FaultProxy
 from fakes.kms_key_states import KmsKeyStateProxy
 
+from keyturn.providers.aws_common import classify
 from keyturn.providers.aws_kms import (
+    ERROR_CODES,
     RETIRED_PREFIX,
     STAGED_PREFIX,
     AwsKmsKeyProvider,
     AwsKmsKeyTarget,
-    classify,
     map_kms_error,
     parse_rotation_id,
     rotation_id,
@@ -360,8 +361,8 @@ def test_error_table(code, status, expected):
         {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}},
         "DescribeKey",
     )
-    assert classify(exc) is expected
-    assert classify(EndpointConnectionError(endpoint_url="http://127.0.0.1:1")) is (
+    assert classify(exc, ERROR_CODES) is expected
+    assert classify(EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), ERROR_CODES) is (
         TransientProviderError
     )
     assert type(map_kms_error(exc, "DescribeKey", AwsKmsKeyTarget(alias="alias/x"))) is expected
