@@ -21,9 +21,12 @@ class Settings:
     namespace: str
     task_queue: str
     audit_log: Path
-    codec_key: str | None
+    codec_key: str | None = field(repr=False)  # the payload encryption key
     principal: str
     rate_limits: dict[str, float] = field(default_factory=dict)
+    # The PostgreSQL audit log, used instead of audit_log when set; holds a password,
+    # so it stays out of repr().
+    audit_dsn: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -36,6 +39,7 @@ class Settings:
             codec_key=env.get("KEYTURN_CODEC_KEY") or None,
             principal=env.get("KEYTURN_PRINCIPAL") or env.get("USER") or "operator",
             rate_limits=_rate_limits(env.get("KEYTURN_RATE_LIMITS", "")),
+            audit_dsn=env.get("KEYTURN_AUDIT_DSN") or None,
         )
 
 

@@ -146,7 +146,7 @@ async def serve(settings: Settings, queues: Iterable[str] = ()) -> None:
     workers = build_workers(
         client,
         task_queue=settings.task_queue,
-        audit_log=open_log(settings.audit_log),
+        audit_log=open_log(settings.audit_log, dsn=settings.audit_dsn),
         families=families,
         workflows=workflows,
         rate_limits=settings.rate_limits,

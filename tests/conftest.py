@@ -12,6 +12,7 @@ from typing import TypeVar
 import boto3
 import hvac
 import pytest
+from fakes.sql_servers import PostgresDatabase, PostgresServer
 
 from keyturn.devstack.servers import (
     MOTO_REGION,
@@ -69,6 +70,13 @@ def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBaoServer]
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
     """moto with access-key checking on; `.admin_credentials` holds a working admin key."""
     yield from _run(MotoServer(tmp_path_factory.mktemp("moto"), auth=True))
+
+
+@pytest.fixture
+def audit_database(postgres_server: PostgresServer) -> PostgresDatabase:
+    """A fresh database of the session's PostgreSQL server (conformance.harness_sql),
+    owned by a fresh role, for a PostgreSQL audit log: `.dsn`, `.superuser()`."""
+    return postgres_server.create_database()
 
 
 @pytest.fixture

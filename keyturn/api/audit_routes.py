@@ -1,10 +1,12 @@
-"""/v1 audit routes (auditor role): one run's audit records, and the log's verification."""
+"""/v1 audit routes (auditor role): one run's audit records, and the log's verification.
+
+The log is the worker's: the PostgreSQL one when KEYTURN_AUDIT_DSN is set, else the
+JSONL file. Errors name a database by its DSN without the password."""
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends
 
@@ -13,7 +15,11 @@ from keyturn.api.context import ApiContext, get_context
 from keyturn.api.errors import ApiError, not_found, responses
 from keyturn.api.models import AuditRecords, AuditRecordView, AuditVerification
 from keyturn.api.runs_routes import RunId, load_plan_of
-from keyturn.audit import AuditError, AuditLogError, JsonlAuditLog, verify
+from keyturn.audit import AuditError, AuditLogMissing, JsonlAuditLog, open_log, verify_log
+from keyturn.config import Settings
+
+if TYPE_CHECKING:
+    from keyturn.audit.postgres import PostgresAuditLog
 
 router = APIRouter(prefix="/v1", tags=["audit"])
 
@@ -22,18 +28,21 @@ def _unreadable(exc: Exception) -> ApiError:
     return ApiError(500, "audit_unreadable", f"the audit log cannot be read: {exc}")
 
 
-def read_run_records(path: Path, run_id: str) -> list[AuditRecordView]:
+def audit_log_of(settings: Settings) -> JsonlAuditLog | PostgresAuditLog:
+    """The audit log the worker of these settings writes."""
+    return open_log(settings.audit_log, dsn=settings.audit_dsn)
+
+
+def read_run_records(settings: Settings, run_id: str) -> list[AuditRecordView]:
     """The records of `run_id`, in seq order (none if the log does not exist yet)."""
-    if not path.exists():
-        return []
-    return [AuditRecordView(**r.model_dump()) for r in JsonlAuditLog(path).records()
+    return [AuditRecordView(**r.model_dump()) for r in audit_log_of(settings).records()
             if r.run == run_id]
 
 
 async def run_records(ctx: ApiContext, run_id: str) -> AuditRecords:
     """The run's records; 404 if the log has none and Temporal knows no such run."""
     try:
-        records = await asyncio.to_thread(read_run_records, ctx.settings.keyturn.audit_log, run_id)
+        records = await asyncio.to_thread(read_run_records, ctx.settings.keyturn, run_id)
     except (AuditError, OSError) as exc:
         raise _unreadable(exc) from None
     if not records:
@@ -54,8 +63,9 @@ async def get_run_audit(
 
 async def verification(ctx: ApiContext) -> AuditVerification:
     try:
-        result = await asyncio.to_thread(verify, ctx.settings.keyturn.audit_log)
-    except AuditLogError as exc:
+        result = await asyncio.to_thread(
+            lambda: verify_log(audit_log_of(ctx.settings.keyturn)))
+    except AuditLogMissing as exc:
         raise not_found(str(exc)) from None
     except (AuditError, OSError) as exc:
         raise _unreadable(exc) from None
@@ -73,4 +83,4 @@ async def get_verify(
     return await verification(ctx)
 
 
-__all__ = ["read_run_records", "router", "run_records", "verification"]
+__all__ = ["audit_log_of", "read_run_records", "router", "run_records", "verification"]

@@ -1,7 +1,9 @@
 """The append-only, hash-chained audit log: record format, backends, checkpoints,
-verification, replay and export. Activities append through ``open_log()``."""
+verification, replay and export. Activities append through ``open_log()``; the
+PostgreSQL backend is ``keyturn.audit.postgres.PostgresAuditLog`` (imported on its own,
+so psycopg loads only where a DSN is configured)."""
 
-from keyturn.audit.backend import AuditLog, default_log_path, open_log
+from keyturn.audit.backend import AuditLog, default_log_path, open_log, verify_log
 from keyturn.audit.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -10,7 +12,7 @@ from keyturn.audit.checkpoint import (
     load_signing_key,
 )
 from keyturn.audit.export import export_run
-from keyturn.audit.jsonl import AuditLogError, JsonlAuditLog
+from keyturn.audit.jsonl import AuditLogError, AuditLogMissing, JsonlAuditLog
 from keyturn.audit.record import (
     GENESIS_PREV,
     OUTCOMES,
@@ -36,6 +38,7 @@ __all__ = [
     "AuditFormatError",
     "AuditLog",
     "AuditLogError",
+    "AuditLogMissing",
     "AuditRecord",
     "Checkpoint",
     "CheckpointError",
@@ -55,4 +58,5 @@ __all__ = [
     "record_hash",
     "replay",
     "verify",
+    "verify_log",
 ]

@@ -190,6 +190,18 @@ def public_key_from_env() -> Ed25519PublicKey | None:
     return key.public_key() if key else None
 
 
+def resolve_public_key(
+    public_key: Ed25519PublicKey | str | os.PathLike[str] | None,
+) -> Ed25519PublicKey | None:
+    """The key that checks checkpoint signatures: a key as is, a file loaded, and None
+    meaning the environment's (``public_key_from_env``)."""
+    if public_key is None:
+        return public_key_from_env()
+    if isinstance(public_key, Ed25519PublicKey):
+        return public_key
+    return load_public_key(public_key)
+
+
 def generate_signing_key(path: str | os.PathLike[str]) -> str:
     """Write a new private key (PEM, mode 0600) to ``path`` and its public key to
     ``path.pub``; refuse to overwrite either. Returns the key id."""

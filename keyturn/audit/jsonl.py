@@ -49,7 +49,11 @@ _CHUNK = 1 << 20
 
 
 class AuditLogError(AuditError):
-    """The log file cannot be appended to or read."""
+    """The log (its file or its database) cannot be appended to or read."""
+
+
+class AuditLogMissing(AuditLogError):
+    """Nothing has been written where the log was looked for: no file, no tables."""
 
 
 def iter_lines(
@@ -120,6 +124,15 @@ class JsonlAuditLog:
         self._lock_timeout = lock_timeout
         self._mutex = threading.Lock()
         self._index: _Index | None = None
+
+    @property
+    def where(self) -> str:
+        """How messages name this log: its file."""
+        return str(self.path)
+
+    def exists(self) -> bool:
+        """Whether the log has been written to at all."""
+        return self.path.exists()
 
     def append(self, event: AuditEvent) -> AuditRecord:
         """Chain and durably write ``event``, or return the record already holding its id."""

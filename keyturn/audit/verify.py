@@ -11,7 +11,8 @@ checkpoint has been truncated.
 
 A problem names ``seq``, the record the line at fault should hold, which is the
 record whose bytes changed; for a deleted or reordered record it is the first
-seq out of place. ``verify_lines`` is the pure core; ``verify`` reads files.
+seq out of place. ``verify_lines`` is the pure core; ``verify`` reads files and
+``PostgresAuditLog.verify`` (keyturn.audit.postgres) reads the database's rows.
 """
 
 from __future__ import annotations
@@ -30,12 +31,11 @@ from keyturn.audit.checkpoint import (
     CheckpointError,
     checkpoints_path,
     key_id,
-    load_public_key,
     parse_checkpoint,
-    public_key_from_env,
+    resolve_public_key,
     signature_valid,
 )
-from keyturn.audit.jsonl import AuditLogError, iter_lines
+from keyturn.audit.jsonl import AuditLogMissing, iter_lines
 from keyturn.audit.record import GENESIS_PREV, AuditFormatError, AuditRecord, parse_record
 
 
@@ -208,12 +208,7 @@ def verify(
     """Verify the log at ``path`` and its checkpoints. Without ``public_key``, the key
     comes from KEYTURN_AUDIT_PUBLIC_KEY or KEYTURN_AUDIT_SIGNING_KEY, if set."""
     path = Path(path)
-    if public_key is None:
-        key = public_key_from_env()
-    elif isinstance(public_key, Ed25519PublicKey):
-        key = public_key
-    else:
-        key = load_public_key(public_key)
+    key = resolve_public_key(public_key)
     # Checkpoints first: every checkpoint read then refers to a record already written.
     try:
         checkpoint_data = checkpoints_path(path).read_bytes()
@@ -221,7 +216,7 @@ def verify(
         checkpoint_data = b""
     if not path.exists():
         if not checkpoint_data:
-            raise AuditLogError(f"no audit log at {path}")
+            raise AuditLogMissing(f"no audit log at {path}")
         return verify_lines([], checkpoint_data, key, path=str(path))
     with open(path, "rb") as f:
         end = os.fstat(f.fileno()).st_size

@@ -1,4 +1,8 @@
-"""`keyturn audit ...`: verify the hash chain, replay a run's timeline, export records."""
+"""`keyturn audit ...`: verify the hash chain, replay a run's timeline, export records.
+
+Every command reads the JSONL file (`--log`) or the PostgreSQL log (`--dsn`); with
+neither, $KEYTURN_AUDIT_DSN when it is set, else $KEYTURN_AUDIT_LOG or the default file.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -19,12 +23,11 @@ from keyturn.audit import (
     JsonlAuditLog,
     Replay,
     VerifyResult,
-    default_log_path,
     export_run,
     generate_signing_key,
     open_log,
     replay,
-    verify,
+    verify_log,
 )
 from keyturn.cli.common import (
     EXIT_FAILED,
@@ -35,6 +38,9 @@ from keyturn.cli.common import (
     fail,
     print_json,
 )
+
+if TYPE_CHECKING:
+    from keyturn.audit.postgres import PostgresAuditLog
 
 app = typer.Typer(
     help="Verify, replay and export the append-only, hash-chained audit log.",
@@ -47,6 +53,16 @@ LogOption = Annotated[
         "--log", help="Audit log file (default: $KEYTURN_AUDIT_LOG, else .keyturn/audit.jsonl)."
     ),
 ]
+DsnOption = Annotated[
+    str | None,
+    typer.Option(
+        "--dsn",
+        help="PostgreSQL audit log: a libpq URI or key=value string (default: "
+        "$KEYTURN_AUDIT_DSN). Not with --log. Prefer the variable or ~/.pgpass to a "
+        "password on the command line.",
+        show_default=False,
+    ),
+]
 OutputOption = Annotated[OutputFormat, typer.Option("--output", "-o", help="text or json.")]
 
 
@@ -55,12 +71,25 @@ class ExportFormat(str, Enum):
     csv = "csv"
 
 
-def _records(log: Path | None) -> list[AuditRecord]:
-    path = log or default_log_path()
-    if not path.exists():
-        fail(f"no audit log at {path} (set --log or KEYTURN_AUDIT_LOG)", EXIT_USAGE)
+def _open(log: Path | None, dsn: str | None) -> JsonlAuditLog | PostgresAuditLog:
+    """The log `--log` or `--dsn` names, else the environment's (see the module docstring)."""
+    if log is not None and dsn is not None:
+        fail("--log and --dsn are mutually exclusive: give the file or the database", EXIT_USAGE)
     try:
-        return list(JsonlAuditLog(path).records())
+        return open_log(log, dsn=dsn)
+    except (AuditError, OSError) as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+def _records(source: JsonlAuditLog | PostgresAuditLog) -> list[AuditRecord]:
+    try:
+        if not source.exists():
+            fail(
+                f"no audit log at {source.where} "
+                "(set --log, --dsn, KEYTURN_AUDIT_LOG or KEYTURN_AUDIT_DSN)",
+                EXIT_USAGE,
+            )
+        return list(source.records())
     except (AuditError, OSError) as exc:
         fail(str(exc), EXIT_FAILED)
 
@@ -92,6 +121,7 @@ def _print_verify(result: VerifyResult) -> None:
 @app.command("verify")
 def verify_cmd(
     log: LogOption = None,
+    dsn: DsnOption = None,
     public_key: Annotated[
         Path | None,
         typer.Option("--public-key", help="Ed25519 public key that signed the checkpoints."),
@@ -100,7 +130,7 @@ def verify_cmd(
 ) -> None:
     """Check every record, the chain and the signed checkpoints; name the first bad record."""
     try:
-        result = verify(log or default_log_path(), public_key)
+        result = verify_log(_open(log, dsn), public_key)
     except (AuditError, OSError) as exc:
         fail(str(exc), EXIT_USAGE)
     if output is OutputFormat.json:
@@ -160,12 +190,14 @@ def _print_replay(result: Replay) -> None:
 def replay_cmd(
     run: Annotated[str, typer.Argument(help="Run id.")],
     log: LogOption = None,
+    dsn: DsnOption = None,
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """Rebuild a run's timeline and check its invariants (exit 1 if one fails)."""
-    result = replay(_records(log), run)
+    source = _open(log, dsn)
+    result = replay(_records(source), run)
     if not result.records:
-        fail(f"no records for run {run!r} in {log or default_log_path()}", EXIT_USAGE)
+        fail(f"no records for run {run!r} in {source.where}", EXIT_USAGE)
     if output is OutputFormat.json:
         print_json(_replay_dict(result))
     else:
@@ -178,14 +210,16 @@ def export_cmd(
     run: Annotated[str, typer.Option("--run", help="Run id.")],
     fmt: Annotated[ExportFormat, typer.Option("--format", help="jsonl or csv.")],
     log: LogOption = None,
+    dsn: DsnOption = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="File to write (default: stdout).")
     ] = None,
 ) -> None:
     """Export one run's records (JSONL lines are the log's own bytes)."""
-    selected = [r for r in _records(log) if r.run == run]
+    source = _open(log, dsn)
+    selected = [r for r in _records(source) if r.run == run]
     if not selected:
-        fail(f"no records for run {run!r} in {log or default_log_path()}", EXIT_USAGE)
+        fail(f"no records for run {run!r} in {source.where}", EXIT_USAGE)
     if out is None:
         export_run(selected, run, fmt.value, sys.stdout)
         return
@@ -212,12 +246,29 @@ def keygen_cmd(
 
 
 @app.command("checkpoint")
-def checkpoint_cmd(log: LogOption = None) -> None:
+def checkpoint_cmd(log: LogOption = None, dsn: DsnOption = None) -> None:
     """Sign the current head now (needs KEYTURN_AUDIT_SIGNING_KEY)."""
+    source = _open(log, dsn)
     try:
-        checkpoint = open_log(log).checkpoint()
+        checkpoint = source.checkpoint()
     except (AuditError, OSError) as exc:
         fail(str(exc), EXIT_FAILED)
     if checkpoint is None:
         fail("nothing signed: KEYTURN_AUDIT_SIGNING_KEY is not set or the log is empty")
     console.print(f"signed seq {checkpoint.seq} (hash {checkpoint.hash[:16]}…)", highlight=False)
+
+
+@app.command("init")
+def init_cmd(dsn: DsnOption = None) -> None:
+    """Create the PostgreSQL audit tables and their insert-only triggers (idempotent).
+
+    Run it once as the role that should own the tables, then grant the workers' role
+    only INSERT, SELECT on them: an owner could disable the triggers."""
+    source = _open(None, dsn)
+    if isinstance(source, JsonlAuditLog):
+        fail("init is for the PostgreSQL log: give --dsn or set KEYTURN_AUDIT_DSN", EXIT_USAGE)
+    try:
+        source.create_schema()
+    except AuditError as exc:
+        fail(str(exc), EXIT_FAILED)
+    console.print(f"audit tables ready in {escape(source.where)}", highlight=False)

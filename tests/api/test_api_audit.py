@@ -1,5 +1,6 @@
 """Audit over the API: a run's records name the authenticated principals who decided its
-gates, with their reasons; verification reports an intact or a tampered log."""
+gates, with their reasons; verification reports an intact or a tampered log, in a JSONL
+file or in PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import httpx
 from conftest import memory_credential, runbook_yaml
 
 from keyturn.api import create_app
+from keyturn.audit import AuditEvent, event_id
+from keyturn.audit.postgres import PostgresAuditLog
+from keyturn.audit.postgres_sql import RECORDS
 
 
 async def test_the_audit_log_records_the_authenticated_approver_and_reason(api_stack):
@@ -56,10 +60,17 @@ async def test_verification_reports_an_intact_log(api_stack):
     assert body["head"]["seq"] == body["records"] and len(body["head"]["hash"]) == 64
 
 
-def _app_with_log(api_stack, path):
+def _app_with(api_stack, **audit):
+    """The stack's app reading another audit log (`audit_log=path` or `audit_dsn=dsn`)."""
     settings = dataclasses.replace(api_stack.settings, keyturn=dataclasses.replace(
-        api_stack.settings.keyturn, audit_log=path))
+        api_stack.settings.keyturn, **audit))
     return create_app(settings, client=api_stack.client)
+
+
+async def _get(app, path, headers):
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://api") as http:
+        return await http.get(path, headers=headers)
 
 
 async def test_verification_names_the_first_tampered_record(api_stack, tmp_path):
@@ -74,18 +85,62 @@ async def test_verification_names_the_first_tampered_record(api_stack, tmp_path)
     tampered = tmp_path / "tampered.jsonl"
     tampered.write_bytes(b"".join(lines))
 
-    app = _app_with_log(api_stack, tampered)
+    app = _app_with(api_stack, audit_log=tampered)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
         response = await http.get("/v1/audit/verify", headers=api_stack.auth("dave"))
         assert response.status_code == 200
         body = response.json()
         assert body["ok"] is False and body["first_bad_seq"] == 3 and body["reason"]
 
-        missing = _app_with_log(api_stack, tmp_path / "none.jsonl")
+        missing = _app_with(api_stack, audit_log=tmp_path / "none.jsonl")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=missing),
                                  base_url="http://api") as http:
         response = await http.get("/v1/audit/verify", headers=api_stack.auth("dave"))
         assert response.status_code == 404 and response.json()["code"] == "not_found"
+
+
+def _pg_run(dsn: str, run_id: str) -> None:
+    log = PostgresAuditLog(dsn)
+    for step in ("precheck", "create", "verify_new", "promote"):
+        log.append(AuditEvent(run=run_id, event_id=event_id(run_id, "c", step), step=step,
+                              outcome="succeeded", actor="worker", credential="c"))
+    log.append(AuditEvent(run="other", event_id=event_id("other", None, "run"), step="run",
+                          outcome="started", actor="worker"))
+    log.close()
+
+
+async def test_the_routes_read_a_postgresql_log(api_stack, audit_database):
+    run_id = f"pg-{uuid.uuid4().hex[:8]}"
+    _pg_run(audit_database.dsn, run_id)
+    app, dave = _app_with(api_stack, audit_dsn=audit_database.dsn), api_stack.auth("dave")
+
+    records = (await _get(app, f"/v1/runs/{run_id}/audit", dave)).json()["records"]
+    assert [(r["seq"], r["step"]) for r in records] == [
+        (1, "precheck"), (2, "create"), (3, "verify_new"), (4, "promote")]
+    response = await _get(app, "/v1/audit/verify", dave)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["ok"] is True and body["records"] == 5
+    assert body["path"].startswith("postgresql ") and audit_database.password not in response.text
+
+    with audit_database.superuser() as conn, conn.transaction():
+        conn.execute("SET LOCAL session_replication_role = replica")
+        conn.execute(f"DELETE FROM {RECORDS} WHERE seq = 2")
+    body = (await _get(app, "/v1/audit/verify", dave)).json()
+    assert body["ok"] is False and body["first_bad_seq"] == 2
+
+
+async def test_postgresql_errors_do_not_show_the_password(api_stack, audit_database):
+    empty = _app_with(api_stack, audit_dsn=audit_database.dsn)
+    response = await _get(empty, "/v1/audit/verify", api_stack.auth("dave"))
+    assert response.status_code == 404 and "tables do not exist" in response.json()["message"]
+
+    password = "wrong-" + audit_database.password
+    refused = _app_with(api_stack, audit_dsn=audit_database.dsn_for(audit_database.owner, password))
+    for path in ("/v1/audit/verify", "/v1/runs/any/audit"):
+        response = await _get(refused, path, api_stack.auth("dave"))
+        assert response.status_code == 500 and response.json()["code"] == "audit_unreadable"
+        assert "password authentication failed" in response.text and password not in response.text
 
 
 async def test_a_body_that_is_not_json_is_an_invalid_request(api_stack):

@@ -15,7 +15,8 @@ MakeEvent = Callable[..., AuditEvent]
 
 @pytest.fixture(autouse=True)
 def _clean_audit_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("KEYTURN_AUDIT_LOG", "KEYTURN_AUDIT_SIGNING_KEY", "KEYTURN_AUDIT_PUBLIC_KEY"):
+    for name in ("KEYTURN_AUDIT_LOG", "KEYTURN_AUDIT_DSN", "KEYTURN_AUDIT_SIGNING_KEY",
+                 "KEYTURN_AUDIT_PUBLIC_KEY"):
         monkeypatch.delenv(name, raising=False)
 
 

