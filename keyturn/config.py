@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from keyturn.ratelimits import RateLimitError, parse_overrides
+from keyturn.temporal_auth import TemporalAuth, TemporalAuthError
 
 DEFAULT_TASK_QUEUE = "keyturn"
 
@@ -27,6 +28,7 @@ class Settings:
     # The PostgreSQL audit log, used instead of audit_log when set; holds a password,
     # so it stays out of repr().
     audit_dsn: str | None = field(default=None, repr=False)
+    temporal_auth: TemporalAuth = field(default_factory=TemporalAuth)  # TLS, mTLS, API key
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -40,6 +42,7 @@ class Settings:
             principal=env.get("KEYTURN_PRINCIPAL") or env.get("USER") or "operator",
             rate_limits=_rate_limits(env.get("KEYTURN_RATE_LIMITS", "")),
             audit_dsn=env.get("KEYTURN_AUDIT_DSN") or None,
+            temporal_auth=_temporal_auth(),
         )
 
 
@@ -47,4 +50,11 @@ def _rate_limits(text: str) -> dict[str, float]:
     try:
         return parse_overrides(text)
     except RateLimitError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _temporal_auth() -> TemporalAuth:
+    try:
+        return TemporalAuth.from_env(os.environ)
+    except TemporalAuthError as exc:
         raise ConfigError(str(exc)) from None

@@ -143,6 +143,8 @@ async def serve(settings: Settings, queues: Iterable[str] = ()) -> None:
         log.warning("KEYTURN_CODEC_KEY is not set: payloads in Temporal history are NOT encrypted")
     workflows, families = select_queues(queues)
     client = await connect(settings)
+    log.info("connected to Temporal at %s, namespace %r, %s", settings.temporal_address,
+             settings.namespace, settings.temporal_auth.describe())
     workers = build_workers(
         client,
         task_queue=settings.task_queue,

@@ -54,6 +54,14 @@ def _run(coro):
         fail(str(exc))
 
 
+def _settings() -> Settings:
+    """The settings from the environment; a malformed variable is a usage error, not a traceback."""
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        fail(str(exc))
+
+
 def _api(as_: str | None = None) -> ApiClient | None:
     """The API client when KEYTURN_API_URL and KEYTURN_TOKEN are set (then --as is refused),
     else None: talk to Temporal directly."""
@@ -188,7 +196,7 @@ def register(app: typer.Typer) -> None:
         if api is not None:
             with api:
                 raise typer.Exit(_run_over_api(api, runbook, wait, output))
-        settings = Settings.from_env()
+        settings = _settings()
         principal = as_ or settings.principal
         try:
             plan = load_plan(runbook, requested_by=principal, now=datetime.now(UTC))
@@ -228,7 +236,7 @@ def register(app: typer.Typer) -> None:
             else:
                 console.print(run_table(detail))
             return
-        settings = Settings.from_env()
+        settings = _settings()
 
         async def go() -> None:
             client = await connect(settings)
@@ -254,7 +262,7 @@ def register(app: typer.Typer) -> None:
         if api is not None:
             with api:
                 raise typer.Exit(_follow_api(api, run_id, output))
-        settings = Settings.from_env()
+        settings = _settings()
 
         async def go() -> int:
             client = await connect(settings)
@@ -277,7 +285,7 @@ def register(app: typer.Typer) -> None:
                               f"{decided['principal']}: gate {decided['status']}, "
                               f"{decided['approvals']}/{decided['needed']} approvals")
             return
-        settings = Settings.from_env()
+        settings = _settings()
         principal = as_ or settings.principal
 
         async def go() -> None:
@@ -327,7 +335,7 @@ def register(app: typer.Typer) -> None:
                 _api_call(api.cancel, run_id)
             console.print(f"cancellation requested for {run_id}")
             return
-        settings = Settings.from_env()
+        settings = _settings()
 
         async def go() -> None:
             client = await connect(settings)
@@ -358,7 +366,7 @@ def register(app: typer.Typer) -> None:
             with api:
                 _supply_over_api(api, run_id, credential, field, output)
             return
-        settings = Settings.from_env()
+        settings = _settings()
         principal = as_ or settings.principal
 
         async def go() -> None:

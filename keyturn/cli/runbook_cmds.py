@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from keyturn.cli.common import EXIT_USAGE, OutputFormat, console, print_json
-from keyturn.config import Settings
+from keyturn.config import ConfigError, Settings
 from keyturn.runbook import RunbookError, check, load_plan
 from keyturn.runbook.durations import format_duration
 from keyturn.runbook.plan_model import CredentialPlan, ExecutionPlan, GatePlan, TierPlan
@@ -57,7 +57,7 @@ def plan_command(
         execution = load_plan(
             path, requested_by=Settings.from_env().principal, now=datetime.now(UTC), run_id=PREVIEW_RUN_ID
         )
-    except RunbookError as err:
+    except (RunbookError, ConfigError) as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(EXIT_USAGE) from None
     if output is OutputFormat.json:
