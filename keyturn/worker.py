@@ -16,6 +16,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -23,7 +24,7 @@ from temporalio.worker import Worker
 from keyturn.activities.notify import notify
 from keyturn.activities.recording import StepRecorder
 from keyturn.activities.steps import RotationSteps
-from keyturn.audit import AuditLog, open_log
+from keyturn.audit import AuditLog, JsonlAuditLog, open_log
 from keyturn.client import connect
 from keyturn.config import ConfigError, Settings
 from keyturn.providers.base import Provider
@@ -36,6 +37,9 @@ from keyturn.workflows.common import family_queue
 from keyturn.workflows.rotation import CredentialRotationWorkflow
 from keyturn.workflows.runbook import RunbookWorkflow
 from keyturn.workflows.tier import TierWorkflow
+
+if TYPE_CHECKING:
+    from keyturn.audit.postgres import PostgresAuditLog
 
 WORKFLOWS = [RunbookWorkflow, TierWorkflow, CredentialRotationWorkflow]
 log = logging.getLogger("keyturn.worker")
@@ -137,6 +141,14 @@ def select_queues(queues: Iterable[str]) -> tuple[bool, list[str]]:
     return WORKFLOWS_QUEUE in chosen, [q for q in chosen if q != WORKFLOWS_QUEUE]
 
 
+def audit_log_where(audit_log: JsonlAuditLog | PostgresAuditLog) -> str:
+    """How the worker's log names its audit log: the file's absolute path, or the
+    PostgreSQL connection parameters without the password."""
+    if isinstance(audit_log, JsonlAuditLog):
+        return f"file {audit_log.path.absolute()}"
+    return audit_log.where
+
+
 async def serve(settings: Settings, queues: Iterable[str] = ()) -> None:
     """Run the workers until SIGINT or SIGTERM, then let in-flight activities finish."""
     if not settings.codec_key:
@@ -145,10 +157,12 @@ async def serve(settings: Settings, queues: Iterable[str] = ()) -> None:
     client = await connect(settings)
     log.info("connected to Temporal at %s, namespace %r, %s", settings.temporal_address,
              settings.namespace, settings.temporal_auth.describe())
+    audit_log = open_log(settings.audit_log, dsn=settings.audit_dsn)
+    log.info("writing audit records to %s", audit_log_where(audit_log))
     workers = build_workers(
         client,
         task_queue=settings.task_queue,
-        audit_log=open_log(settings.audit_log, dsn=settings.audit_dsn),
+        audit_log=audit_log,
         families=families,
         workflows=workflows,
         rate_limits=settings.rate_limits,

@@ -35,8 +35,8 @@ def audit_log_of(settings: Settings) -> JsonlAuditLog | PostgresAuditLog:
 
 def read_run_records(settings: Settings, run_id: str) -> list[AuditRecordView]:
     """The records of `run_id`, in seq order (none if the log does not exist yet)."""
-    return [AuditRecordView(**r.model_dump()) for r in audit_log_of(settings).records()
-            if r.run == run_id]
+    return [AuditRecordView(**r.model_dump())
+            for r in audit_log_of(settings).records_for_run(run_id)]
 
 
 async def run_records(ctx: ApiContext, run_id: str) -> AuditRecords:

@@ -36,6 +36,10 @@ class AuditLog(Protocol):
         """Every record in seq order."""
         ...
 
+    def records_for_run(self, run: str) -> Iterator[AuditRecord]:
+        """The records of one run in seq order (what replay, export and the API read)."""
+        ...
+
 
 def default_log_path() -> Path:
     """KEYTURN_AUDIT_LOG, else .keyturn/audit.jsonl (relative to the working directory)."""

@@ -173,6 +173,11 @@ class JsonlAuditLog:
                         f"{self.path} line {number}: {exc}; run `keyturn audit verify`"
                     ) from exc
 
+    def records_for_run(self, run: str) -> Iterator[AuditRecord]:
+        """The records of ``run`` in file order: a file has no index, so this reads (and
+        parses) every record and keeps that run's."""
+        return (record for record in self.records() if record.run == run)
+
     def checkpoint(self) -> Checkpoint | None:
         """Sign the current head now. None when no signing key is set or the log is empty."""
         key = self._signing_key

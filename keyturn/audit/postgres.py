@@ -3,9 +3,15 @@ appends to; insert-only, enforced by the database.
 
 Records, chain, idempotency and checkpoints are those of the JSONL file
 (``keyturn.audit.jsonl``). A row of ``keyturn_audit_records`` holds a record's exact
-bytes (the JSONL line without its newline) plus its ``seq`` and ``event_id`` for the
-indexes; a row of ``keyturn_audit_checkpoints`` holds one signed checkpoint. The SQL
-is in ``keyturn.audit.postgres_sql``.
+bytes (the JSONL line without its newline) plus its ``seq``, ``event_id`` and ``run``
+for the indexes; a row of ``keyturn_audit_checkpoints`` holds one signed checkpoint.
+The SQL is in ``keyturn.audit.postgres_sql``.
+
+Per-run reads (``records_for_run``) use the ``(run, seq)`` index instead of reading
+the whole log. The ``run`` column is copied from the record on insert and is not
+covered by the hash chain: a row whose column disagrees with its record is refused
+when read, but one whose column was changed to another run is not found by that
+run's read. ``verify`` and ``records()`` read every record whatever its column says.
 
 Appends. One transaction per append takes ``pg_advisory_xact_lock`` on a key of the
 records table, looks the event id up, reads the head, inserts the record (and every
@@ -28,6 +34,7 @@ database by its DSN without the password, and what to fix.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -56,7 +63,7 @@ from keyturn.audit.record import (
     make_record,
     parse_record,
 )
-from keyturn.audit.verify import VerifyResult, verify_lines
+from keyturn.audit.verify import Problem, VerifyResult, verify_lines
 
 SECRET_PARAMS = frozenset({"password", "sslpassword"})
 PAGE = 1000  # rows per round trip when streaming
@@ -141,6 +148,22 @@ class PostgresAuditLog:
             for seq, line in _stream(conn, q.ALL_RECORDS):
                 yield self._parse(seq, line)
 
+    def records_for_run(self, run: str) -> Iterator[AuditRecord]:
+        """The records of ``run`` in seq order, streamed through the ``(run, seq)`` index;
+        nothing when the tables do not exist yet."""
+        with self._reading() as conn:
+            if not _fetch_value(conn, q.TABLES_EXIST):
+                return
+            for seq, line in _stream(conn, q.RUN_RECORDS, (run,)):
+                record = self._parse(seq, line)
+                if record.run != run:
+                    raise AuditLogError(
+                        f"{self.where} seq {seq}: the row's run column says {run!r} but its "
+                        f"record is of run {record.run!r}: {q.RECORDS} was changed outside "
+                        "keyturn; run `keyturn audit verify`"
+                    )
+                yield record
+
     def checkpoint(self) -> Checkpoint | None:
         """Sign the current head now. None when no signing key is set or the log is empty."""
         key = self._signing_key
@@ -163,7 +186,15 @@ class PostgresAuditLog:
                 bytes(line) + b"\n" for _, line in _stream(conn, q.ALL_CHECKPOINTS)
             )
             lines = ((bytes(line), True) for _, line in _stream(conn, q.ALL_RECORDS))
-            return verify_lines(lines, checkpoints, key, path=self.where)
+            result = verify_lines(lines, checkpoints, key, path=self.where)
+            if not result.ok:
+                return result
+            # The chain covers the records, not the run column the per-run reads use.
+            misfiled = tuple(
+                Problem(f"the row's run column says {run!r}, not its record's run", seq=seq)
+                for seq, run in _stream(conn, q.MISFILED)
+            )
+            return dataclasses.replace(result, problems=misfiled)
 
     def exists(self) -> bool:
         """Whether the tables exist (the log has been written to, or initialised)."""
@@ -193,7 +224,9 @@ class PostgresAuditLog:
             last = self._parse(*head) if head is not None else None
             seq, prev = (last.seq + 1, last.hash) if last is not None else (1, GENESIS_PREV)
             record = make_record(event, seq=seq, prev=prev, ts=format_ts(datetime.now(UTC)))
-            conn.execute(q.INSERT_RECORD, (record.seq, record.event_id, record.line()[:-1]))
+            conn.execute(
+                q.INSERT_RECORD, (record.seq, record.event_id, record.run, record.line()[:-1])
+            )
             key, every = self._signing_key, self._checkpoint_every
             if key is not None and every and record.seq % every == 0:
                 self._insert_checkpoint(conn, key, record)
@@ -308,9 +341,11 @@ def _fetch_value(conn: psycopg.Connection[Any], query: str) -> Any:
     return row[0] if row is not None else None
 
 
-def _stream(conn: psycopg.Connection[Any], query: str) -> Iterator[tuple[Any, ...]]:
+def _stream(
+    conn: psycopg.Connection[Any], query: str, params: tuple[Any, ...] | None = None
+) -> Iterator[tuple[Any, ...]]:
     """The rows of ``query`` through a server-side cursor, ``PAGE`` at a time."""
     with conn.cursor(name="keyturn_audit_stream") as cursor:
         cursor.itersize = PAGE
-        cursor.execute(query)
+        cursor.execute(query, params)
         yield from cursor

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 RECORDS = "keyturn_audit_records"
 CHECKPOINTS = "keyturn_audit_checkpoints"
+RUN_INDEX = "keyturn_audit_records_run_seq"  # one run's records in seq order, no scan
 TRIGGERS = ("keyturn_audit_no_change", "keyturn_audit_no_truncate")
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {RECORDS} (
     seq bigint PRIMARY KEY CHECK (seq >= 1),
     event_id text NOT NULL UNIQUE,
+    run text NOT NULL,
     line bytea NOT NULL
 );
+CREATE INDEX IF NOT EXISTS {RUN_INDEX} ON {RECORDS} (run, seq);
 CREATE TABLE IF NOT EXISTS {CHECKPOINTS} (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     line bytea NOT NULL
@@ -56,8 +59,14 @@ APPEND_LOCK = (
 )
 BY_EVENT_ID = f"SELECT seq, line FROM {RECORDS} WHERE event_id = %s"
 HEAD = f"SELECT seq, line FROM {RECORDS} ORDER BY seq DESC LIMIT 1"
-INSERT_RECORD = f"INSERT INTO {RECORDS} (seq, event_id, line) VALUES (%s, %s, %s)"
+INSERT_RECORD = f"INSERT INTO {RECORDS} (seq, event_id, run, line) VALUES (%s, %s, %s, %s)"
 LATEST_CHECKPOINT = f"SELECT line FROM {CHECKPOINTS} ORDER BY id DESC LIMIT 1"
 INSERT_CHECKPOINT = f"INSERT INTO {CHECKPOINTS} (line) VALUES (%s)"
 ALL_RECORDS = f"SELECT seq, line FROM {RECORDS} ORDER BY seq"
+RUN_RECORDS = f"SELECT seq, line FROM {RECORDS} WHERE run = %s ORDER BY seq"
+# Rows whose indexed run column disagrees with their (verified, so parseable) record.
+MISFILED = (
+    f"SELECT seq, run FROM {RECORDS} "
+    "WHERE run IS DISTINCT FROM convert_from(line, 'UTF8')::jsonb ->> 'run' ORDER BY seq"
+)
 ALL_CHECKPOINTS = f"SELECT id, line FROM {CHECKPOINTS} ORDER BY id"

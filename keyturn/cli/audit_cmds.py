@@ -81,7 +81,8 @@ def _open(log: Path | None, dsn: str | None) -> JsonlAuditLog | PostgresAuditLog
         fail(str(exc), EXIT_USAGE)
 
 
-def _records(source: JsonlAuditLog | PostgresAuditLog) -> list[AuditRecord]:
+def _run_records(source: JsonlAuditLog | PostgresAuditLog, run: str) -> list[AuditRecord]:
+    """The records of `run` in seq order; exits if the log does not exist or cannot be read."""
     try:
         if not source.exists():
             fail(
@@ -89,7 +90,7 @@ def _records(source: JsonlAuditLog | PostgresAuditLog) -> list[AuditRecord]:
                 "(set --log, --dsn, KEYTURN_AUDIT_LOG or KEYTURN_AUDIT_DSN)",
                 EXIT_USAGE,
             )
-        return list(source.records())
+        return list(source.records_for_run(run))
     except (AuditError, OSError) as exc:
         fail(str(exc), EXIT_FAILED)
 
@@ -195,7 +196,7 @@ def replay_cmd(
 ) -> None:
     """Rebuild a run's timeline and check its invariants (exit 1 if one fails)."""
     source = _open(log, dsn)
-    result = replay(_records(source), run)
+    result = replay(_run_records(source, run), run)
     if not result.records:
         fail(f"no records for run {run!r} in {source.where}", EXIT_USAGE)
     if output is OutputFormat.json:
@@ -217,7 +218,7 @@ def export_cmd(
 ) -> None:
     """Export one run's records (JSONL lines are the log's own bytes)."""
     source = _open(log, dsn)
-    selected = [r for r in _records(source) if r.run == run]
+    selected = _run_records(source, run)
     if not selected:
         fail(f"no records for run {run!r} in {source.where}", EXIT_USAGE)
     if out is None:

@@ -106,6 +106,16 @@ def test_records_of_a_missing_log_is_empty(audit_path: Path) -> None:
     assert list(JsonlAuditLog(audit_path).records()) == []
 
 
+def test_records_for_run_is_that_run_in_seq_order(audit_path: Path, make_event) -> None:
+    log = JsonlAuditLog(audit_path)
+    assert list(log.records_for_run("run-1")) == []  # no file yet
+    for i, run in enumerate(["run-1", "run-10", "run-1", "run-2", "run-1", "run-10"]):
+        log.append(make_event("create", run=run, extra=[i]))
+    assert [r.seq for r in log.records_for_run("run-1")] == [1, 3, 5]
+    assert [r.seq for r in log.records_for_run("run-10")] == [2, 6]
+    assert list(log.records_for_run("run")) == []
+
+
 def test_records_refuses_a_tampered_line(audit_path: Path, make_event) -> None:
     log = JsonlAuditLog(audit_path)
     log.append(make_event())

@@ -30,7 +30,7 @@ from keyturn.audit import (
 )
 from keyturn.audit.checkpoint import parse_checkpoint, signature_valid
 from keyturn.audit.postgres import PostgresAuditLog
-from keyturn.audit.postgres_sql import CHECKPOINTS, RECORDS
+from keyturn.audit.postgres_sql import CHECKPOINTS, RECORDS, RUN_INDEX, RUN_RECORDS
 from keyturn.config import Settings
 
 TS = "2026-04-12T03:14:15Z"
@@ -78,6 +78,74 @@ def test_records_and_their_bytes_are_those_of_the_jsonl_log(
         audit_path.read_bytes()
     )
     assert list(pg_log.records()) == expected
+
+
+def test_records_for_run_is_that_run_in_seq_order_on_both_backends(
+    pg_log: PostgresAuditLog, audit_database: PostgresDatabase, audit_path: Path, make_event
+) -> None:
+    assert list(pg_log.records_for_run("run-1")) == []
+    assert not pg_log.exists()  # reading created nothing
+    jsonl = JsonlAuditLog(audit_path)
+    runs = ["run-1", "run-10", "run-1", "run-2", "Run-1", "run-1", "run-10"]
+    for i, run in enumerate(runs):
+        event = make_event("create", run=run, extra=[i], ts=TS)
+        assert pg_log.append(event) == jsonl.append(event)
+    expected = {"run-1": [1, 3, 6], "run-10": [2, 7], "run-2": [4], "Run-1": [5], "run": []}
+    for run, seqs in expected.items():
+        from_pg = list(pg_log.records_for_run(run))
+        assert [r.seq for r in from_pg] == seqs and {r.run for r in from_pg} <= {run}
+        assert from_pg == list(jsonl.records_for_run(run))
+    with audit_database.superuser() as conn:
+        columns = conn.execute(f"SELECT seq, run FROM {RECORDS} ORDER BY seq").fetchall()
+    assert columns == list(enumerate(runs, start=1))  # the column is the record's run
+
+
+def _plan_nodes(plan: dict) -> Iterator[dict]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _plan_nodes(child)
+
+
+def test_per_run_reads_use_the_run_index(
+    pg_log: PostgresAuditLog, audit_database: PostgresDatabase
+) -> None:
+    pg_log.create_schema()
+    with audit_database.superuser() as conn:
+        (definition,) = conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = %s AND indexname = %s",
+            (RECORDS, RUN_INDEX),
+        ).fetchone()
+        assert definition.endswith(f"{RECORDS} USING btree (run, seq)")
+        # 20,000 rows of 1,000 runs: reading all of them for one run's 20 costs far more.
+        conn.execute(
+            f"INSERT INTO {RECORDS} (seq, event_id, run, line) SELECT i, 'e' || i, "
+            "'run-' || (i % 1000), 'x'::bytea FROM generate_series(1, 20000) AS i"
+        )
+        conn.execute(f"ANALYZE {RECORDS}")
+        ((explained,),) = conn.execute(f"EXPLAIN (FORMAT JSON) {RUN_RECORDS}", ("run-7",))
+    nodes = list(_plan_nodes(explained[0]["Plan"]))
+    assert RUN_INDEX in {node.get("Index Name") for node in nodes}, nodes
+    assert "Seq Scan" not in {node["Node Type"] for node in nodes}, nodes
+
+
+def test_a_row_whose_run_column_was_altered_is_refused_and_found_by_verify(
+    pg_log: PostgresAuditLog, audit_database: PostgresDatabase, make_event
+) -> None:
+    pg_log.append(make_event("create", run="run-1"))
+    pg_log.append(make_event("create", run="run-2"))
+    superuser_rewrites(audit_database, f"UPDATE {RECORDS} SET run = 'run-2' WHERE seq = 1")
+    with pytest.raises(
+        AuditLogError, match="seq 1: the row's run column says 'run-2' but its record is of run "
+        "'run-1'.*changed outside keyturn"
+    ):
+        list(pg_log.records_for_run("run-2"))
+    # The column is outside the chain: the record is intact, only its run's read misses it,
+    # and verify, which checks the column against the record, names the row.
+    assert list(pg_log.records_for_run("run-1")) == []
+    assert [r.run for r in pg_log.records()] == ["run-1", "run-2"]
+    result = verify_log(pg_log)
+    assert not result.ok and result.first_problem is not None
+    assert result.first_problem.seq == 1 and "run column says 'run-2'" in result.first_problem.reason
 
 
 def test_append_is_idempotent_by_event_id(

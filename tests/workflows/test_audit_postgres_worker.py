@@ -1,17 +1,21 @@
 """A rotation end to end through a worker whose audit log is PostgreSQL: every step,
-gate and approval lands in the database, and the log verifies and replays."""
+gate and approval lands in the database, and the log verifies and replays. The worker
+says at start which audit log it writes, never with the database's password."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import pytest
 from fakes.sql_servers import PostgresDatabase
 from test_workflow_protocol import HEADER, assert_rotated, cred, open_gate, seed, start
 from workflow_env import harness
 
-from keyturn import runs
+from keyturn import runs, worker
 from keyturn.audit import generate_signing_key, load_signing_key, replay, verify_log
 from keyturn.audit.postgres import PostgresAuditLog
+from keyturn.config import Settings
 from keyturn.workflows.rotation import CredentialRotationWorkflow
 from keyturn.workflows.tier import credential_workflow_id
 
@@ -50,3 +54,40 @@ async def test_a_rotation_audited_in_postgresql_verifies_and_replays(
     assert replayed.ok, replayed.violations
     assert set(replayed.by_credential) == {None, "a", "b"}
     log.close()
+
+
+class _Built(Exception):
+    """Stands in for the workers: serve() stops where it would start them."""
+
+
+@pytest.mark.parametrize(
+    ("dsn", "named"),
+    [
+        (None, "file {cwd}/.keyturn/audit.jsonl"),
+        ("postgresql://kt:hunter2-pw@db.internal:5433/audit",
+         "postgresql host=db.internal port=5433 dbname=audit user=kt"),
+    ],
+)
+async def test_the_worker_logs_which_audit_log_it_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    dsn: str | None, named: str,
+) -> None:
+    async def connect(settings: Settings) -> None:
+        return None
+
+    def build_workers(client: None, **options: object) -> None:
+        raise _Built
+
+    monkeypatch.setattr(worker, "connect", connect)
+    monkeypatch.setattr(worker, "build_workers", build_workers)
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(
+        temporal_address="127.0.0.1:7233", namespace="default", task_queue="keyturn",
+        audit_log=Path(".keyturn/audit.jsonl"), codec_key="k", principal="p", audit_dsn=dsn,
+    )
+    with caplog.at_level(logging.INFO, logger="keyturn.worker"), pytest.raises(_Built):
+        await worker.serve(settings)
+    said = [r.getMessage() for r in caplog.records if r.name == "keyturn.worker"]
+    assert said[0].startswith("connected to Temporal at 127.0.0.1:7233")
+    assert said[1] == "writing audit records to " + named.format(cwd=Path.cwd())
+    assert "hunter2" not in caplog.text
