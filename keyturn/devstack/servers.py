@@ -298,7 +298,10 @@ class OpenBaoServer(DevServer):
 
 
 class MotoServer(DevServer):
-    """`moto_server` (AWS emulator). With `auth=True` it checks access keys and IAM policies.
+    """moto's server (AWS emulator). With `auth=True` it checks access keys and IAM policies.
+
+    It runs as `python -m keyturn.devstack.moto_kms`: moto, with KMS refusing what
+    AWS refuses for a key's state (disabled, pending deletion).
 
     moto accepts any key until authentication is switched on, so `start()` first
     creates a bootstrap admin user with an allow-everything policy and an access
@@ -319,6 +322,10 @@ class MotoServer(DevServer):
         super().__init__(state_dir, port)
         self.auth = auth
         self.admin_credentials: dict[str, str] | None = None
+
+    def command(self) -> list[str]:
+        find_binary(self.binary, self.install_hint)  # moto[server] is installed, or say how
+        return [sys.executable, "-m", "keyturn.devstack.moto_kms", *self.args()]
 
     def args(self) -> list[str]:
         return ["-H", HOST, "-p", str(self.port)]

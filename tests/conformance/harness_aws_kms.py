@@ -1,12 +1,11 @@
-"""The conformance harness of `aws.kms_key`: moto, faithful to KMS key states, behind a FaultProxy.
+"""The conformance harness of `aws.kms_key`: the stack's moto behind a FaultProxy.
 
-Requests go provider -> FaultProxy -> KmsKeyStateProxy -> moto: the state proxy
-refuses signing with disabled keys and keys pending deletion as AWS does (moto
-does not), the fault proxy injects errors in the KMS JSON protocol. Each
-subject is a fresh ECC_NIST_P256 signing key behind a fresh alias, with a
-description, a tag and moto's default key policy for the replacement to copy.
-`works` asks KMS directly (through the state proxy only): is the key Enabled,
-and does it sign?
+Requests go provider -> FaultProxy -> moto, which refuses signing with disabled
+keys and keys pending deletion as AWS does (keyturn.devstack.moto_kms); the
+fault proxy injects errors in the KMS JSON protocol. Each subject is a fresh
+ECC_NIST_P256 signing key behind a fresh alias, with a description, a tag and
+moto's default key policy for the replacement to copy. `works` asks KMS
+directly: is the key Enabled, and does it sign?
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from botocore.exceptions import ClientError
 from conformance.harness import FaultKind, Subject
 from cryptography.hazmat.primitives import serialization
 from fakes.fault_proxy import FaultProxy
-from fakes.kms_key_states import KmsKeyStateProxy
 
 from keyturn.devstack.servers import MOTO_REGION, MotoServer
 from keyturn.providers.aws_kms import AwsKmsKeyProvider
@@ -128,10 +126,11 @@ class AwsKmsKeyHarness:
          "public_key_pem", "public_key_sha256"}
     )
 
-    def __init__(self, states: KmsKeyStateProxy, proxy: FaultProxy, admin: dict[str, str]):
-        self.direct = KmsDirect(states.url, admin)
+    def __init__(self, moto: MotoServer, proxy: FaultProxy) -> None:
+        assert moto.admin_credentials is not None
+        self.admin = moto.admin_credentials
+        self.direct = KmsDirect(moto.url, self.admin)
         self.proxy = proxy
-        self.admin = admin
 
     def provider(self) -> AwsKmsKeyProvider:
         return AwsKmsKeyProvider(
@@ -177,11 +176,8 @@ class AwsKmsKeyHarness:
 
 @pytest.fixture(scope="session")
 def harness_aws_kms_key(moto: MotoServer) -> Iterator[AwsKmsKeyHarness]:
-    assert moto.admin_credentials is not None
-    states = KmsKeyStateProxy(moto.url, moto.admin_credentials).start()
-    proxy = FaultProxy(states.url).start()
+    proxy = FaultProxy(moto.url).start()
     try:
-        yield AwsKmsKeyHarness(states, proxy, moto.admin_credentials)
+        yield AwsKmsKeyHarness(moto, proxy)
     finally:
         proxy.stop()
-        states.stop()

@@ -135,6 +135,29 @@ def test_aws_env_points_boto3_at_moto(aws_env) -> None:
     assert boto3.client("sts").get_caller_identity()["Arn"].endswith(":user/keyturn-admin")
 
 
+def test_moto_refuses_kms_operations_the_key_state_forbids(moto) -> None:
+    """As AWS does, unlike moto itself: the stack runs it through keyturn.devstack.moto_kms."""
+    kms = boto3.client("kms", endpoint_url=moto.url, region_name=MOTO_REGION,
+                       **moto.admin_credentials)
+    key_id = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+
+    def refused(call, **kwargs) -> str:
+        with pytest.raises(ClientError) as err:
+            call(KeyId=key_id, **kwargs)
+        return err.value.response["Error"]["Code"]
+
+    sign = {"Message": b"m", "SigningAlgorithm": "ECDSA_SHA_256"}
+    assert kms.sign(KeyId=key_id, **sign)["Signature"]
+    kms.disable_key(KeyId=key_id)
+    assert refused(kms.sign, **sign) == "DisabledException"
+    assert refused(kms.get_public_key) == "DisabledException"
+    assert refused(kms.schedule_key_deletion, PendingWindowInDays=3) == "ValidationException"
+    kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    assert refused(kms.sign, **sign) == "KMSInvalidStateException"
+    assert refused(kms.enable_key) == "KMSInvalidStateException"
+    assert refused(kms.schedule_key_deletion, PendingWindowInDays=7) == "KMSInvalidStateException"
+
+
 def test_missing_binary_says_what_to_install(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(servers.sys, "executable", str(tmp_path / "python"))
     monkeypatch.setenv("PATH", str(tmp_path))

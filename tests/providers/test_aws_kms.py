@@ -1,7 +1,7 @@
-"""The aws.kms_key provider against moto (key checking on), made faithful to KMS key states.
+"""The aws.kms_key provider against the stack's moto (key checking on, faithful to KMS key states).
 
-Requests go provider -> FaultProxy -> KmsKeyStateProxy -> moto; the provider
-finds the endpoint through AWS_ENDPOINT_URL like any boto3 client. Tests check
+The provider finds moto through AWS_ENDPOINT_URL like any boto3 client; the
+fault-injection tests go provider -> FaultProxy -> moto. Tests check
 the server's state directly (aliases, key states, signing) as the admin.
 """
 
@@ -15,7 +15,6 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from conformance.harness_aws_kms import KmsDirect, client_factory
 from fakes.fault_proxy import FaultProxy
-from fakes.kms_key_states import KmsKeyStateProxy
 
 from keyturn.providers.aws_common import classify
 from keyturn.providers.aws_kms import (
@@ -43,28 +42,20 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def states(moto) -> Iterator[KmsKeyStateProxy]:
-    proxy = KmsKeyStateProxy(moto.url, moto.admin_credentials).start()
-    yield proxy
-    proxy.stop()
-
-
-@pytest.fixture(scope="module")
-def faults(states) -> Iterator[FaultProxy]:
-    proxy = FaultProxy(states.url).start()
+def faults(moto) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(moto.url).start()
     yield proxy
     proxy.stop()
 
 
 @pytest.fixture
-def kms(states, moto) -> KmsDirect:
-    return KmsDirect(states.url, moto.admin_credentials)
+def kms(moto) -> KmsDirect:
+    return KmsDirect(moto.url, moto.admin_credentials)
 
 
 @pytest.fixture
-def provider(aws_env, states, monkeypatch) -> AwsKmsKeyProvider:
+def provider(aws_env) -> AwsKmsKeyProvider:
     """The default client factory, pointed at moto's KMS by the standard AWS variables."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", states.url)
     return AwsKmsKeyProvider(propagation_attempts=2, propagation_delay=0)
 
 
