@@ -1,7 +1,9 @@
 """`make demo` end to end: python -m keyturn.demo on a fresh state directory, with `--down`.
 
 The demo brings up its own local stack (Temporal dev server, OpenBao, the AWS
-emulator), rotates runbooks/demo.yaml and must leave nothing running behind it.
+emulator), rotates runbooks/demo.yaml (IAM keys, a PKI code-signing certificate,
+a KMS signing key), proves each rotation in its summary table and must leave
+nothing running behind it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,30 @@ from keyturn.devstack.stack import DevStack
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-DEMO_TIMEOUT = 240  # the demo takes about 30 s; servers may be slow to start on a busy machine
+DEMO_TIMEOUT = 240  # the demo takes about 40 s; servers may be slow to start on a busy machine
+
+# credential id -> the proofs its row of the summary must show as holding (each line "✓ ...")
+PROOFS = {
+    "ci-deployer-aws": ["→ vault secret/ci/aws/deployer v", "✓ STS rejects the old key",
+                        "✓ IAM lists the stored key only",
+                        "✓ STS accepts the stored key as ci-deployer"],
+    "release-bot-aws": ["→ secrets manager ci/aws/release-bot AWSCURRENT",
+                        "✓ STS rejects the old key", "✓ IAM lists the stored key only",
+                        "✓ STS accepts the stored key as release-bot"],
+    "release-signing-cert": ["→ vault secret/release/signing/cert v",
+                             "✓ PKI lists the old serial as revoked",
+                             "✓ the old serial is on pki's signed CRL",
+                             "✓ PKI issued the stored certificate, unrevoked",
+                             "✓ codeSigning EKU, signed by pki's CA", "✓ valid until"],
+    "artifact-signing-key": ["→ vault secret/release/signing/kms v",
+                             "✓ the old key is PendingDeletion",
+                             "✓ KMS refuses to sign with the old key",
+                             "✓ alias/demo-artifact-signing names the stored key",
+                             "✓ it signs; ECDSA_SHA_256 verified with the stored key"],
+    "orders-app-aws": ["→ vault secret/apps/aws/orders-app v", "✓ STS rejects the old key",
+                       "✓ IAM lists the stored key only",
+                       "✓ STS accepts the stored key as orders-app"],
+}
 
 
 def clean_env() -> dict[str, str]:
@@ -57,6 +82,17 @@ def keyturn(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120, check=False)
 
 
+def summary_rows(output: str) -> dict[str, str]:
+    """credential id -> the text of its row in the demo's summary table (rows are ruled off)."""
+    summary = output[output.index("─ summary ─"):]
+    rows = {}
+    for block in re.split(r"\n[┡├└][━─┿╇┼┴]+[┩┤┘]", summary):
+        lines = [line for line in block.splitlines() if line.startswith("│")]
+        if lines:
+            rows[lines[0].split("│")[1].strip()] = "\n".join(lines)
+    return rows
+
+
 def worker_pid(output: str) -> int | None:
     match = re.search(r"worker pid (\d+)", output)
     return int(match.group(1)) if match else None
@@ -84,6 +120,16 @@ def test_demo_runs_clean_and_stops_its_stack(tmp_path):
         assert demo.returncode == 0, output
         assert "demo complete" in output, output
         assert "demo failed" not in output
+        # approvals: one line per opened gate, tier3's single one and the distinct revoke gate
+        assert "gate open on tier3 (needs 1, from security)" in output
+        assert "gate open on orders-app-aws (needs 2, from security)" in output
+        assert "as bob: gate passed, 2/2 approvals" in output
+        rows = summary_rows(output)
+        assert set(rows) == set(PROOFS), output
+        for cred, proofs in PROOFS.items():
+            missing = [proof for proof in proofs if proof not in rows[cred]]
+            assert not missing, f"{cred}: {missing}\n{rows[cred]}"
+        assert "✗" not in output[output.index("─ summary ─"):], output
 
         assert set(seen) == {"temporal", "openbao", "moto"}, f"servers seen: {seen}\n{output}"
         left = {name: pid for name, (pid, args) in seen.items() if running(pid, args)}

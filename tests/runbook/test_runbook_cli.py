@@ -68,7 +68,8 @@ def test_validate_semantic_error(app: typer.Typer, tmp_path: Path) -> None:
     path = tmp_path / "cycle.yaml"
     path.write_text(
         DEMO.read_text().replace(
-            "depends_on: [signing-svc-aws]", "depends_on: [artifact-publisher-aws]"
+            "path: release/signing/cert}]",
+            "path: release/signing/cert}]\n          depends_on: [artifact-signing-key]",
         )
     )
     result = run(app, "validate", path)
@@ -90,15 +91,21 @@ def test_plan_table_shows_the_tier_matrix(app: typer.Typer) -> None:
     out = Console(file=io.StringIO(), width=250)
     out.print(plan_table(execution))
     lines = out.file.getvalue().splitlines()  # type: ignore[attr-defined]
-    rows = [line.split() for line in lines if "aws.iam_access_key" in line]
-    assert [row[row.index("aws.iam_access_key") - 1] for row in rows] == [
-        "ci-deployer-aws",
-        "release-bot-aws",
-        "signing-svc-aws",
-        "artifact-publisher-aws",
-        "orders-app-aws",
-    ]
-    assert "signing-svc-aws" in rows[3]  # the depends_on column
+    providers = {"aws.iam_access_key", "signing.vault_pki_cert", "aws.kms_key"}
+    rows = {}  # credential id -> (provider, the cells after it)
+    for words in (line.split() for line in lines):
+        at = next((i for i, word in enumerate(words) if word in providers), None)
+        if at is not None:
+            rows[words[at - 1]] = (words[at], words[at + 1 :])
+    assert {cred: provider for cred, (provider, _) in rows.items()} == {
+        "ci-deployer-aws": "aws.iam_access_key",
+        "release-bot-aws": "aws.iam_access_key",
+        "release-signing-cert": "signing.vault_pki_cert",
+        "artifact-signing-key": "aws.kms_key",
+        "orders-app-aws": "aws.iam_access_key",
+    }
+    assert "release-signing-cert" in rows["artifact-signing-key"][1]  # the depends_on column
+    assert "aws-sm:ci/aws/release-bot" in rows["release-bot-aws"][1]
     orders = lines[lines.index(next(line for line in lines if "orders-app-aws" in line)) :]
     tier3 = "\n".join(orders)
     for cell in (

@@ -74,19 +74,22 @@ def test_demo_loads_and_validates() -> None:
     assert (runbook.metadata.name, runbook.metadata.incident) == ("demo-breach", "INC-DEMO-0001")
     assert [tier.id for tier in runbook.spec.tiers] == ["tier1", "tier2", "tier3"]
     assert [tier.name for tier in runbook.spec.tiers] == ["Immediate", "Parallel", "Follow-up"]
-    assert {cred.provider for cred in runbook.credentials()} == {"aws.iam_access_key"}
-    assert [cred.target["user_name"] for cred in runbook.credentials()] == [
-        "ci-deployer",
-        "release-bot",
-        "signing-svc",
-        "artifact-publisher",
-        "orders-app",
+    assert [(cred.id, cred.provider) for cred in runbook.credentials()] == [
+        ("ci-deployer-aws", "aws.iam_access_key"),
+        ("release-bot-aws", "aws.iam_access_key"),
+        ("release-signing-cert", "signing.vault_pki_cert"),
+        ("artifact-signing-key", "aws.kms_key"),
+        ("orders-app-aws", "aws.iam_access_key"),
     ]
     assert runbook.spec.stores["vault"].type == "vault_kv"
     assert runbook.spec.stores["vault"].config == {
         "address": "http://127.0.0.1:8200",
         "mount": "secret",
     }
+    assert runbook.spec.stores["aws-sm"].type == "aws_secrets_manager"
+    assert runbook.credentials()[1].deliver[0].store == "aws-sm"
+    tier2 = runbook.spec.tiers[1]
+    assert tier2.credentials[1].depends_on == ["release-signing-cert"]
     assert runbook.spec.approvers == {"security": ["alice", "bob", "carol"]}
     assert runbook.spec.defaults.grace_period == timedelta(seconds=5)
     tier3 = runbook.spec.tiers[2]
@@ -96,7 +99,8 @@ def test_demo_loads_and_validates() -> None:
     assert orders.strategy == "revoke-first"
     assert orders.gate is not None
     assert (orders.gate.before, orders.gate.approvals, orders.gate.distinct) == ("revoke", 2, True)
-    assert validate(runbook, ["aws.iam_access_key"]) is runbook
+    assert validate(runbook, ["aws.iam_access_key", "aws.kms_key", "signing.vault_pki_cert"]) \
+        is runbook
 
 
 def test_demo_positions_are_recorded() -> None:

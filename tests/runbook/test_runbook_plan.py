@@ -13,7 +13,7 @@ from keyturn.runbook import load_plan, loads, new_run_id, plan, validate
 from keyturn.runbook.plan_model import ExecutionPlan, GatePlan, Location
 
 DEMO = Path(__file__).resolve().parents[2] / "runbooks" / "demo.yaml"
-PROVIDERS = ["aws.iam_access_key"]
+PROVIDERS = ["aws.iam_access_key", "aws.kms_key", "signing.vault_pki_cert"]
 NOW = datetime(2026, 11, 22, 6, 15, 0, tzinfo=UTC)
 
 RUNBOOK = """\

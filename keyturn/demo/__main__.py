@@ -1,9 +1,10 @@
 """`make demo`: the main job end to end on the embedded local stack.
 
-Brings the stack up, seeds the AWS emulator with users and their old keys (and
-Vault with the old values), starts a worker, runs runbooks/demo.yaml with the
-CLI, approves its gates from the CLI as principals distinct from the requester,
-then verifies and replays the audit log and shows what was rotated.
+Brings the stack up, seeds what runbooks/demo.yaml rotates (IAM keys, a PKI
+code-signing certificate, a KMS signing key; their old values in OpenBao and
+Secrets Manager), starts a worker, runs the runbook with the CLI, approves its
+gates from the CLI as principals distinct from the requester, then verifies and
+replays the audit log and proves each rotation against the servers.
 """
 
 from __future__ import annotations
@@ -18,15 +19,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import boto3
-import botocore.exceptions
-import hvac
 from rich.console import Console
-from rich.table import Table
 
 from keyturn.cli.progress import watch
 from keyturn.client import connect
 from keyturn.config import Settings
+from keyturn.demo.proofs import summary
+from keyturn.demo.seed import Admin, seed
 from keyturn.devstack.stack import DevStack
 from keyturn.runbook import load
 from keyturn.workflows.models import GateState
@@ -43,36 +42,6 @@ def keyturn_cli(*args: str, capture: bool = False) -> subprocess.CompletedProces
                           capture_output=capture, check=False)
 
 
-def aws_users(runbook_path: Path) -> list[tuple[str, str, str]]:
-    """(credential id, IAM user, Vault path) for each AWS key in the runbook."""
-    runbook = load(runbook_path)
-    found = []
-    for tier in runbook.spec.tiers:
-        for cred in tier.credentials:
-            if cred.provider == "aws.iam_access_key":
-                found.append((cred.id, cred.target["user_name"], cred.deliver[0].path))
-    return found
-
-
-def seed(users: list[tuple[str, str, str]], vault: hvac.Client, iam) -> dict[str, str]:
-    """Each user gets exactly one (old) key, and Vault holds its value; returns user -> key id."""
-    old = {}
-    for _, user, path in users:
-        try:
-            iam.create_user(UserName=user)
-        except iam.exceptions.EntityAlreadyExistsException:
-            for key in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]:
-                iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
-        key = iam.create_access_key(UserName=user)["AccessKey"]
-        vault.secrets.kv.v2.create_or_update_secret(
-            path=path, mount_point="secret",
-            secret={"aws_access_key_id": key["AccessKeyId"],
-                    "aws_secret_access_key": key["SecretAccessKey"]},
-        )
-        old[user] = key["AccessKeyId"]
-    return old
-
-
 async def follow(settings: Settings, run_id: str) -> str:
     """Live progress; approve each gate from the CLI as it opens. Returns the final state."""
 
@@ -87,34 +56,6 @@ async def follow(settings: Settings, run_id: str) -> str:
 
     final = await watch(await connect(settings), run_id, console, approve, poll_seconds=0.5)
     return final.state
-
-
-def summary(users, old: dict[str, str], iam, sts_for, vault: hvac.Client) -> bool:
-    """Table of what was rotated, checked against the emulator and Vault; True if all is right."""
-    table = Table(title="rotated")
-    for col in ("credential", "IAM user", "old key", "new key", "Vault", "old key rejected"):
-        table.add_column(col)
-    ok = True
-    for cred_id, user, path in users:
-        keys = iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
-        stored = vault.secrets.kv.v2.read_secret_version(path=path, mount_point="secret",
-                                                         raise_on_deleted_version=True)
-        value, version = stored["data"]["data"], stored["data"]["metadata"]["version"]
-        new_ids = [k["AccessKeyId"] for k in keys]
-        good = new_ids == [value["aws_access_key_id"]] and old[user] not in new_ids
-        old_value = vault.secrets.kv.v2.read_secret_version(
-            path=path, mount_point="secret", version=version - 1,
-            raise_on_deleted_version=True)["data"]["data"]
-        try:
-            sts_for(old_value).get_caller_identity()
-            rejected = False
-        except botocore.exceptions.ClientError:
-            rejected = True
-        ok = ok and good and rejected
-        table.add_row(cred_id, user, old[user], ", ".join(new_ids),
-                      f"{path} v{version}", "yes" if rejected else "[red]NO[/]")
-    console.print(table)
-    return ok
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,20 +91,12 @@ def demo(stack: DevStack, runbook: Path) -> bool:
     os.environ.update(stack.read_env_file())
     settings = Settings.from_env()
 
-    session = {"region_name": os.environ["AWS_DEFAULT_REGION"],
-               "endpoint_url": os.environ["AWS_ENDPOINT_URL"]}
-    iam = boto3.client("iam", **session)
-    vault = hvac.Client(url=os.environ["VAULT_ADDR"], token=os.environ["VAULT_TOKEN"])
-
-    def sts_for(secret: dict[str, str]):
-        return boto3.client("sts", aws_access_key_id=secret["aws_access_key_id"],
-                            aws_secret_access_key=secret["aws_secret_access_key"], **session)
-
-    users = aws_users(runbook)
-    console.rule("[bold]seeding: one old key per IAM user, its value in Vault")
-    old = seed(users, vault, iam)
-    for _, user, path in users:
-        console.print(f"  {user:20} {old[user]}  -> vault secret/{path}")
+    admin = Admin.from_env()
+    rotating = load(runbook)
+    console.rule("[bold]seeding: the credentials to rotate, their old values in the stores")
+    seeded = seed(rotating, admin)
+    for cred_id, old in seeded.items():
+        console.print(f"  {cred_id:22} {old.described}  -> {old.location}")
 
     console.rule("[bold]worker")
     log_path = stack.state_dir / "worker.log"
@@ -188,7 +121,8 @@ def demo(stack: DevStack, runbook: Path) -> bool:
         verified = signed and keyturn_cli("audit", "verify").returncode == 0
         replayed = keyturn_cli("audit", "replay", run_id).returncode == 0
         console.rule("[bold]summary")
-        rotated = summary(users, old, iam, sts_for, vault)
+        table, rotated = summary(rotating, admin, seeded)
+        console.print(table)
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=30)
