@@ -29,8 +29,9 @@ def _unreadable(exc: Exception) -> ApiError:
 
 
 def audit_log_of(settings: Settings) -> JsonlAuditLog | PostgresAuditLog:
-    """The audit log the worker of these settings writes."""
-    return open_log(settings.audit_log, dsn=settings.audit_dsn)
+    """The audit log the worker of these settings writes, opened for reading only (the
+    API never loads the checkpoint signing key)."""
+    return open_log(settings.audit_log, dsn=settings.audit_dsn, signing=False)
 
 
 def read_run_records(settings: Settings, run_id: str) -> list[AuditRecordView]:

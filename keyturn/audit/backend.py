@@ -51,11 +51,13 @@ def open_log(
     *,
     dsn: str | None = None,
     checkpoint_every: int | None = 100,
+    signing: bool = True,
 ) -> JsonlAuditLog | PostgresAuditLog:
     """The PostgreSQL log at ``dsn``, else the file at ``path``; given neither, the
     database named by KEYTURN_AUDIT_DSN when it is set, else ``default_log_path()``.
-    Checkpoints are signed with the key named by KEYTURN_AUDIT_SIGNING_KEY, if set."""
-    key = signing_key_from_env()
+    Checkpoints are signed with the key named by KEYTURN_AUDIT_SIGNING_KEY, if set and
+    ``signing``; readers pass ``signing=False`` and never load the private key."""
+    key = signing_key_from_env() if signing else None
     if dsn is None and path is None:
         dsn = os.environ.get(AUDIT_DSN_ENV) or None
     if dsn is not None:

@@ -71,12 +71,15 @@ class ExportFormat(str, Enum):
     csv = "csv"
 
 
-def _open(log: Path | None, dsn: str | None) -> JsonlAuditLog | PostgresAuditLog:
-    """The log `--log` or `--dsn` names, else the environment's (see the module docstring)."""
+def _open(
+    log: Path | None, dsn: str | None, *, signing: bool = False
+) -> JsonlAuditLog | PostgresAuditLog:
+    """The log `--log` or `--dsn` names, else the environment's (see the module docstring);
+    with the checkpoint signing key only when `signing` (the one command that signs)."""
     if log is not None and dsn is not None:
         fail("--log and --dsn are mutually exclusive: give the file or the database", EXIT_USAGE)
     try:
-        return open_log(log, dsn=dsn)
+        return open_log(log, dsn=dsn, signing=signing)
     except (AuditError, OSError) as exc:
         fail(str(exc), EXIT_USAGE)
 
@@ -249,7 +252,7 @@ def keygen_cmd(
 @app.command("checkpoint")
 def checkpoint_cmd(log: LogOption = None, dsn: DsnOption = None) -> None:
     """Sign the current head now (needs KEYTURN_AUDIT_SIGNING_KEY)."""
-    source = _open(log, dsn)
+    source = _open(log, dsn, signing=True)
     try:
         checkpoint = source.checkpoint()
     except (AuditError, OSError) as exc:

@@ -108,6 +108,17 @@ def test_replay_clean_run_exits_0(run_log: Path) -> None:
     assert "verify_new" in result.output and "✓ approvals_valid" in result.output
 
 
+def test_reading_commands_never_load_the_signing_key(
+    run_log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KEYTURN_AUDIT_SIGNING_KEY", str(tmp_path / "unreadable.key"))
+    assert runner.invoke(app, ["replay", "run-1", "--log", str(run_log)]).exit_code == 0
+    args = ["export", "--run", "run-1", "--format", "jsonl", "--log", str(run_log)]
+    assert runner.invoke(app, args).exit_code == 0
+    signing = runner.invoke(app, ["checkpoint", "--log", str(run_log)])
+    assert signing.exit_code == 2 and "cannot read audit signing key" in signing.stderr
+
+
 def test_replay_violation_exits_1_naming_the_seq(bad_run_log: Path) -> None:
     result = runner.invoke(app, ["replay", "run-bad", "--log", str(bad_run_log)])
     assert result.exit_code == 1
