@@ -27,8 +27,8 @@ init``) and the workers' role get only INSERT, SELECT; whatever is rewritten any
 ``verify`` finds in the chain, and a cut-off tail by a signed checkpoint.
 
 The first append creates missing tables (under an advisory lock, so workers starting
-together do not race); a writer refuses to append while a trigger is missing or
-disabled; readers never create anything. Errors are ``AuditLogError`` naming the
+together do not race); a writer checks, when it first writes, that every trigger is
+there and enabled, and refuses to append otherwise; readers never create anything. Errors are ``AuditLogError`` naming the
 database by its DSN without the password, and what to fix.
 """
 
