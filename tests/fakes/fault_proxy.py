@@ -3,15 +3,13 @@
 Real servers (moto, OpenBao, Verdaccio) cannot be told to answer 403 or 503 on
 demand, so a harness points the provider at this proxy instead: requests are
 forwarded unchanged until `failing(...)` is entered, and then answered with the
-given status and body without reaching the server. A `refuse` hook answers
-chosen requests itself (e.g. what an emulator allows but the real service
-refuses) and lets the rest through.
+given status and body without reaching the server.
 """
 
 from __future__ import annotations
 
 import http.client
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -30,19 +28,14 @@ class Fault:
     content_type: str
 
 
-Refuse = Callable[[dict[str, str], bytes], "Fault | None"]
-"""refuse(request headers, request body) -> the answer to give instead of forwarding, or None."""
-
-
 class FaultProxy(LoopbackHttpServer):
     """Forwards to `upstream` (http://host:port); `.url` is the proxy's own address."""
 
     methods = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "LIST")
 
-    def __init__(self, upstream: str, refuse: Refuse | None = None) -> None:
+    def __init__(self, upstream: str) -> None:
         parts = urlsplit(upstream)
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
-        self._refuse = refuse
         self._fault: Fault | None = None
         self.failed_requests = 0
         super().__init__()
@@ -50,8 +43,6 @@ class FaultProxy(LoopbackHttpServer):
     def _handle(self, request: LoopbackRequestHandler) -> None:
         body = request.read_body()
         fault = self._fault
-        if fault is None and self._refuse is not None:
-            fault = self._refuse(dict(request.headers.items()), body)
         if fault is not None:
             self.failed_requests += 1
             request.respond(fault.status, [("Content-Type", fault.content_type)], fault.body)
