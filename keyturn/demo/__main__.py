@@ -124,9 +124,18 @@ def demo(stack: DevStack, runbook: Path) -> bool:
         table, rotated = summary(rotating, admin, seeded)
         console.print(table)
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=30)
+        stop_worker(worker)
     return final == "succeeded" and verified and replayed and rotated
+
+
+def stop_worker(worker: subprocess.Popen) -> None:
+    """SIGTERM the worker's process group (in-flight activities finish); SIGKILL after 30 s."""
+    os.killpg(worker.pid, signal.SIGTERM)
+    try:
+        worker.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
 
 
 if __name__ == "__main__":
