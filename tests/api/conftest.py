@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import sys
 import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +33,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "workflows"))
 
+from api_support import PRINCIPALS, free_port
 from memory_provider import MemoryProvider, MemoryStore, MemorySuppliedProvider
 from temporalio.client import Client
+from workflow_env import eventually
 
 from keyturn.api import ApiSettings, create_app
 from keyturn.api.auth import add_token
@@ -44,37 +45,6 @@ from keyturn.codec import data_converter, new_key
 from keyturn.config import Settings
 from keyturn.providers import registry
 from keyturn.worker import build_workers, running
-
-PRINCIPALS = {
-    "alice": ["operator"],
-    "bob": ["approver"],
-    "carol": ["approver"],
-    "dave": ["auditor"],
-    "erin": ["operator", "approver"],
-}
-
-
-def runbook_yaml(tiers: str, *, name: str = "api-test", incident: str | None = None,
-                 approvers: str = "security: [bob, carol, erin]") -> str:
-    """A runbook over the in-memory providers; `tiers` is the YAML under `tiers:`."""
-    incident = incident or f"INC-{uuid.uuid4().hex[:10]}"
-    return f"""apiVersion: keyturn/v1
-kind: Runbook
-metadata: {{name: {name}, incident: {incident}}}
-spec:
-  approvers:
-    {approvers}
-  stores:
-    vault: {{type: vault_kv, address: "http://127.0.0.1:1", mount: secret}}
-  tiers:
-{tiers}"""
-
-
-def memory_credential(cid: str, *, provider: str = "memory.key", extra: str = "") -> str:
-    """One credential of a tier, delivered to vault:app/<cid>; `extra` is more YAML lines."""
-    return (f"        - id: {cid}\n          provider: {provider}\n"
-            f"          target: {{account: {cid}}}\n"
-            f"          deliver: [{{store: vault, path: app/{cid}}}]\n{extra}")
 
 
 @pytest.fixture
@@ -165,19 +135,6 @@ class ApiStack:
         return [r for r in open_log(self.audit_path).records() if r.run == run_id]
 
 
-async def eventually(predicate: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
-    """Poll an async predicate until it returns something truthy."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.25)
-
-
 @dataclass
 class ApiWorker:
     """One worker for the whole session: real activities over in-memory providers."""
@@ -257,19 +214,13 @@ class LiveApi:
     stack: ApiStack
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 async def live_api(api_stack: ApiStack) -> AsyncIterator[LiveApi]:
     """The stack's app served over real HTTP by uvicorn in a thread. That app connects its
     own Temporal client (same address, namespace and codec key) in the server's loop."""
     import uvicorn
 
-    port = _free_port()
+    port = free_port()
     app = create_app(api_stack.settings, store_for=lambda plan: api_stack.store)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="on"))

@@ -9,7 +9,7 @@ import json
 import uuid
 
 import httpx
-from conftest import memory_credential, runbook_yaml
+from api_support import memory_credential, runbook_yaml
 
 from keyturn.api import create_app
 from keyturn.audit import AuditEvent, event_id

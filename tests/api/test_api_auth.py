@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from conftest import PRINCIPALS, _free_port
+from api_support import PRINCIPALS, free_port
 from typer.testing import CliRunner
 
 from keyturn.api.auth import TokenFile, TokenFileError, add_token, hash_token
@@ -173,7 +173,7 @@ def test_cli_token_add_uses_the_file_named_by_the_environment(tmp_path, monkeypa
 
 def test_keyturn_serve_answers_over_http_with_the_token_file_from_the_environment(
         tmp_path: Path, api_tokens, api_tokens_file):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "KEYTURN_API_TOKENS": str(api_tokens_file),
            "KEYTURN_TEMPORAL_ADDRESS": "127.0.0.1:1"}  # started without Temporal
     proc = subprocess.Popen([sys.executable, "-m", "keyturn", "serve", "--port", str(port)],

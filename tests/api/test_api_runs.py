@@ -9,7 +9,8 @@ import uuid
 
 import httpx
 import pytest
-from conftest import eventually, memory_credential, runbook_yaml
+from api_support import memory_credential, runbook_yaml
+from workflow_env import eventually
 
 from keyturn.api import create_app
 from keyturn.config import Settings

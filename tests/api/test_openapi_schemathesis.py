@@ -12,7 +12,6 @@ value and one that has ended; a few starts name a runbook on the server.
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 import threading
 import uuid
@@ -42,7 +41,9 @@ from keyturn.providers import registry
 from keyturn.worker import build_workers, running
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflows"))
+from api_support import free_port
 from memory_provider import MemoryProvider, MemoryStore, MemorySuppliedProvider
+from workflow_env import eventually
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
@@ -67,12 +68,6 @@ class Live:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _runbook(cid: str, *, provider: str = "memory.key", gate: bool = False) -> str:
     """One tier of one credential over the in-memory providers, delivered to vault."""
     gated = "          gate: {before: promote, approvals: 2, from: security}\n" if gate else ""
@@ -92,17 +87,6 @@ spec:
           target: {{account: {cid}}}
           deliver: [{{store: vault, path: app/{cid}}}]
 {gated}"""
-
-
-async def eventually(predicate, timeout: float = 30.0):
-    """Poll an async predicate until it returns something truthy."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (value := await predicate()):
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.1)
-    return value
 
 
 async def _seed(http: httpx.AsyncClient, store: MemoryStore, provider: MemoryProvider,
@@ -164,7 +148,7 @@ def _serve(address: str, tmp: Path, live: Live, ready: threading.Event,
             tokens=tmp / "api-tokens.yaml", runbook_dir=runbook_dir,
         )
         app = create_app(api_settings, client=client, store_for=lambda plan: store)
-        port = _free_port()
+        port = free_port()
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                                log_level="warning", access_log=False))
         async with running(workers):

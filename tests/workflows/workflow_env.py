@@ -84,7 +84,7 @@ async def harness(tmp_path: Path, *, encrypt: bool = True, audit_log: AuditLog |
         await env.shutdown()
 
 
-async def eventually(predicate, timeout: float = 20.0):
+async def eventually(predicate, timeout: float = 30.0):
     """Poll an async predicate until it returns something truthy (no timing assertions)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
