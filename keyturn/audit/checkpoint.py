@@ -21,13 +21,14 @@ import json
 import os
 import re
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from keyturn.audit.record import AuditError, canonical_json
+from keyturn.audit.record import AuditError, canonical_json, format_ts
 
 CHECKPOINT_CONTEXT = b"keyturn-audit-checkpoint-v1\x00"
 _HEX_FIELDS = {
@@ -68,7 +69,22 @@ def key_id(public_key: Ed25519PublicKey) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
-def sign_checkpoint(key: Ed25519PrivateKey, *, seq: int, hash: str, ts: str) -> Checkpoint:
+def check_checkpoint_every(every: int | None) -> None:
+    """A log's automatic checkpoint interval: at least 1 record, or None (explicit only)."""
+    if every is not None and every < 1:
+        raise ValueError("checkpoint_every must be at least 1 (or None for explicit only)")
+
+
+def checkpoint_due(every: int | None, seq: int) -> bool:
+    """Whether a signing log that checkpoints every ``every`` records signs after ``seq``."""
+    return every is not None and seq % every == 0
+
+
+def sign_checkpoint(
+    key: Ed25519PrivateKey, *, seq: int, hash: str, ts: str | None = None
+) -> Checkpoint:
+    """The signed checkpoint of the record (``seq``, ``hash``), made at ``ts`` (default now)."""
+    ts = ts if ts is not None else format_ts(datetime.now(UTC))
     unsigned = Checkpoint(seq=seq, hash=hash, ts=ts, key_id=key_id(key.public_key()), signature="")
     return Checkpoint(**{**asdict(unsigned), "signature": key.sign(unsigned.message()).hex()})
 

@@ -30,6 +30,8 @@ from filelock import FileLock, Timeout
 from keyturn.audit.checkpoint import (
     Checkpoint,
     append_checkpoint,
+    check_checkpoint_every,
+    checkpoint_due,
     checkpoints_path,
     read_checkpoints,
     sign_checkpoint,
@@ -114,8 +116,7 @@ class JsonlAuditLog:
         checkpoint_every: int | None = 100,
         lock_timeout: float = 60.0,
     ) -> None:
-        if checkpoint_every is not None and checkpoint_every < 1:
-            raise ValueError("checkpoint_every must be at least 1 (or None for explicit only)")
+        check_checkpoint_every(checkpoint_every)
         self.path = Path(path)
         self.checkpoints_path = checkpoints_path(self.path)
         self._signing_key = signing_key
@@ -152,8 +153,8 @@ class JsonlAuditLog:
             if created:
                 _fsync_dir(self.path.parent)
             index.add(index.offset, line[:-1], record.seq, record.hash, record.event_id)
-            key, every = self._signing_key, self._checkpoint_every
-            if key is not None and every and record.seq % every == 0:
+            key = self._signing_key
+            if key is not None and checkpoint_due(self._checkpoint_every, record.seq):
                 self._write_checkpoint(key, record.seq, record.hash)
         return record
 
@@ -244,8 +245,7 @@ class JsonlAuditLog:
             raise AuditLogError(f"{self.path} at byte {offset}: {exc}") from exc
 
     def _write_checkpoint(self, key: Ed25519PrivateKey, seq: int, hash_: str) -> Checkpoint:
-        now = format_ts(datetime.now(UTC))
-        checkpoint = sign_checkpoint(key, seq=seq, hash=hash_, ts=now)
+        checkpoint = sign_checkpoint(key, seq=seq, hash=hash_)
         append_checkpoint(self.checkpoints_path, checkpoint)
         return checkpoint
 

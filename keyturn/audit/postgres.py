@@ -49,6 +49,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from keyturn.audit import postgres_sql as q
 from keyturn.audit.checkpoint import (
     Checkpoint,
+    check_checkpoint_every,
+    checkpoint_due,
     parse_checkpoint,
     resolve_public_key,
     sign_checkpoint,
@@ -125,8 +127,7 @@ class PostgresAuditLog:
         checkpoint_every: int | None = 100,
         connect_timeout: int = 10,
     ) -> None:
-        if checkpoint_every is not None and checkpoint_every < 1:
-            raise ValueError("checkpoint_every must be at least 1 (or None for explicit only)")
+        check_checkpoint_every(checkpoint_every)
         self._params = parse_dsn(dsn)
         self.where = describe(self._params)
         self._signing_key = signing_key
@@ -227,8 +228,8 @@ class PostgresAuditLog:
             conn.execute(
                 q.INSERT_RECORD, (record.seq, record.event_id, record.run, record.line()[:-1])
             )
-            key, every = self._signing_key, self._checkpoint_every
-            if key is not None and every and record.seq % every == 0:
+            key = self._signing_key
+            if key is not None and checkpoint_due(self._checkpoint_every, record.seq):
                 self._insert_checkpoint(conn, key, record)
         return record
 
@@ -252,8 +253,7 @@ class PostgresAuditLog:
     def _insert_checkpoint(
         self, conn: psycopg.Connection[Any], key: Ed25519PrivateKey, head: AuditRecord
     ) -> Checkpoint:
-        now = format_ts(datetime.now(UTC))
-        checkpoint = sign_checkpoint(key, seq=head.seq, hash=head.hash, ts=now)
+        checkpoint = sign_checkpoint(key, seq=head.seq, hash=head.hash)
         conn.execute(q.INSERT_CHECKPOINT, (checkpoint.line()[:-1],))
         return checkpoint
 
