@@ -1,7 +1,12 @@
 """AWS Secrets Manager: the `aws_secrets_manager` store, through boto3.
 
-A path is a secret's name; its value is the JSON object of the Secret's
-fields, so applications reading the secret see exactly the credential.
+A path is a secret's name; its value is a JSON object of fields, written
+exactly as given (the activities merge a new credential into the current
+object, so every other key stays as the applications read it), or a plain
+string: a SecretString that is not a JSON object reads as the one field
+`keyturn.stores.fields.TEXT` and is written back the same way. A write with
+`cas` checks that AWSCURRENT is still that version; a concurrent writer that
+took the version number makes PutSecretValue fail. Either raises StoreConflict.
 
 Writing follows AWS's own rotation: the new value is put as a version staged
 AWSPENDING, then AWSCURRENT is moved to it (AWS puts AWSPREVIOUS on the version
@@ -51,18 +56,19 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from keyturn.fingerprint import canonical_json
-from keyturn.providers.base import Secret
 from keyturn.randomness import KmsRandom, RandomSource
 from keyturn.stores.base import StoredVersion
 from keyturn.stores.errors import (
     PermanentStoreError,
     StoreAccessDenied,
     StoreConfigError,
+    StoreConflict,
     StoreError,
     StoreInvalidRequest,
     StoreNotFound,
     TransientStoreError,
 )
+from keyturn.stores.fields import TEXT, Data, is_text
 
 CURRENT, PENDING = "AWSCURRENT", "AWSPENDING"
 TOKEN_PREFIX = "keyturn-version-"
@@ -98,7 +104,7 @@ ERROR_CODES: dict[str, type[StoreError]] = {
     "LimitExceededException": StoreInvalidRequest,
     "MalformedPolicyDocumentException": StoreInvalidRequest,
     "PreconditionNotMetException": StoreInvalidRequest,
-    "ResourceExistsException": TransientStoreError,  # a concurrent write took the version number
+    "ResourceExistsException": StoreConflict,  # a concurrent write took the version number
     "ThrottlingException": TransientStoreError,
     "InternalServiceError": TransientStoreError,
     "InternalFailure": TransientStoreError,
@@ -166,6 +172,14 @@ class _SecretState:
 
     def current(self) -> str | None:
         return next((vid for vid, stages in self.versions.items() if CURRENT in stages), None)
+
+    def current_number(self) -> int:
+        """The number a read of AWSCURRENT gives (0: no current version)."""
+        current = self.current()
+        if current is None:
+            return 0
+        number = self.number_of(current)
+        return number if number is not None else self.next_number()
 
     def number_of(self, version_id: str) -> int | None:
         if (match := TOKEN.match(version_id)) is not None:
@@ -249,10 +263,16 @@ class AwsSecretsManagerStore:
             raise self._error(exc, "read", name) from exc
         return StoredVersion(self._decode(name, answer), number, state.metadata(number))
 
-    def write(self, path: str, secret: Secret, metadata: dict[str, str]) -> int:
+    def write(
+        self, path: str, secret: Data, metadata: dict[str, str], cas: int | None = None
+    ) -> int:
         name = self._clean(path)
         value = self._encode(name, secret, metadata)
         state = self._state(name, "write")
+        found = state.current_number() if state is not None else 0
+        if cas is not None and found != cas:
+            raise StoreConflict(f"write {self._where(name)}: another writer changed it after "
+                                f"version {cas} was read (AWSCURRENT is version {found} now)")
         if state is None:
             state = self._create(name)
         number = state.next_number()
@@ -277,6 +297,11 @@ class AwsSecretsManagerStore:
         if pruned:
             self._call("untag_resource", *where, TagKeys=pruned)
         return number
+
+    def write_problem(self, path: str) -> str | None:
+        """None: Secrets Manager cannot say beforehand whether a write would be allowed."""
+        self._clean(path)
+        return None
 
     def destroy(self, path: str) -> None:
         name = self._clean(path)
@@ -360,7 +385,7 @@ class AwsSecretsManagerStore:
             raise self._error(exc, "create", name) from exc
         return _SecretState(versions={}, entries={}, tags=[])
 
-    def _call(self, method: str, operation: str, name: str, secret: Secret, **kwargs: Any) -> Any:
+    def _call(self, method: str, operation: str, name: str, secret: Data, **kwargs: Any) -> Any:
         """A request of `write`: its error is redacted, and raised without the boto3 cause."""
         try:
             return getattr(self._client, method)(SecretId=name, **kwargs)
@@ -380,7 +405,7 @@ class AwsSecretsManagerStore:
         return cleaned
 
     def _error(
-        self, exc: Exception, operation: str, name: str, secret: Secret | None = None
+        self, exc: Exception, operation: str, name: str, secret: Data | None = None
     ) -> StoreError:
         """Classify `exc`; the message names store and secret, never a secret value."""
         if isinstance(exc, ClientError):
@@ -390,38 +415,35 @@ class AwsSecretsManagerStore:
         else:
             detail = f"{type(exc).__name__}: {exc}"
         for value in (secret or {}).values():
-            if value:
+            if isinstance(value, str) and value:
                 detail = detail.replace(value, "[redacted]")
         return classify(exc)(f"{operation} {self._where(name)} failed: {detail}")
 
-    def _encode(self, name: str, secret: Secret, metadata: Mapping[str, str]) -> str:
-        for what, mapping in (("secret fields", secret), ("metadata", metadata)):
-            bad = [repr(k) for k, v in mapping.items()
-                   if not (isinstance(k, str) and isinstance(v, str))]
-            if bad:
-                raise StoreInvalidRequest(
-                    f"{what} for {self._where(name)}: keys and values must be strings "
-                    f"(not so for {', '.join(bad)})"
-                )
+    def _encode(self, name: str, secret: Data, metadata: Mapping[str, str]) -> str:
+        bad = [repr(k) for k, v in metadata.items()
+               if not (isinstance(k, str) and isinstance(v, str))]
+        if bad:
+            raise StoreInvalidRequest(
+                f"metadata for {self._where(name)}: keys and values must be strings "
+                f"(not so for {', '.join(bad)})"
+            )
         if len(encode_metadata(metadata)) > MAX_TAGS_PER_VERSION:
             raise StoreInvalidRequest(
                 f"metadata for {self._where(name)} needs more than {MAX_TAGS_PER_VERSION} tags "
                 f"of {TAG_VALUE_CHARS} characters"
             )
+        if is_text(secret) and isinstance(secret[TEXT], str):
+            return secret[TEXT]
         return json.dumps(dict(secret), ensure_ascii=False)
 
-    def _decode(self, name: str, answer: Mapping[str, Any]) -> Secret:
-        """The Secret of a SecretString holding a JSON object (non-string values as JSON text)."""
+    def _decode(self, name: str, answer: Mapping[str, Any]) -> Data:
+        """The fields of a SecretString holding a JSON object; any other string as TEXT."""
+        text = answer.get("SecretString") or ""
         try:
-            value = json.loads(answer.get("SecretString") or "null")
+            value = json.loads(text)
         except ValueError:
             value = None
-        if not isinstance(value, dict):
-            raise PermanentStoreError(
-                f"{self._where(name)} version {answer.get('VersionId')} does not hold a JSON "
-                "object of fields; it was written outside keyturn"
-            )
-        return {k: v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
+        return value if isinstance(value, dict) else {TEXT: text}
 
 
 def _code(exc: ClientError) -> str:

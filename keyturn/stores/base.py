@@ -9,14 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from keyturn.providers.base import Secret
+from keyturn.stores.fields import Data
 
 
 @dataclass(frozen=True)
 class StoredVersion:
-    """A value at a path: its version and the metadata written with it."""
+    """A value at a path: its fields (JSON values), its version and the metadata written with it."""
 
-    secret: Secret
+    secret: Data
     version: int
     metadata: dict[str, str]
 
@@ -28,8 +28,18 @@ class Store(Protocol):
     def read(self, path: str, version: int | None = None) -> StoredVersion | None:
         """The value at `path` (latest, or `version`), or None if there is none."""
 
-    def write(self, path: str, secret: Secret, metadata: dict[str, str]) -> int:
-        """Write a new version; metadata (fingerprint, run) is kept beside it. Returns the version."""
+    def write(
+        self, path: str, secret: Data, metadata: dict[str, str], cas: int | None = None
+    ) -> int:
+        """Write a new version; metadata (fingerprint, run) is kept beside it. Returns the version.
+
+        With `cas` (check-and-set), write only if the latest version is still `cas`
+        (0: only if the path holds nothing); otherwise raise StoreConflict.
+        """
+
+    def write_problem(self, path: str) -> str | None:
+        """Why a write to `path` would be refused, where the store can tell without writing
+        (Vault: the token's capabilities); None when it would pass or the store cannot tell."""
 
     def destroy(self, path: str) -> None:
         """Remove every version and the metadata at `path`. Missing paths are fine."""

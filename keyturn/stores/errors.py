@@ -40,3 +40,15 @@ class StoreNotFound(PermanentStoreError):
 
 class StoreInvalidRequest(PermanentStoreError):
     """The store rejected the request itself, e.g. metadata over its size limits."""
+
+
+class StoreConflict(TransientStoreError):
+    """A check-and-set write lost to another writer: read the new version and merge again."""
+
+
+class StoreShapeMismatch(PermanentStoreError):
+    """A deliver path's current value does not hold the fields the rotation reads and writes."""
+
+
+class StaleStore(PermanentStoreError):
+    """A deliver path holds a credential the service no longer has: the store is out of date."""

@@ -51,7 +51,6 @@ from nacl.public import PublicKey, SealedBox
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from keyturn.fingerprint import canonical_json
-from keyturn.providers.base import Secret
 from keyturn.stores.base import StoredVersion
 from keyturn.stores.errors import (
     PermanentStoreError,
@@ -62,6 +61,7 @@ from keyturn.stores.errors import (
     StoreNotFound,
     TransientStoreError,
 )
+from keyturn.stores.fields import Data
 
 API_URL_ENV = "KEYTURN_GITHUB_API_URL"
 TOKEN_ENV = "KEYTURN_GITHUB_TOKEN"
@@ -187,8 +187,13 @@ class GitHubActionsSecretStore:
         self._locate(path)
         return None
 
-    def write(self, path: str, secret: Secret, metadata: dict[str, str]) -> int:
-        """Seal and PUT the value; returns the secret's updated_at in Unix seconds."""
+    def write(
+        self, path: str, secret: Data, metadata: dict[str, str], cas: int | None = None
+    ) -> int:
+        """Seal and PUT the value; returns the secret's updated_at in Unix seconds.
+
+        `cas` is not checked: GitHub keeps no versions to compare with.
+        """
         location = self._locate(path)
         value = self._value(path, secret)
         try:
@@ -207,6 +212,18 @@ class GitHubActionsSecretStore:
         except (GithubException, requests.RequestException) as exc:
             self._fail(exc, "write", path, value)
         return int(datetime.fromisoformat(written["updated_at"]).timestamp())
+
+    def write_problem(self, path: str) -> str | None:
+        """Why a write would fail, as far as fetching the scope's public key tells."""
+        location = self._locate(path)
+        try:
+            self._call("GET", f"{location.scope}/secrets/public-key")
+        except (GithubException, requests.RequestException) as exc:
+            status = getattr(exc, "status", None)
+            return (f"{self._where(path)}: the token cannot read the public key of "
+                    f"{location.scope} (HTTP {status or type(exc).__name__}), so it cannot "
+                    "write the secret")
+        return None
 
     def destroy(self, path: str) -> None:
         location = self._locate(path)
@@ -230,7 +247,7 @@ class GitHubActionsSecretStore:
         except ValueError as exc:
             raise StoreInvalidRequest(f"{self._where(path)}: bad path: {exc}") from None
 
-    def _value(self, path: str, secret: Secret) -> str:
+    def _value(self, path: str, secret: Data) -> str:
         """The one string GitHub keeps for `secret` (see the module docstring)."""
         field = self._cfg.field
         if field is not None:

@@ -1,7 +1,10 @@
 """Vault (or OpenBao) KV version 2: the `vault_kv` store, through hvac.
 
-The secret's fields are the KV data of a new version, nothing else, so the
-applications reading the path see exactly the credential. The metadata written
+The data written is the KV data of a new version, nothing else: the activities
+merge a new credential into the path's current data (keyturn.stores.fields),
+so applications reading the path keep every field they read. A write with
+`cas` uses KV v2's check-and-set: a concurrent writer makes it raise
+StoreConflict, and the caller merges again into the newer version. The metadata written
 with a version (fingerprint, run, credential id) goes into the path's KV v2
 `custom_metadata`, which Vault keeps per *path*, not per version. So each
 version gets its own entry: key `keyturn.v<N>`, value the canonical JSON of that
@@ -29,18 +32,19 @@ from hvac import utils as hvac_utils
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from keyturn.fingerprint import canonical_json
-from keyturn.providers.base import Secret
 from keyturn.randomness import RandomSource, VaultRandom
 from keyturn.stores.base import StoredVersion
 from keyturn.stores.errors import (
     PermanentStoreError,
     StoreAccessDenied,
     StoreConfigError,
+    StoreConflict,
     StoreError,
     StoreInvalidRequest,
     StoreNotFound,
     TransientStoreError,
 )
+from keyturn.stores.fields import Data
 
 METADATA_PREFIX = "keyturn.v"
 KEPT_VERSION_METADATA = 16
@@ -130,13 +134,22 @@ class VaultKvStore:
             metadata=self._version_metadata(path, number, meta.get("custom_metadata")),
         )
 
-    def write(self, path: str, secret: Secret, metadata: dict[str, str]) -> int:
+    def write(
+        self, path: str, secret: Data, metadata: dict[str, str], cas: int | None = None
+    ) -> int:
         path = self._clean(path)
         entry = self._encode_metadata(path, metadata)
         try:
             written = self._kv.create_or_update_secret(
-                path, secret=dict(secret), mount_point=self.mount
+                path, secret=dict(secret), cas=cas, mount_point=self.mount
             )["data"]
+        except vault.InvalidRequest as exc:
+            if cas is not None and any("check-and-set" in e for e in exc.errors or []):
+                raise StoreConflict(
+                    f"write {self._where(path)}: another writer changed it after version {cas} "
+                    "was read"
+                ) from None
+            raise self._error(exc, "write", path, secret) from exc
         except (vault.VaultError, requests.RequestException) as exc:
             raise self._error(exc, "write", path, secret) from exc
         number = int(written["version"])
@@ -155,6 +168,22 @@ class VaultKvStore:
         except (vault.VaultError, requests.RequestException) as exc:
             raise self._error(exc, f"write metadata of version {number} at", path) from exc
         return number
+
+    def write_problem(self, path: str) -> str | None:
+        """Why this token could not write `path`, as Vault's sys/capabilities-self tells."""
+        path = self._clean(path)
+        data_path = f"{self.mount}/data/{path}"
+        try:
+            answer = self._client.adapter.post(
+                "/v1/sys/capabilities-self", json={"paths": [data_path]})
+        except (vault.VaultError, requests.RequestException) as exc:
+            raise self._error(exc, "check write permission on", path) from exc
+        body = answer.json() if hasattr(answer, "json") else answer
+        granted = set((body.get("data") or body).get(data_path, []))
+        if granted & {"root", "sudo"} or {"create", "update"} <= granted:
+            return None
+        return (f"{self._where(path)}: the token's policy grants {sorted(granted) or 'nothing'} "
+                f"on {data_path}; writing needs create and update")
 
     def destroy(self, path: str) -> None:
         path = self._clean(path)
@@ -178,7 +207,7 @@ class VaultKvStore:
         return cleaned
 
     def _error(
-        self, exc: Exception, operation: str, path: str, secret: Secret | None = None
+        self, exc: Exception, operation: str, path: str, secret: Data | None = None
     ) -> StoreError:
         """Classify `exc`; the message uses Vault's error list, never the response body."""
         if isinstance(exc, vault.VaultError):
@@ -186,7 +215,7 @@ class VaultKvStore:
         else:
             detail = str(exc)
         for value in (secret or {}).values():
-            if value:
+            if isinstance(value, str) and value:
                 detail = detail.replace(value, "[redacted]")
         return classify(exc)(
             f"{operation} {self._where(path)} failed: {type(exc).__name__}: {detail}"

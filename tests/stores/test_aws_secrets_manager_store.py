@@ -30,10 +30,12 @@ from keyturn.stores.errors import (
     PermanentStoreError,
     StoreAccessDenied,
     StoreConfigError,
+    StoreConflict,
     StoreInvalidRequest,
     StoreNotFound,
     TransientStoreError,
 )
+from keyturn.stores.fields import TEXT
 
 pytestmark = pytest.mark.integration
 
@@ -165,7 +167,7 @@ def test_old_metadata_is_pruned_but_old_values_stay_readable(store, sm, path):
 
 def test_a_value_written_outside_keyturn_is_numbered_and_adopted(store, sm, path):
     sm.create_secret(Name=path, SecretString=json.dumps({"password": "console", "port": 5432}))
-    console = {"password": "console", "port": "5432"}
+    console = {"password": "console", "port": 5432}  # values keep their JSON types
     assert store.read(path) == StoredVersion(console, 1, {})
     assert store.read(path, version=1) == store.read(path)
     assert store.write(path, SECRET_1, META_1) == 2
@@ -182,11 +184,22 @@ def test_a_value_written_outside_keyturn_is_numbered_and_adopted(store, sm, path
     assert store.read(path, version=2) == StoredVersion(SECRET_1, 2, META_1)
 
 
-def test_a_value_that_is_not_a_json_object_is_refused(store, sm, path):
+def test_a_value_that_is_not_a_json_object_reads_and_writes_as_one_text_field(store, sm, path):
     sm.create_secret(Name=path, SecretString="plain-text")
-    with pytest.raises(PermanentStoreError, match="not hold a JSON object") as info:
-        store.read(path)
-    assert_clean(info.value, "plain-text")
+    assert store.read(path) == StoredVersion({TEXT: "plain-text"}, 1, {})
+    assert store.write(path, {TEXT: "next-text"}, META_1, cas=1) == 2
+    current = sm.get_secret_value(SecretId=path, VersionStage="AWSCURRENT")
+    assert current["SecretString"] == "next-text"
+
+
+def test_a_check_and_set_write_refuses_a_changed_secret(store, sm, path):
+    assert store.write(path, SECRET_1, META_1, cas=0) == 1
+    with pytest.raises(StoreConflict, match="another writer"):
+        store.write(path, SECRET_2, META_2, cas=0)
+    assert store.write(path, SECRET_2, META_2, cas=1) == 2
+    with pytest.raises(StoreConflict):
+        store.write(path, SECRET_1, META_1, cas=1)
+    assert store.read(path) == StoredVersion(SECRET_2, 2, META_2)
 
 
 def test_destroy_removes_every_version_and_tolerates_missing_paths(store, sm, path):
@@ -294,7 +307,7 @@ def test_an_unreachable_endpoint_is_transient(moto, path):
         ("ResourceNotFoundException", 400, StoreNotFound),
         ("InvalidParameterException", 400, StoreInvalidRequest),
         ("LimitExceededException", 400, StoreInvalidRequest),
-        ("ResourceExistsException", 400, TransientStoreError),
+        ("ResourceExistsException", 400, StoreConflict),
         ("ThrottlingException", 400, TransientStoreError),
         ("InternalServiceError", 500, TransientStoreError),
         ("SomethingNew", 502, TransientStoreError),

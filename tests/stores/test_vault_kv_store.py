@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import hvac
 import pytest
 
 from keyturn.fingerprint import fingerprint
@@ -12,6 +13,7 @@ from keyturn.stores.base import Store, StoredVersion
 from keyturn.stores.errors import (
     StoreAccessDenied,
     StoreConfigError,
+    StoreConflict,
     StoreError,
     StoreInvalidRequest,
     StoreNotFound,
@@ -219,3 +221,32 @@ def test_unreachable_server_is_transient(path):
         store.write(path, SECRET_1, {})
     assert info.value.retryable
     assert_clean(info.value, "first-secret-value", "t0ken-value")
+
+
+def test_a_check_and_set_write_refuses_a_changed_path(store, path):
+    assert store.write(path, SECRET_1, meta(SECRET_1, "run-a"), cas=0) == 1
+    with pytest.raises(StoreConflict, match="another writer changed it after version 0"):
+        store.write(path, SECRET_2, meta(SECRET_2, "run-b"), cas=0)
+    assert store.write(path, SECRET_2, meta(SECRET_2, "run-b"), cas=1) == 2
+    with pytest.raises(StoreConflict):
+        store.write(path, SECRET_1, meta(SECRET_1, "run-c"), cas=1)
+    assert store.read(path).secret == SECRET_2
+
+
+def test_values_keep_their_json_types(store, path):
+    data = {"host": "db.internal", "port": 5432, "tls": True, "password": "pw-value-0001"}
+    store.write(path, data, {})
+    assert store.read(path).secret == data
+
+
+def test_write_problem_reads_the_token_capabilities(store, openbao, path):
+    assert store.write_problem(path) is None  # the root token may do anything
+    admin = hvac.Client(url=openbao.url, token=openbao.root_token)
+    policy = f"reader-{uuid.uuid4().hex[:8]}"
+    admin.sys.create_or_update_policy(
+        policy, 'path "secret/data/*" { capabilities = ["read"] }')
+    token = admin.auth.token.create(policies=[policy], ttl="5m")["auth"]["client_token"]
+    reader = VaultKvStore("vault", {"address": openbao.url, "token": token})
+    problem = reader.write_problem(path)
+    assert problem is not None and f"secret/data/{path}" in problem
+    assert "['read']" in problem and "create and update" in problem
