@@ -35,7 +35,7 @@ class PluginRegistry:
         self._checks = tuple(checks)
         self.methods = tuple(
             name for name, value in vars(protocol).items()
-            if not name.startswith("_") and callable(value)
+            if not name.startswith("_") and (callable(value) or isinstance(value, classmethod))
         )
         self._registered: dict[str, type] = {}
         self._loaded: dict[str, type] = {}

@@ -19,7 +19,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from keyturn.providers.aws_common import AwsProviderBase, classify, error_code, error_detail
-from keyturn.providers.base import NO_CONTEXT, NewCredential, Precheck, ProviderContext, Secret
+from keyturn.providers.base import (
+    NO_CONTEXT,
+    NewCredential,
+    Precheck,
+    ProviderContext,
+    Secret,
+    SecretShape,
+)
 from keyturn.providers.errors import (
     AccessDenied,
     CredentialNotFound,
@@ -104,6 +111,10 @@ class AwsIamAccessKeyProvider(AwsProviderBase):
 
     # -- Provider protocol ------------------------------------------------------
 
+    @classmethod
+    def shape(cls, target: Any | None) -> SecretShape:
+        return SecretShape(fields=(KEY_ID, SECRET_KEY), id_field=KEY_ID)
+
     def precheck(self, target: Any, ctx: ProviderContext = NO_CONTEXT) -> Precheck:
         t = _target(target)
         keys = self._list_keys(t.user_name)
@@ -118,7 +129,8 @@ class AwsIamAccessKeyProvider(AwsProviderBase):
         if len(keys) >= MAX_KEYS_PER_USER:
             if inactive:
                 # Quota room: an inactive key is nobody's working credential.
-                self.delete(t, inactive[0])
+                if not ctx.dry_run:
+                    self.delete(t, inactive[0])
                 removed.append(inactive[0])
             else:
                 # Both keys may be in use; only a human can say which one to drop.

@@ -54,7 +54,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from keyturn.providers.aws_common import AwsProviderBase, classify, error_code, error_detail
-from keyturn.providers.base import NO_CONTEXT, NewCredential, Precheck, ProviderContext, Secret
+from keyturn.providers.base import (
+    NO_CONTEXT,
+    NewCredential,
+    Precheck,
+    ProviderContext,
+    Secret,
+    SecretShape,
+)
 from keyturn.providers.errors import (
     AccessDenied,
     CredentialNotFound,
@@ -68,6 +75,9 @@ from keyturn.providers.errors import (
 from keyturn.providers.targets import parse_target
 
 ROTATION_MARK = "@rotation-"
+SYMMETRIC_FIELDS = ("credential_id", "key_id", "key_arn", "alias", "key_spec")
+SIGNING_FIELDS = ("signing_algorithm", "public_key_pem", "public_key_sha256")
+"""The secret's fields: every key's names, then what only a signing key adds."""
 STAGED_PREFIX = "alias/keyturn/staged/"
 RETIRED_PREFIX = "alias/keyturn/retired/"
 GONE_STATES = frozenset({"PendingDeletion", "PendingReplicaDeletion"})
@@ -161,6 +171,12 @@ class AwsKmsKeyProvider(AwsProviderBase):
     default_attempts: ClassVar[int] = 5
 
     # -- Provider protocol ------------------------------------------------------
+
+    @classmethod
+    def shape(cls, target: Any | None) -> SecretShape:
+        """Both kinds write the key's names; a signing key adds its public key and algorithm."""
+        return SecretShape(fields=SYMMETRIC_FIELDS + SIGNING_FIELDS,
+                           optional=frozenset(SIGNING_FIELDS))
 
     def precheck(self, target: Any, ctx: ProviderContext = NO_CONTEXT) -> Precheck:
         t = _target(target)

@@ -47,7 +47,14 @@ from azure.core.exceptions import AzureError, ServiceRequestError, ServiceRespon
 from azure.identity import ClientSecretCredential
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from keyturn.providers.base import NO_CONTEXT, NewCredential, Precheck, ProviderContext, Secret
+from keyturn.providers.base import (
+    NO_CONTEXT,
+    NewCredential,
+    Precheck,
+    ProviderContext,
+    Secret,
+    SecretShape,
+)
 from keyturn.providers.errors import (
     AccessDenied,
     CredentialNotFound,
@@ -180,6 +187,10 @@ class AzureAppSecretProvider:
         self._session = requests.Session()
 
     # -- Provider protocol ------------------------------------------------------
+
+    @classmethod
+    def shape(cls, target: Any | None) -> SecretShape:
+        return SecretShape(fields=(TENANT_ID, CLIENT_ID, CLIENT_SECRET))
 
     def precheck(self, target: Any, ctx: ProviderContext = NO_CONTEXT) -> Precheck:
         t = _target(target)

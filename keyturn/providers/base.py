@@ -26,6 +26,32 @@ Secret = dict[str, str]
 
 
 @dataclass(frozen=True)
+class SecretShape:
+    """The named fields of a provider's secret, as the provider writes and reads them.
+
+    fields: every field the provider writes; a deliver target's `fields:` mapping
+        may rename each of them (the names `keyturn providers` shows).
+    optional: fields an existing value may lack (written only by some kinds of
+        the credential, e.g. a KMS signing key's public key).
+    id_field: the field that holds the credential's public id, when there is
+        one (an access key id): precheck refuses a store holding an id the
+        service no longer has, since that store is stale.
+    reads_current: the provider needs the current value from the store to
+        rotate (it authenticates with it or must present it to revoke it), so
+        the first deliver target must hold it before the first run.
+    """
+
+    fields: tuple[str, ...]
+    optional: frozenset[str] = frozenset()
+    id_field: str | None = None
+    reads_current: bool = False
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(f for f in self.fields if f not in self.optional)
+
+
+@dataclass(frozen=True)
 class Precheck:
     """What precheck found: the credential(s) to replace and any quota clean-up it did."""
 
@@ -57,12 +83,15 @@ class ProviderContext:
         `supplied` provider's `create`, the value the operator supplied.
     random: where generated secret values (passwords, webhook secrets) come from.
     credential: the runbook's credential id, for messages.
+    dry_run: precheck only looks (preflight): quota clean-up it would do is
+        reported in `removed_inactive`, not done.
     """
 
     old_secret: Secret | None = None
     new_secret: Secret | None = None
     random: RandomSource = OS_RANDOM
     credential: str = ""
+    dry_run: bool = False
 
 
 NO_CONTEXT = ProviderContext()
@@ -86,8 +115,15 @@ class Provider(Protocol):
     target_model: ClassVar[type[BaseModel]]
     family: ClassVar[str]
 
+    @classmethod
+    def shape(cls, target: Any | None) -> SecretShape:
+        """The secret's fields for `target` (None: for a target with every default)."""
+
     def precheck(self, target: Any, ctx: ProviderContext = NO_CONTEXT) -> Precheck:
-        """Find the current credential; make quota room (recorded) or refuse clearly."""
+        """Find the current credential; make quota room (recorded) or refuse clearly.
+
+        With ctx.dry_run nothing changes: the clean-up is only reported.
+        """
 
     def list_credential_ids(self, target: Any, ctx: ProviderContext = NO_CONTEXT) -> list[str]:
         """Every credential that currently exists for the target."""

@@ -43,7 +43,14 @@ from google.cloud.iam_admin_v1.services.iam.transports import IAMGrpcTransport
 from google.oauth2 import service_account
 from pydantic import BaseModel, ConfigDict, Field
 
-from keyturn.providers.base import NO_CONTEXT, NewCredential, Precheck, ProviderContext, Secret
+from keyturn.providers.base import (
+    NO_CONTEXT,
+    NewCredential,
+    Precheck,
+    ProviderContext,
+    Secret,
+    SecretShape,
+)
 from keyturn.providers.errors import (
     AccessDenied,
     CredentialNotFound,
@@ -160,6 +167,10 @@ class GcpServiceAccountKeyProvider:
 
     # -- Provider protocol ------------------------------------------------------
 
+    @classmethod
+    def shape(cls, target: Any | None) -> SecretShape:
+        return SecretShape(fields=(KEY_JSON,))
+
     def precheck(self, target: Any, ctx: ProviderContext = NO_CONTEXT) -> Precheck:
         t = _target(target)
         keys = self._list_keys(t)
@@ -181,7 +192,8 @@ class GcpServiceAccountKeyProvider:
                     "one no longer in use, then run again"
                 )
             # Quota room: a disabled key is nobody's working credential.
-            self.delete(t, disabled[0])
+            if not ctx.dry_run:
+                self.delete(t, disabled[0])
             removed.append(disabled[0])
         return Precheck(old_credential_ids=enabled, removed_inactive=removed)
 

@@ -45,7 +45,14 @@ from github import GithubException
 from pydantic import BaseModel, ConfigDict, Field
 
 from keyturn.fingerprint import fingerprint
-from keyturn.providers.base import NO_CONTEXT, NewCredential, Precheck, ProviderContext, Secret
+from keyturn.providers.base import (
+    NO_CONTEXT,
+    NewCredential,
+    Precheck,
+    ProviderContext,
+    Secret,
+    SecretShape,
+)
 from keyturn.providers.errors import (
     CredentialNotFound,
     PermanentProviderError,
@@ -129,6 +136,12 @@ class GitHubPatProvider(GitHubProviderBase):
     supplied: ClassVar[bool] = True
 
     # -- Provider protocol ------------------------------------------------------
+
+    @classmethod
+    def shape(cls, target: Any | None) -> SecretShape:
+        """The supplied token, and optionally its name (to tell apart same-owner grants)."""
+        return SecretShape(fields=(TOKEN, TOKEN_NAME), optional=frozenset({TOKEN_NAME}),
+                           reads_current=True)
 
     def precheck(self, target: Any, ctx: ProviderContext = NO_CONTEXT) -> Precheck:
         t = _target(target)

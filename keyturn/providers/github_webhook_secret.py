@@ -42,7 +42,14 @@ from urllib.parse import quote_plus
 from pydantic import BaseModel, ConfigDict, Field
 
 from keyturn.fingerprint import fingerprint
-from keyturn.providers.base import NO_CONTEXT, NewCredential, Precheck, ProviderContext, Secret
+from keyturn.providers.base import (
+    NO_CONTEXT,
+    NewCredential,
+    Precheck,
+    ProviderContext,
+    Secret,
+    SecretShape,
+)
 from keyturn.providers.errors import (
     CredentialNotFound,
     PermanentProviderError,
@@ -109,6 +116,10 @@ class GitHubWebhookSecretProvider(GitHubProviderBase):
     default_attempts: ClassVar[int] = 10  # ping deliveries show up after a delay
 
     # -- Provider protocol ------------------------------------------------------
+
+    @classmethod
+    def shape(cls, target: Any | None) -> SecretShape:
+        return SecretShape(fields=(FIELD,))
 
     def precheck(self, target: Any, ctx: ProviderContext = NO_CONTEXT) -> Precheck:
         t = _target(target)

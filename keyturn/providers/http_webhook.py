@@ -64,7 +64,14 @@ from urllib.parse import quote, urlsplit
 import requests
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from keyturn.providers.base import NO_CONTEXT, NewCredential, Precheck, ProviderContext, Secret
+from keyturn.providers.base import (
+    NO_CONTEXT,
+    NewCredential,
+    Precheck,
+    ProviderContext,
+    Secret,
+    SecretShape,
+)
 from keyturn.providers.errors import (
     AccessDenied,
     CredentialNotFound,
@@ -341,6 +348,17 @@ class HttpWebhookProvider:
 
     # -- Provider protocol ------------------------------------------------------
 
+    @classmethod
+    def shape(cls, target: Any | None) -> SecretShape:
+        """The secret and its id, under the names the target gives them."""
+        if target is None:
+            defaults = HttpWebhookTarget.model_fields
+            names = (defaults["secret_field"].default, defaults["id_field"].default)
+        else:
+            t = _target(target)
+            names = (t.secret_field, t.id_field)
+        return SecretShape(fields=names, id_field=names[1])
+
     def precheck(self, target: Any, ctx: ProviderContext = NO_CONTEXT) -> Precheck:
         t = _target(target)
         items = self._list(t)
@@ -357,7 +375,8 @@ class HttpWebhookProvider:
                     f"{t.max_credentials}: {', '.join(active)}); revoke one no longer in use, "
                     "then run again"
                 )
-            self.delete(t, inactive[0], ctx)  # an inactive secret signs nothing
+            if not ctx.dry_run:
+                self.delete(t, inactive[0], ctx)  # an inactive secret signs nothing
             removed.append(inactive[0])
         return Precheck(old_credential_ids=active, removed_inactive=removed)
 

@@ -104,6 +104,7 @@ class MySqlPasswordProvider(SqlPasswordProvider):
     family: ClassVar[str] = "mysql"
     target_model: ClassVar[type[SqlTarget]] = MySqlTarget
     account_kind: ClassVar[str] = "user"
+    default_connection_fields: ClassVar[tuple[str, ...]] = ("host", "port", "database")
 
     def __init__(self, *, admin_dsn: str | None = None, timeout: float = 10.0) -> None:
         if timeout <= 0:
@@ -164,7 +165,8 @@ class MySqlPasswordProvider(SqlPasswordProvider):
             ) from None
         return Login.ACCEPTED if row and row[0] == f"{user}@{t.user_host}" else Login.REFUSED
 
-    def connection_fields(self, t: MySqlTarget) -> dict[str, str]:
+    @staticmethod
+    def connection_fields(t: MySqlTarget) -> dict[str, str]:
         fields = {"host": t.host, "port": str(t.port)}
         if t.database:
             fields["database"] = t.database

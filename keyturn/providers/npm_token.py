@@ -42,7 +42,14 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from keyturn.providers.base import NO_CONTEXT, NewCredential, Precheck, ProviderContext, Secret
+from keyturn.providers.base import (
+    NO_CONTEXT,
+    NewCredential,
+    Precheck,
+    ProviderContext,
+    Secret,
+    SecretShape,
+)
 from keyturn.providers.errors import (
     AccessDenied,
     CredentialNotFound,
@@ -157,6 +164,10 @@ class NpmTokenProvider:
         self._propagation = Propagation(attempts, delay)
 
     # -- Provider protocol ------------------------------------------------------
+
+    @classmethod
+    def shape(cls, target: Any | None) -> SecretShape:
+        return SecretShape(fields=(TOKEN,), reads_current=True)
 
     def precheck(self, target: Any, ctx: ProviderContext = NO_CONTEXT) -> Precheck:
         t = _target(target)

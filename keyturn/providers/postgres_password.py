@@ -118,6 +118,7 @@ class PostgresPasswordProvider(SqlPasswordProvider):
     family: ClassVar[str] = "postgres"
     target_model: ClassVar[type[SqlTarget]] = PostgresTarget
     account_kind: ClassVar[str] = "role"
+    default_connection_fields: ClassVar[tuple[str, ...]] = ("host", "port", "dbname")
 
     def __init__(self, *, admin_dsn: str | None = None, connect_timeout: int = 10) -> None:
         if connect_timeout < 1:
@@ -185,7 +186,8 @@ class PostgresPasswordProvider(SqlPasswordProvider):
             raise error from None
         return Login.ACCEPTED if row is not None and row[0] == user else Login.REFUSED
 
-    def connection_fields(self, t: PostgresTarget) -> dict[str, str]:
+    @staticmethod
+    def connection_fields(t: PostgresTarget) -> dict[str, str]:
         return {"host": t.host, "port": str(t.port), "dbname": t.dbname}
 
     # -- admin connection -----------------------------------------------------------

@@ -50,7 +50,14 @@ from typing import Annotated, Any, ClassVar, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from keyturn.fingerprint import fingerprint
-from keyturn.providers.base import NO_CONTEXT, NewCredential, Precheck, ProviderContext, Secret
+from keyturn.providers.base import (
+    NO_CONTEXT,
+    NewCredential,
+    Precheck,
+    ProviderContext,
+    Secret,
+    SecretShape,
+)
 from keyturn.providers.errors import (
     CredentialNotFound,
     PermanentProviderError,
@@ -134,6 +141,8 @@ class SqlPasswordProvider(ABC):
     target_model: ClassVar[type[SqlTarget]]
     account_kind: ClassVar[str]
     """What the database calls a user in messages: "role" or "user"."""
+    default_connection_fields: ClassVar[tuple[str, ...]]
+    """The names `connection_fields` returns for a target with every default."""
 
     # -- dialect --------------------------------------------------------------------
 
@@ -153,11 +162,22 @@ class SqlPasswordProvider(ABC):
     def login(self, t: Any, user: str, user_password: str) -> Login:
         """A fresh login as `user` with this password, at the target's host and port."""
 
+    @staticmethod
     @abstractmethod
-    def connection_fields(self, t: Any) -> dict[str, str]:
+    def connection_fields(t: Any) -> dict[str, str]:
         """What an application needs besides username and password: host, port, database."""
 
     # -- Provider protocol ----------------------------------------------------------
+
+    @classmethod
+    def shape(cls, target: Any | None) -> SecretShape:
+        """username, password and what the application connects with; single-user mode
+        needs the current password in the store."""
+        if target is None:
+            return SecretShape(fields=(USERNAME, PASSWORD, *cls.default_connection_fields))
+        t = parse_target(cls.target_model, cls.name, target)
+        return SecretShape(fields=(USERNAME, PASSWORD, *cls.connection_fields(t)),
+                           reads_current=not t.users)
 
     def precheck(self, target: Any, ctx: ProviderContext = NO_CONTEXT) -> Precheck:
         t = self._target(target)

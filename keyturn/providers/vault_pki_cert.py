@@ -44,7 +44,14 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from hvac import exceptions as vault
 from pydantic import BaseModel, ConfigDict, Field
 
-from keyturn.providers.base import NO_CONTEXT, NewCredential, Precheck, ProviderContext, Secret
+from keyturn.providers.base import (
+    NO_CONTEXT,
+    NewCredential,
+    Precheck,
+    ProviderContext,
+    Secret,
+    SecretShape,
+)
 from keyturn.providers.errors import (
     AccessDenied,
     CredentialNotFound,
@@ -210,6 +217,10 @@ class VaultPkiCertProvider:
         self._clients: dict[tuple[str, str | None], Any] = {}
 
     # -- Provider protocol ------------------------------------------------------
+
+    @classmethod
+    def shape(cls, target: Any | None) -> SecretShape:
+        return SecretShape(fields=SECRET_FIELDS)
 
     def precheck(self, target: Any, ctx: ProviderContext = NO_CONTEXT) -> Precheck:
         t = _target(target)

@@ -13,7 +13,14 @@ from typing import ClassVar
 
 from pydantic import BaseModel
 
-from keyturn.providers.base import NO_CONTEXT, NewCredential, Precheck, ProviderContext, Secret
+from keyturn.providers.base import (
+    NO_CONTEXT,
+    NewCredential,
+    Precheck,
+    ProviderContext,
+    Secret,
+    SecretShape,
+)
 from keyturn.providers.errors import (
     CredentialNotFound,
     StillValid,
@@ -21,6 +28,7 @@ from keyturn.providers.errors import (
     VerificationFailed,
 )
 from keyturn.stores.base import StoredVersion
+from keyturn.stores.errors import StoreConflict
 
 
 class MemoryTarget(BaseModel):
@@ -51,6 +59,10 @@ class MemoryProvider:
             secret = {"key_id": cid, "key_secret": secrets.token_hex(16)}
             self.keys.setdefault(account, {})[cid] = {"secret": secret, "active": True}
         return NewCredential(credential_id=cid, secret=secret)
+
+    @classmethod
+    def shape(cls, target: MemoryTarget | None) -> SecretShape:
+        return SecretShape(fields=("key_id", "key_secret"), id_field="key_id")
 
     def _check(self, target: MemoryTarget, step: str) -> None:
         self.calls.append((target.account, step))
@@ -119,12 +131,19 @@ class MemoryStore:
             return versions[-1]
         return versions[version - 1] if 0 < version <= len(versions) else None
 
-    def write(self, path: str, secret: Secret, metadata: dict[str, str]) -> int:
+    def write(
+        self, path: str, secret: Secret, metadata: dict[str, str], cas: int | None = None
+    ) -> int:
         with self._lock:
             versions = self.paths.setdefault(path, [])
+            if cas is not None and cas != len(versions):
+                raise StoreConflict(f"{path}: version {len(versions)}, not {cas}")
             stored = StoredVersion(secret=dict(secret), version=len(versions) + 1, metadata=dict(metadata))
             versions.append(stored)
             return stored.version
+
+    def write_problem(self, path: str) -> str | None:
+        return None
 
     def destroy(self, path: str) -> None:
         self.paths.pop(path, None)
@@ -136,6 +155,10 @@ class MemorySuppliedProvider(MemoryProvider):
     name: ClassVar[str] = "memory.supplied"
     supplied: ClassVar[bool] = True
     supplied_field: ClassVar[str] = "token"
+
+    @classmethod
+    def shape(cls, target: MemoryTarget | None) -> SecretShape:
+        return SecretShape(fields=("token",))
 
     def __init__(self) -> None:
         super().__init__()

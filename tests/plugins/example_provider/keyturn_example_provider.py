@@ -14,7 +14,13 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from keyturn.providers.base import NO_CONTEXT, NewCredential, Precheck, ProviderContext
+from keyturn.providers.base import (
+    NO_CONTEXT,
+    NewCredential,
+    Precheck,
+    ProviderContext,
+    SecretShape,
+)
 from keyturn.providers.errors import CredentialNotFound, StillValid, VerificationFailed
 from keyturn.randomness import token_urlsafe
 
@@ -37,6 +43,10 @@ class FileTokenProvider:
 
     def _save(self, target: FileTokenTarget, data: dict) -> None:
         Path(target.path).write_text(json.dumps(data))
+
+    @classmethod
+    def shape(cls, target) -> SecretShape:
+        return SecretShape(fields=("token_id", "token"), id_field="token_id")
 
     def precheck(self, target, ctx: ProviderContext = NO_CONTEXT) -> Precheck:
         active = [i for i, t in self._load(target)["tokens"].items() if t["active"]]
