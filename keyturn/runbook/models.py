@@ -178,11 +178,20 @@ class CredentialGate(TierGate):
     before: Literal["create", "promote", "revoke"]
 
 
+StoredField = Annotated[str, Field(min_length=1)]
+
+
 class Deliver(_Strict):
-    """Where a credential's new value goes: a path in a store named under spec.stores."""
+    """Where a credential's new value goes: a path in a store named under spec.stores.
+
+    fields: which stored field holds each of the provider's fields, e.g.
+        {aws_access_key_id: ACCESS_KEY}; unmapped provider fields keep their own
+        names. A new version is the current one with only these fields replaced.
+    """
 
     store: Slug
     path: str = Field(min_length=1)
+    fields: dict[StoredField, StoredField] = Field(default_factory=dict)
 
 
 class Credential(_Strict):

@@ -97,7 +97,8 @@ def _tier(runbook: Runbook, tier: Tier, run_id: str) -> TierPlan:
 
 def _credential(runbook: Runbook, tier_id: str, cred: Credential, run_id: str) -> CredentialPlan:
     defaults = runbook.spec.defaults
-    deliver = [Location(store=target.store, path=target.path) for target in cred.deliver]
+    deliver = [Location(store=target.store, path=target.path, fields=target.fields)
+               for target in cred.deliver]
     staging_store = deliver[0].store if deliver else next(iter(runbook.spec.stores))
     family, supplied, step_timeout = _provider_traits(cred.provider)
     return CredentialPlan(

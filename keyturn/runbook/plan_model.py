@@ -58,10 +58,11 @@ class StorePlan(_Frozen):
 
 
 class Location(_Frozen):
-    """A path inside a named store."""
+    """A path inside a named store; `fields` maps provider field names to the stored ones."""
 
     store: str
     path: str
+    fields: dict[str, str] = Field(default_factory=dict)
 
 
 class CredentialPlan(_Frozen):

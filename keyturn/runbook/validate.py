@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 
+from keyturn.providers.base import SecretShape
 from keyturn.runbook.graph import find_cycle
 from keyturn.runbook.models import Runbook, TierGate
 from keyturn.runbook.source import Path, RunbookError
@@ -48,6 +49,7 @@ def problems(runbook: Runbook, known_providers: Collection[str]) -> Iterator[Run
     yield from _credential_references(runbook, known_providers)
     if isinstance(known_providers, Mapping):
         yield from _targets(runbook, known_providers)
+    yield from _deliver_fields(runbook)
     yield from _approvers(runbook)
     yield from _gates(runbook)
     yield from _notify(runbook)
@@ -162,6 +164,49 @@ def _targets(runbook: Runbook, models: Mapping[str, type[BaseModel]]) -> Iterato
                 else:
                     yield runbook.source.error((*path, *loc), f"{cred.provider} target field "
                                                f"'{'.'.join(map(str, loc))}': {error['msg']}")
+
+
+def _shape(provider: str, target: dict) -> SecretShape | None:
+    """The installed provider's secret shape for `target`; None if it cannot be known here."""
+    from keyturn.providers.registry import ProviderLoadError, provider_class
+
+    try:
+        cls = provider_class(provider)
+        return cls.shape(cls.target_model.model_validate(target))
+    except (ProviderLoadError, ValidationError):
+        return None
+
+
+def _deliver_fields(runbook: Runbook) -> Iterator[RunbookError]:
+    """A deliver target's `fields:` maps only its provider's fields, each to its own name."""
+    src = runbook.source
+    for i, tier in enumerate(runbook.spec.tiers):
+        for j, cred in enumerate(tier.credentials):
+            mapped = [(k, target) for k, target in enumerate(cred.deliver) if target.fields]
+            shape = _shape(cred.provider, cred.target) if mapped else None
+            if shape is None:
+                continue
+            for k, target in mapped:
+                path = (*_cred_path(i, j), "deliver", k, "fields")
+                for field in target.fields:
+                    if field not in shape.fields:
+                        yield src.error(
+                            (*path, field),
+                            f"{cred.provider} has no field '{field}'"
+                            + _suggest(field, shape.fields, "fields")
+                            + f"; its fields are {', '.join(shape.fields)}",
+                            key=True,
+                        )
+                seen: dict[str, str] = {}
+                for field in shape.fields:
+                    name = target.fields.get(field, field)
+                    if name in seen:
+                        yield src.error(
+                            (*path, field if field in target.fields else seen[name]),
+                            f"fields '{seen[name]}' and '{field}' would both be stored as "
+                            f"'{name}'; map each to its own name",
+                        )
+                    seen.setdefault(name, field)
 
 
 RESERVED_PRINCIPALS = frozenset({"timeout", "worker"})

@@ -129,6 +129,7 @@ def test_plan_json(app: typer.Typer) -> None:
     assert plan["tiers"][2]["credentials"][0]["staging"] == {
         "store": "vault",
         "path": "keyturn/staging/plan-preview/orders-app-aws",
+        "fields": {},
     }
 
 

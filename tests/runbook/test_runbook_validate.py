@@ -384,3 +384,54 @@ def test_a_write_only_store_cannot_stage() -> None:
     )
     assert_error(err, 13, 29, "would stage its new value in store 'ci' (github_actions_secret)")
     assert "list a readable store" in err.reason
+
+
+def test_deliver_fields_name_an_unknown_provider_field() -> None:
+    err = rejects(
+        doc("""
+        - id: t1
+          credentials:
+            - id: a
+              provider: aws.iam_access_key
+              target: {user_name: ci}
+              deliver:
+                - store: vault
+                  path: apps/billing
+                  fields: {aws_access_key_id: ACCESS_KEY, aws_secret_key: SECRET_KEY}
+    """)
+    )
+    assert_error(err, 16, 55, "aws.iam_access_key has no field 'aws_secret_key'; did you "
+                 "mean 'aws_secret_access_key'?; its fields are aws_access_key_id, "
+                 "aws_secret_access_key")
+
+
+def test_deliver_fields_may_not_store_two_fields_under_one_name() -> None:
+    err = rejects(
+        doc("""
+        - id: t1
+          credentials:
+            - id: a
+              provider: aws.iam_access_key
+              target: {user_name: ci}
+              deliver:
+                - store: vault
+                  path: apps/billing
+                  fields: {aws_secret_access_key: aws_access_key_id}
+    """)
+    )
+    assert_error(err, 16, 47, "fields 'aws_access_key_id' and 'aws_secret_access_key' would "
+                 "both be stored as 'aws_access_key_id'")
+
+
+def test_deliver_fields_that_fit_pass() -> None:
+    runbook = loads(doc("""
+        - id: t1
+          credentials:
+            - id: a
+              provider: aws.iam_access_key
+              target: {user_name: ci}
+              deliver:
+                - {store: vault, path: apps/billing,
+                   fields: {aws_access_key_id: ACCESS_KEY, aws_secret_access_key: SECRET_KEY}}
+    """))
+    assert validate(runbook, PROVIDERS) is runbook
