@@ -13,18 +13,24 @@ from typing import Any
 
 from temporalio import activity
 
+from keyturn.activities.delivery import Delivery
 from keyturn.activities.recording import StepRecorder
 from keyturn.fingerprint import fingerprint
 from keyturn.providers.base import NewCredential, Provider, ProviderContext, Secret
 from keyturn.randomness import OS_RANDOM, RandomSource
 from keyturn.runbook.plan_model import Location, StorePlan
 from keyturn.stores.base import Store, StoredVersion
+from keyturn.stores.errors import PermanentStoreError
 from keyturn.workflows.models import (
     CreateResult,
     PrecheckResult,
     PromoteResult,
     StepInput,
 )
+
+
+class RollbackRefused(PermanentStoreError):
+    """Rolling back would delete a credential that a consumer's store already holds."""
 
 
 class RotationSteps:
@@ -56,19 +62,15 @@ class RotationSteps:
         store = self._store(inp, staging)
         return store, store.read(staging.path)
 
-    @staticmethod
-    def deliver_targets(inp: StepInput) -> list[Location]:
-        """Where the new value goes; a credential without `deliver` keeps it under keyturn/."""
-        cred = inp.credential
-        if cred.deliver:
-            return list(cred.deliver)
-        return [Location(store=cred.staging.store, path=f"keyturn/credentials/{cred.id}")]
+    def delivery(self, inp: StepInput) -> Delivery:
+        """The credential's deliver targets, read and written in their consumers' shape."""
+        provider, target = self._provider(inp)
+        return Delivery(inp.credential, inp.context.stores, self._store_for,
+                        provider.shape(target))
 
     def _delivered(self, inp: StepInput, version: int | None = None) -> Secret | None:
-        """The value at the first deliver target (latest, or `version`); None if unreadable."""
-        first = self.deliver_targets(inp)[0]
-        found = self._store(inp, first).read(first.path, version=version)
-        return found.secret if found else None
+        """The provider's fields at the first deliver target (latest, or `version`)."""
+        return self.delivery(inp).read(version)
 
     def _random(self, inp: StepInput) -> RandomSource:
         """The first random source the runbook's stores offer (Vault, KMS), else the OS CSPRNG."""
@@ -89,13 +91,15 @@ class RotationSteps:
     def _current_context(self, inp: StepInput) -> ProviderContext:
         """Before promote: the delivered value is the old one and staging holds the new one.
 
-        After promote: the delivered value is the new one and the version it
-        replaced (if the store had one) holds the old one.
+        After promote: the delivered value is the new one; the old one is the
+        version precheck read (runs from before that was recorded: the version
+        promote replaced), whatever else was written to the path since.
         """
         if inp.promoted:
             old = None
-            if inp.previous_version is not None:
-                old = self._delivered(inp, inp.previous_version)
+            old_version = inp.old_version if inp.old_version is not None else inp.previous_version
+            if old_version is not None:
+                old = self._delivered(inp, old_version)
             return self._context(inp, old=old, new=self._delivered(inp))
         _, staged = self._staged(inp)
         return self._context(inp, old=self._delivered(inp), new=staged.secret if staged else None)
@@ -112,13 +116,18 @@ class RotationSteps:
 
     @activity.defn(name="precheck")
     def precheck(self, inp: StepInput) -> PrecheckResult:
+        """Read everything later steps need and refuse, before any change, what cannot finish."""
         with self._rec.step(inp, "precheck") as details:
             provider, target = self._provider(inp)
             if inp.credential.strategy == "revoke-first":
                 activity.logger.warning(
                     "%s: strategy revoke-first: the old credential is disabled BEFORE its "
                     "replacement exists", inp.credential.id)
-            ctx = self._context(inp, old=self._delivered(inp))
+            delivery = self.delivery(inp)
+            current = delivery.check_current()
+            ctx = self._context(inp, old=current.secret)
+            if delivery.shape.id_field is not None and current.secret is not None:
+                delivery.check_not_stale(current, provider.list_credential_ids(target, ctx))
             found = provider.precheck(target, ctx)
             existing = provider.list_credential_ids(target, ctx)
             details.update(
@@ -126,11 +135,14 @@ class RotationSteps:
                 removed_inactive=found.removed_inactive,
                 existing_credential_ids=existing,
                 strategy=inp.credential.strategy,
+                old_fingerprint=fingerprint(current.secret) if current.secret else None,
+                old_version=current.version,
             )
             return PrecheckResult(
                 old_credential_ids=found.old_credential_ids,
                 removed_inactive=found.removed_inactive,
                 existing_credential_ids=existing,
+                old_version=current.version,
             )
 
     @activity.defn(name="create")
@@ -240,45 +252,53 @@ class RotationSteps:
 
     @activity.defn(name="promote")
     def promote(self, inp: StepInput) -> PromoteResult:
-        """Write the staged value to every deliver target (idempotent by fingerprint), then clear staging."""
+        """Merge the staged value into every deliver target (idempotent), then clear staging.
+
+        If a target refuses the write, the targets written before it get their
+        previous fields back before the step fails, so consumers keep reading
+        the old, still working credential.
+        """
         with self._rec.step(inp, "promote") as details:
             staging = inp.credential.staging
             staging_store, staged = self._staged(inp)
-            versions: dict[str, int] = {}
-            previous: int | None = None
-            for index, target in enumerate(self.deliver_targets(inp)):
-                store = self._store(inp, target)
-                if staged is None and not getattr(store, "readable", True):
-                    # An earlier attempt wrote every target before clearing staging;
-                    # a write-only store (GitHub Actions) cannot show it, so trust that.
-                    versions[f"{target.store}:{target.path}"] = 0
-                    continue
-                current = store.read(target.path)
-                if staged is None or (current and current.metadata.get("fingerprint") == staged.metadata["fingerprint"]):
-                    if current is None or current.metadata.get("credential_id") != inp.new_credential_id:
-                        raise LookupError(
-                            f"staged value for {inp.credential.id} is gone and "
-                            f"{target.store}:{target.path} does not hold the new credential"
-                        )
-                    version = current.version
-                    replaced = current.metadata.get("replaces_version")
-                    replaced_version = int(replaced) if replaced else None
-                else:
-                    replaced_version = current.version if current else None
-                    metadata = dict(staged.metadata)
-                    if replaced_version is not None:
-                        metadata["replaces_version"] = str(replaced_version)
-                    version = store.write(target.path, staged.secret, metadata)
-                versions[f"{target.store}:{target.path}"] = version
-                if index == 0:
-                    previous = replaced_version
-            staging_store.destroy(staging.path)
+            delivery = self.delivery(inp)
+            if staged is None:
+                found = delivery.read()
+                if found is None or not self._holds_new(inp, delivery):
+                    raise LookupError(
+                        f"staged value for {inp.credential.id} is gone and "
+                        f"{delivery.targets()[0].store}:{delivery.targets()[0].path} does not "
+                        "hold the new credential"
+                    )
+                delivered = {f"{t.store}:{t.path}": (0, None) for t in delivery.targets()}
+            else:
+                delivered = delivery.deliver(staged.secret, dict(staged.metadata))
+                try:
+                    staging_store.destroy(staging.path)
+                except Exception:
+                    delivery.restore(delivery.targets(), staged.secret)
+                    raise
+            versions = {where: written for where, (written, _) in delivered.items()}
             details.update(
                 credential_id=inp.new_credential_id,
                 fingerprint=staged.metadata["fingerprint"] if staged else None,
                 delivered=[f"{k}@{v}" for k, v in versions.items()],
             )
-            return PromoteResult(versions=versions, previous_version=previous)
+            return PromoteResult(versions=versions,
+                                 previous_version=next(iter(delivered.values()))[1])
+
+    def _holds_new(self, inp: StepInput, delivery: Delivery) -> bool:
+        """After staging was cleared (a retried promote): does the first target hold the new
+        credential? Its id field says so, else the metadata of the version holding it."""
+        first = delivery.targets()[0]
+        found = delivery.store(first).read(first.path)
+        if found is None:
+            return False
+        if found.metadata.get("credential_id") == inp.new_credential_id:
+            return True
+        view = delivery.view(first, found) or {}
+        id_field = delivery.shape.id_field
+        return id_field is not None and view.get(id_field) == inp.new_credential_id
 
     @activity.defn(name="revoke_old")
     def revoke_old(self, inp: StepInput) -> None:
@@ -310,7 +330,8 @@ class RotationSteps:
 
     @activity.defn(name="rollback")
     def rollback(self, inp: StepInput) -> None:
-        """Undo a rotation that failed before promote: the old credential is left working."""
+        """Undo a rotation that failed up to promote: the old credential is left working and the
+        deliver targets hold its fields again."""
         with self._rec.step(inp, "rollback") as details:
             provider, target = self._provider(inp)
             staging = inp.credential.staging
@@ -320,6 +341,16 @@ class RotationSteps:
             if staged and staged.metadata.get("keyturn_run") == inp.context.run_id \
                     and staged.metadata.get("credential_id"):
                 new_ids.add(staged.metadata["credential_id"])
+            delivery = self.delivery(inp)
+            if staged is not None:  # a promote that died half-way: consumers get the old back
+                delivery.restore(delivery.targets(), staged.secret)
+            elif inp.new_credential_id and self._holds_new(inp, delivery):
+                first = delivery.targets()[0]
+                raise RollbackRefused(
+                    f"{first.store}:{first.path} already holds the new credential "
+                    f"{inp.new_credential_id}, so it is not deleted; both credentials work, "
+                    "finish the rotation by hand or run it again"
+                )
             for credential_id in sorted(new_ids - set(inp.old_credential_ids)):
                 provider.delete(target, credential_id, ctx)
             store.destroy(staging.path)

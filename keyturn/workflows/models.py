@@ -156,6 +156,7 @@ class StepInput(BaseModel):
     promoted: bool = False
     previous_version: int | None = None
     supplied: SupplyNotice | None = None
+    old_version: int | None = None  # the first deliver target's version precheck read
 
 
 class PrecheckResult(BaseModel):
@@ -163,12 +164,15 @@ class PrecheckResult(BaseModel):
 
     `existing_credential_ids` is the target's credentials after precheck: a
     retried create treats as its own orphans only credentials that appeared
-    after it, never another pipeline's token of the same user.
+    after it, never another pipeline's token of the same user. `old_version`
+    is the first deliver target's version holding the old value: later steps
+    read the old value from it even after other writers changed the path.
     """
 
     old_credential_ids: list[str]
     removed_inactive: list[str] = Field(default_factory=list)
     existing_credential_ids: list[str] = Field(default_factory=list)
+    old_version: int | None = None
 
 
 class CreateResult(BaseModel):

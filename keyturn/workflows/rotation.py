@@ -10,10 +10,11 @@ fingerprint; create then only identifies the supplied credential.
 
 With `strategy: revoke-first` the old credential is disabled right after
 precheck, before anything is created. Any failure, rejection or cancellation
-before promote rolls back: the new credential is deleted, staging is cleared
-and (revoke-first) the old credential is re-enabled. After promote there is
-nothing to roll back to; a failure there is reported, and both the new and
-(not yet deleted) old credential keep working.
+up to and including promote rolls back: a promote that fails gives the
+deliver targets it wrote their previous fields back, then the new credential
+is deleted, staging is cleared and (revoke-first) the old credential is
+re-enabled. After promote there is nothing to roll back to; a failure there is
+reported, and both the new and (not yet deleted) old credential keep working.
 
 The runbook's webhook targets hear when one of this credential's gates opens
 and when the rotation fails; the workflow waits for those deliveries only
@@ -46,6 +47,10 @@ with workflow.unsafe.imports_passed_through():
         SupplyNotice,
     )
     from keyturn.workflows.notifications import Notifier
+
+
+ROLLBACK_FAILED_PROMOTE = "rollback-failed-promote"
+"""Patch: a failed promote rolls back too (promote restores the targets it wrote first)."""
 
 
 class RotationFailed(Exception):
@@ -156,6 +161,7 @@ class CredentialRotationWorkflow:
         pre: PrecheckResult = await self._step("precheck", step, PrecheckResult)
         step.old_credential_ids = list(pre.old_credential_ids)
         step.existing_credential_ids = list(pre.existing_credential_ids)
+        step.old_version = pre.old_version
         self._status.old_credential_ids = step.old_credential_ids
         revoke_first = cred.strategy == "revoke-first"
         try:
@@ -170,10 +176,13 @@ class CredentialRotationWorkflow:
             self._status.new_fingerprint = created.fingerprint
             await self._step("verify_new", step)
             await self._gate(inp, "promote")
+            if workflow.patched(ROLLBACK_FAILED_PROMOTE):
+                promoted: PromoteResult = await self._step("promote", step, PromoteResult)
         except RotationFailed as failure:
             await self._rollback_if_needed(step, str(failure))
             raise
-        promoted: PromoteResult = await self._step("promote", step, PromoteResult)
+        if not workflow.patched(ROLLBACK_FAILED_PROMOTE):  # histories from before the patch
+            promoted = await self._step("promote", step, PromoteResult)
         self._promoted = True
         step.promoted = True
         step.previous_version = promoted.previous_version

@@ -32,6 +32,8 @@ PROVIDERS = [
     "http.webhook",
 ]
 WITH_QUOTA = ["aws.iam_access_key", "gcp.service_account_key", "http.webhook"]
+WITH_ID_FIELD = ["aws.iam_access_key", "http.webhook"]
+"""Providers whose secret names its credential id: precheck can tell a stale store."""
 
 
 def fixture_name(provider: str) -> str:

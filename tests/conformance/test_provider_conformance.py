@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from harness import PROVIDERS, WITH_QUOTA, ProviderHarness, Subject, fixture_name
+from harness import PROVIDERS, WITH_ID_FIELD, WITH_QUOTA, ProviderHarness, Subject, fixture_name
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -27,6 +27,9 @@ from keyturn.providers.base import ProviderContext, Secret
 from keyturn.runbook.plan_model import CredentialPlan, Location, StorePlan
 from keyturn.stores.vault_kv import VaultKvStore
 from keyturn.workflows.models import RunContext, StepInput, SupplyNotice
+
+OTHER_FIELDS = {"region": "eu-west-1", "pool_size": 12, "APP_NOTE": "kept as written"}
+"""Fields an application keeps beside its credential at a shared path."""
 
 PROTOCOL = ["precheck", "create", "verify_new", "promote", "revoke_old", "revoke_old",
             "confirm_revoked"]
@@ -44,6 +47,11 @@ def harness(request: pytest.FixtureRequest) -> ProviderHarness:
     return request.getfixturevalue(request.param)
 
 
+@pytest.fixture(params=WITH_ID_FIELD)
+def id_harness(request: pytest.FixtureRequest) -> ProviderHarness:
+    return request.getfixturevalue(fixture_name(request.param))
+
+
 @pytest.fixture(params=WITH_QUOTA)
 def quota_harness(request: pytest.FixtureRequest) -> ProviderHarness:
     found = request.getfixturevalue(fixture_name(request.param))
@@ -54,7 +62,8 @@ def quota_harness(request: pytest.FixtureRequest) -> ProviderHarness:
 class Rotation:
     """One credential's rotation driven step by step through the real activities."""
 
-    def __init__(self, harness: ProviderHarness, store: VaultKvStore, audit_path: Path) -> None:
+    def __init__(self, harness: ProviderHarness, store: VaultKvStore, audit_path: Path,
+                 *, shared: bool = False) -> None:
         self.harness = harness
         self.provider = harness.provider()
         self.store = store
@@ -67,7 +76,11 @@ class Rotation:
         self.subject: Subject = harness.new_subject()
         run_id = f"conformance-{uuid.uuid4().hex[:10]}"
         cls = type(self.provider)
-        self.deliver = Location(store="vault", path=f"conformance/{run_id}")
+        # shared: the application's path holds the credential under its own names,
+        # beside fields keyturn must leave alone.
+        fields = cls.shape(self.target).fields
+        self.mapping = {f: f"APP_{f.upper()}" for f in fields} if shared else {}
+        self.deliver = Location(store="vault", path=f"conformance/{run_id}", fields=self.mapping)
         self.inp = StepInput(
             context=RunContext(
                 run_id=run_id,
@@ -87,8 +100,10 @@ class Rotation:
             ),
         )
         # What an earlier rotation or the operator left: the working value, delivered.
-        store.write(self.deliver.path, self.subject.initial,
-                    {"credential_id": self.subject.initial_id})
+        self.initial_data = {self.mapping.get(k, k): v for k, v in self.subject.initial.items()}
+        if shared:
+            self.initial_data.update(OTHER_FIELDS)
+        store.write(self.deliver.path, self.initial_data, {"credential_id": self.subject.initial_id})
 
     @property
     def target(self):
@@ -130,9 +145,11 @@ class Rotation:
         return found.secret
 
     def delivered(self) -> Secret:
+        """The provider's view of the delivered value (mapped fields under their own names)."""
         found = self.store.read(self.deliver.path)
         assert found is not None
-        return found.secret
+        names = {stored: field for field, stored in self.mapping.items()}
+        return {names.get(k, k): v for k, v in found.secret.items() if k not in OTHER_FIELDS}
 
     def credential_ids(self, new: Secret | None = None) -> set[str]:
         ctx = ProviderContext(old_secret=self.subject.initial, new_secret=new, credential="cred")
@@ -144,10 +161,14 @@ class Rotation:
 
 
 @pytest.fixture
-def rotation(harness, openbao, tmp_path, monkeypatch):
+def vault_store(openbao, monkeypatch) -> VaultKvStore:
     monkeypatch.setenv("VAULT_TOKEN", openbao.root_token)
-    store = VaultKvStore("vault", {"address": openbao.url, "mount": "secret"})
-    return Rotation(harness, store, tmp_path / "audit.jsonl")
+    return VaultKvStore("vault", {"address": openbao.url, "mount": "secret"})
+
+
+@pytest.fixture
+def rotation(harness, vault_store, tmp_path):
+    return Rotation(harness, vault_store, tmp_path / "audit.jsonl")
 
 
 def assert_no_secret_in(harness: ProviderHarness, text: str, *secrets: Secret) -> None:
@@ -182,6 +203,77 @@ async def test_full_protocol_replaces_the_credential_and_proves_the_old_one_dead
     records = rotation.audit()
     assert [r["step"] for r in records if r["outcome"] == "succeeded"] == PROTOCOL
     assert_no_secret_in(harness, rotation.audit_path.read_text(), subject.initial, new)
+
+
+async def test_a_mapped_shared_path_gets_only_its_mapped_fields_replaced(harness, vault_store,
+                                                                        tmp_path):
+    rotation = Rotation(harness, vault_store, tmp_path / "audit.jsonl", shared=True)
+    subject = rotation.subject
+    await rotation.precheck()
+    created = await rotation.create()
+    await rotation.call("verify_new")
+    promoted = await rotation.call("promote")
+    await rotation.call("revoke_old", promoted=True, previous_version=promoted.previous_version,
+                        phase="disable")
+    await rotation.call("revoke_old", phase="delete")
+    await rotation.call("confirm_revoked")
+
+    found = vault_store.read(rotation.deliver.path)
+    new = rotation.delivered()
+    assert fingerprint(new) == created.fingerprint
+    assert set(found.secret) == set(rotation.initial_data)  # nothing renamed, added or dropped
+    assert {k: found.secret[k] for k in OTHER_FIELDS} == OTHER_FIELDS  # types kept too
+    assert harness.works(subject, new), "the delivered credential does not work"
+    assert not harness.works(subject, subject.initial), "the old credential still works"
+    confirmed = next(r for r in rotation.audit() if r["step"] == "confirm_revoked")
+    assert confirmed["details"]["old_fingerprint"] == fingerprint(subject.initial)
+
+
+async def test_a_path_in_the_applications_own_shape_is_refused_before_any_change(rotation):
+    harness, subject = rotation.harness, rotation.subject
+    app_shape = {f"APP_{k.upper()}": v for k, v in subject.initial.items()} | OTHER_FIELDS
+    before = rotation.store.write(rotation.deliver.path, app_shape, {})
+    ids = rotation.credential_ids()
+    with pytest.raises(ApplicationError) as failure:
+        await rotation.precheck()
+    assert failure.value.type == "StoreShapeMismatch" and failure.value.non_retryable
+    message = failure.value.message
+    assert f"vault:{rotation.deliver.path}" in message and "APP_NOTE, " in message
+    suggested = ", ".join(f"{k}: APP_{k.upper()}" for k in subject.initial)
+    assert f"fields: {{{suggested}}}" in message
+    assert_no_secret_in(harness, message, subject.initial)
+    assert rotation.credential_ids() == ids
+    assert rotation.store.read(rotation.deliver.path).version == before
+    assert harness.works(subject, subject.initial)
+
+
+async def test_a_stale_store_is_refused_before_any_change(id_harness, vault_store, tmp_path):
+    rotation = Rotation(id_harness, vault_store, tmp_path / "audit.jsonl")
+    id_field = rotation.provider.shape(rotation.target).id_field
+    stale = {**rotation.subject.initial, id_field: "no-such-credential-0000"}
+    rotation.store.write(rotation.deliver.path, stale, {})
+    ids = rotation.credential_ids()
+    with pytest.raises(ApplicationError) as failure:
+        await rotation.precheck()
+    assert failure.value.type == "StaleStore"
+    assert "no-such-credential-0000" in failure.value.message
+    assert rotation.subject.initial_id in failure.value.message
+    assert rotation.credential_ids() == ids
+
+
+@pytest.mark.parametrize("name", ["harness_npm_token", "harness_github_pat",
+                                  "harness_postgres_password_single",
+                                  "harness_mysql_password_single"])
+async def test_a_provider_that_needs_the_current_value_refuses_an_empty_path(
+        name, request, vault_store, tmp_path):
+    rotation = Rotation(request.getfixturevalue(name), vault_store, tmp_path / "audit.jsonl")
+    assert rotation.provider.shape(rotation.target).reads_current
+    rotation.store.destroy(rotation.deliver.path)
+    with pytest.raises(ApplicationError) as failure:
+        await rotation.precheck()
+    assert failure.value.type == "StoreShapeMismatch"
+    assert "holds no current value" in failure.value.message
+    assert [r["outcome"] for r in rotation.audit()] == ["failed"]
 
 
 async def test_a_create_retried_after_a_killed_attempt_leaves_one_new_credential(rotation):
