@@ -22,6 +22,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from keyturn.activities.notify import notify
+from keyturn.activities.preflight import PreflightChecks
 from keyturn.activities.recording import StepRecorder
 from keyturn.activities.steps import RotationSteps
 from keyturn.audit import AuditLog, JsonlAuditLog, open_log
@@ -34,6 +35,7 @@ from keyturn.runbook.plan_model import StorePlan
 from keyturn.stores.base import Store
 from keyturn.stores.registry import open_store
 from keyturn.workflows.common import family_queue
+from keyturn.workflows.preflight import PreflightWorkflow
 from keyturn.workflows.rotation import CredentialRotationWorkflow
 from keyturn.workflows.runbook import RunbookWorkflow
 from keyturn.workflows.tier import TierWorkflow
@@ -41,7 +43,7 @@ from keyturn.workflows.tier import TierWorkflow
 if TYPE_CHECKING:
     from keyturn.audit.postgres import PostgresAuditLog
 
-WORKFLOWS = [RunbookWorkflow, TierWorkflow, CredentialRotationWorkflow]
+WORKFLOWS = [RunbookWorkflow, TierWorkflow, CredentialRotationWorkflow, PreflightWorkflow]
 log = logging.getLogger("keyturn.worker")
 
 
@@ -86,6 +88,7 @@ def build_workers(
         store_for=store_for or default_store_for(),
         recorder=recorder,
     )
+    checks = PreflightChecks(provider_for=steps.provider_for, store_for=steps.store_for)
     executor = ThreadPoolExecutor(max_workers=max_concurrent_activities)
     workers = []
     if workflows:
@@ -109,6 +112,7 @@ def build_workers(
                 steps.revoke_old,
                 steps.confirm_revoked,
                 steps.rollback,
+                checks.preflight,
             ],
             activity_executor=executor,
             max_concurrent_activities=max_concurrent_activities,

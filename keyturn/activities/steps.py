@@ -43,18 +43,18 @@ class RotationSteps:
         store_for: Callable[[StorePlan], Store],
         recorder: StepRecorder,
     ) -> None:
-        self._provider_for = provider_for
-        self._store_for = store_for
+        self.provider_for = provider_for
+        self.store_for = store_for
         self._rec = recorder
 
     # ---- plumbing ---------------------------------------------------------------------
 
     def _provider(self, inp: StepInput) -> tuple[Provider, Any]:
-        provider = self._provider_for(inp.credential.provider)
+        provider = self.provider_for(inp.credential.provider)
         return provider, provider.target_model.model_validate(inp.credential.target)
 
     def _store(self, inp: StepInput, location: Location) -> Store:
-        return self._store_for(inp.context.stores[location.store])
+        return self.store_for(inp.context.stores[location.store])
 
     def _staged(self, inp: StepInput) -> tuple[Store, StoredVersion | None]:
         """The staging store and what it holds for this credential (None if nothing)."""
@@ -65,7 +65,7 @@ class RotationSteps:
     def delivery(self, inp: StepInput) -> Delivery:
         """The credential's deliver targets, read and written in their consumers' shape."""
         provider, target = self._provider(inp)
-        return Delivery(inp.credential, inp.context.stores, self._store_for,
+        return Delivery(inp.credential, inp.context.stores, self.store_for,
                         provider.shape(target))
 
     def _delivered(self, inp: StepInput, version: int | None = None) -> Secret | None:
@@ -76,7 +76,7 @@ class RotationSteps:
         """The first random source the runbook's stores offer (Vault, KMS), else the OS CSPRNG."""
         staging = inp.credential.staging.store
         for name in sorted(inp.context.stores, key=lambda n: n != staging):
-            offer = getattr(self._store_for(inp.context.stores[name]), "random_source", None)
+            offer = getattr(self.store_for(inp.context.stores[name]), "random_source", None)
             if offer is not None and (source := offer()) is not None:
                 return source
         return OS_RANDOM

@@ -113,6 +113,9 @@ class ExecutionPlan(_Frozen):
     stores: dict[str, StorePlan]
     tiers: list[TierPlan]
     notify: list[NotifyPlan] = Field(default_factory=list)  # empty in plans made before notify
+    preflight: str = ""
+    """How the run was let start: "passed", "skipped by <principal>" (break-glass), or
+    "" where no face ran preflight (plans started by code, plans made before preflight)."""
 
     def credential(self, credential_id: str) -> CredentialPlan | None:
         for tier in self.tiers:

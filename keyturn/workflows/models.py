@@ -232,3 +232,32 @@ class AuditInput(BaseModel):
     provider: str | None = None
     actor: str = "worker"
     details: dict[str, Any] = Field(default_factory=dict)
+
+
+# ---- preflight ----------------------------------------------------------------------
+
+
+class PreflightInput(BaseModel):
+    """Credentials of one provider family to check, as one `preflight` activity."""
+
+    context: RunContext
+    credentials: list[CredentialPlan]
+
+
+class Problem(BaseModel):
+    """Why a credential cannot be rotated now: which check, and what to do about it."""
+
+    check: str
+    message: str
+
+
+class CredentialCheck(BaseModel):
+    """What preflight found for one credential: ready, or its problems; notes say what a
+    run would also do (quota clean-up)."""
+
+    credential: str
+    tier: str
+    provider: str
+    ready: bool
+    problems: list[Problem] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)

@@ -139,6 +139,7 @@ class RunbookWorkflow:
             "requested_by": plan.requested_by,
             "source_sha256": plan.source_sha256,
             "tiers": [t.id for t in plan.tiers],
+            "preflight": plan.preflight or "not run",
         })
         try:
             await asyncio.gather(*(self._run_tier(t, context) for t in plan.tiers))

@@ -1,6 +1,7 @@
 """Regenerate the saved workflow histories that test_history_replay.py replays.
 
-    .venv/bin/python tests/workflows/record_histories.py
+    .venv/bin/python tests/workflows/record_histories.py            # every scenario
+    .venv/bin/python tests/workflows/record_histories.py preflight  # add just these
 
 Runs a few representative runs on the time-skipping server with the workflow test
 harness (real activities, in-memory provider and store) and writes the history of
@@ -30,11 +31,13 @@ from workflow_env import Harness, eventually, harness
 
 from keyturn import runs
 from keyturn.workflows.models import RunStatus
+from keyturn.workflows.preflight import PreflightWorkflow, preflight_workflow_id
 from keyturn.workflows.rotation import CredentialRotationWorkflow
 from keyturn.workflows.runbook import RunbookWorkflow, tier_workflow_id
 from keyturn.workflows.tier import credential_workflow_id
 
 HISTORIES = Path(__file__).parent / "histories"
+PREFLIGHT_ID = preflight_workflow_id("preflight")
 
 HEADER = """\
 apiVersion: keyturn/v1
@@ -210,33 +213,60 @@ async def record(scenario: Scenario, tmp: Path, out: Path) -> list[Path]:
             except RPCError:
                 continue  # never started (skipped tier or credential)
             path = out / f"{wid}.json"
-            # compact, one event per line: smaller files and readable diffs
-            events = scrub_machine(json.loads(history.to_json())["events"])
-            path.write_text('{"events": [\n'
-                            + ",\n".join(json.dumps(e, separators=(",", ":")) for e in events)
-                            + "\n]}\n")
+            save(history, path)
             written.append(path)
         return written
 
 
-async def main() -> int:
+async def record_preflight(tmp: Path, out: Path) -> list[Path]:
+    """A PreflightWorkflow over one ready credential and one a precheck refuses."""
+    async with harness(tmp, encrypt=False) as h:
+        key_id, secret = h.provider.seed("a")
+        h.store.write("app/a", secret, {"credential_id": key_id})
+        h.provider.seed("x")
+        plan = h.plan(HEADER + tier("tier1", cred("a"), cred("x", fail_at="precheck")),
+                      run_id="preflight")
+        await h.client.execute_workflow(PreflightWorkflow.run, plan, id=PREFLIGHT_ID,
+                                        task_queue=h.task_queue)
+        history = await h.client.get_workflow_handle(PREFLIGHT_ID).fetch_history()
+        path = out / f"{PREFLIGHT_ID}.json"
+        save(history, path)
+        return [path]
+
+
+def save(history, path: Path) -> None:
+    # compact, one event per line: smaller files and readable diffs
+    events = scrub_machine(json.loads(history.to_json())["events"])
+    path.write_text('{"events": [\n'
+                    + ",\n".join(json.dumps(e, separators=(",", ":")) for e in events)
+                    + "\n]}\n")
+
+
+async def main(names: list[str]) -> int:
+    """Record every scenario (replacing the saved set), or only `names` (adding them)."""
+    recorders = {s.name: s for s in SCENARIOS}
+    chosen = names or [*recorders, "preflight"]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "histories"
         out.mkdir()
-        for scenario in SCENARIOS:
-            (Path(tmp) / scenario.name).mkdir()
-            for path in await record(scenario, Path(tmp) / scenario.name, out):
+        for name in chosen:
+            (Path(tmp) / name).mkdir()
+            paths = (await record_preflight(Path(tmp) / name, out) if name == "preflight"
+                     else await record(recorders[name], Path(tmp) / name, out))
+            for path in paths:
                 print(f"{path.name:40} {len(json.loads(path.read_text())['events']):4} events "
                       f"{path.stat().st_size:7} bytes")
         # replace the saved set only once every scenario has run as expected
         HISTORIES.mkdir(exist_ok=True)
-        for old in HISTORIES.glob("*.json"):
-            old.unlink()
-        for path in sorted(out.glob("*.json")):
+        if not names:
+            for old in HISTORIES.glob("*.json"):
+                old.unlink()
+        written = sorted(out.glob("*.json"))
+        for path in written:
             shutil.copyfile(path, HISTORIES / path.name)
-    print(f"wrote {len(list(HISTORIES.glob('*.json')))} histories to {HISTORIES}")
+    print(f"wrote {len(written)} histories to {HISTORIES}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(asyncio.run(main(sys.argv[1:])))

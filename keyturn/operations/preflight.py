@@ -1,0 +1,133 @@
+"""Preflight: find out everything that could stop a run, before its first change.
+
+`preflight(client, plan, task_queue)` asks the workers to check each credential
+(PreflightWorkflow: stores reachable and writable, the deliver paths' shape, a
+stale store, the provider's dry-run precheck) and checks here, without a
+worker, that every gate's approvers can pass it without the requester where
+the gate says `distinct`. `keyturn preflight`, `keyturn run` and `POST
+/v1/runs` all use it, so they refuse with the same report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from pydantic import BaseModel
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from keyturn.runbook.plan_model import ExecutionPlan, GatePlan
+from keyturn.runs import RunError
+from keyturn.workflows.common import family_queue
+from keyturn.workflows.models import CredentialCheck
+from keyturn.workflows.preflight import PreflightWorkflow, preflight_workflow_id
+
+PREFLIGHT_TIMEOUT = timedelta(minutes=5)
+WORKER_GRACE_SECONDS = 10.0
+"""How long preflight waits for a worker to poll the queues a run needs."""
+
+
+class GateCheck(BaseModel):
+    """Whether a gate can pass: who may approve it in this run, and how many must."""
+
+    gate: str  # "tier tier3" or "credential orders-db before revoke"
+    approvals: int
+    eligible: list[str]
+    ready: bool
+    message: str = ""
+
+
+class PreflightReport(BaseModel):
+    run_id: str
+    runbook: str
+    requested_by: str
+    ready: bool
+    credentials: list[CredentialCheck]
+    gates: list[GateCheck]
+
+
+class PreflightRefused(RunError):
+    """A run was not started: preflight found problems (the report says which)."""
+
+    def __init__(self, report: PreflightReport) -> None:
+        problems = sum(1 for c in report.credentials if not c.ready) + sum(
+            1 for g in report.gates if not g.ready)
+        super().__init__(f"preflight found {problems} problem(s); nothing was changed: fix "
+                         "them and run again, or give --skip-preflight (break-glass, audited)")
+        self.report = report
+
+
+def gate_checks(plan: ExecutionPlan) -> list[GateCheck]:
+    """Every gate of the plan, with the principals who may pass it for this requester."""
+    found = []
+    for tier in plan.tiers:
+        if tier.gate is not None:
+            found.append(_gate(f"tier {tier.id}", tier.gate, plan.requested_by))
+        for cred in tier.credentials:
+            for gate in cred.gates:
+                found.append(_gate(f"credential {cred.id} before {gate.before}", gate,
+                                   plan.requested_by))
+    return found
+
+
+def _gate(where: str, gate: GatePlan, requester: str) -> GateCheck:
+    eligible = [p for p in gate.approvers if not (gate.distinct and p == requester)]
+    ready = len(eligible) >= gate.approvals
+    message = "" if ready else (
+        f"needs {gate.approvals} approval(s) but only {len(eligible)} principal(s) of "
+        f"{', '.join(gate.groups)} may approve" + (f" (not {requester}, who requests the run)"
+                                                   if gate.distinct else ""))
+    return GateCheck(gate=where, approvals=gate.approvals, eligible=eligible, ready=ready,
+                     message=message)
+
+
+async def missing_workers(client: Client, plan: ExecutionPlan, task_queue: str) -> list[str]:
+    """The task queues the run needs that no worker polls now (empty if the server cannot tell)."""
+    queues = [(task_queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)] + [
+        (family_queue(task_queue, family), TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
+        for family in sorted({c.family for t in plan.tiers for c in t.credentials if c.family})
+    ]
+    missing = []
+    for name, kind in queues:
+        try:
+            answer = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+                namespace=client.namespace, task_queue=TaskQueue(name=name),
+                task_queue_type=kind))
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.UNIMPLEMENTED:
+                return []
+            raise
+        if not answer.pollers:
+            missing.append(name)
+    return missing
+
+
+async def wait_for_workers(client: Client, plan: ExecutionPlan, task_queue: str,
+                           grace: float = WORKER_GRACE_SECONDS) -> None:
+    """Return once a worker polls every queue the run needs; RunError after `grace` seconds
+    (a worker started a moment ago gets that long to connect)."""
+    deadline = asyncio.get_running_loop().time() + grace
+    while missing := await missing_workers(client, plan, task_queue):
+        if asyncio.get_running_loop().time() >= deadline:
+            raise RunError(f"no worker polls task queue(s) {', '.join(missing)}: start one "
+                           "with `keyturn worker` (or `python worker.py`) with the same "
+                           "KEYTURN_TASK_QUEUE, then run again")
+        await asyncio.sleep(0.25)
+
+
+async def preflight(client: Client, plan: ExecutionPlan, task_queue: str) -> PreflightReport:
+    """Run every check; raises RunError when no worker serves a queue the checks need."""
+    await wait_for_workers(client, plan, task_queue)
+    checks = await client.execute_workflow(
+        PreflightWorkflow.run, plan, id=preflight_workflow_id(plan.run_id),
+        task_queue=task_queue, execution_timeout=PREFLIGHT_TIMEOUT,
+        result_type=list[CredentialCheck])
+    gates = gate_checks(plan)
+    return PreflightReport(
+        run_id=plan.run_id, runbook=plan.runbook, requested_by=plan.requested_by,
+        ready=all(c.ready for c in checks) and all(g.ready for g in gates),
+        credentials=checks, gates=gates)
