@@ -6,7 +6,8 @@ Every error body is `{"code": "<stable code>", "message": "...", ...}`:
   invalid_runbook 422 (+ file, line, column) | invalid_request 422 (+ errors)
   gate_refused 403/409/422 (+ reason: not_an_approver | self_approval |
   already_approved | gate_closed | reason_required) | conflict 409
-  store_error 502 | temporal_unavailable 503 | server_error 500
+  preflight_failed 409 (+ report: what preflight found; nothing was changed)
+  store_error 502 | temporal_unavailable 503 | no_worker 503 | server_error 500
 
 Request validation errors never echo what was sent (a supplied value could be in it).
 """

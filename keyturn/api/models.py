@@ -36,6 +36,8 @@ class StartRunRequest(_Strict):
     runbook_yaml: str | None = Field(default=None, min_length=1, max_length=2_000_000)
     runbook: str | None = Field(default=None, pattern=RUNBOOK_NAME_PATTERN)
     wait: bool = Field(default=False, description="answer only once the run has ended")
+    skip_preflight: bool = Field(
+        default=False, description="BREAK-GLASS: start without preflight's checks (audited)")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> StartRunRequest:
@@ -177,3 +179,16 @@ class AuditVerification(BaseModel):
     reason: str | None
     problems: list[AuditProblem]
     warnings: list[str]
+
+
+class PreflightRequest(_Strict):
+    """Exactly one of `runbook_yaml` or `runbook`, as for starting a run."""
+
+    runbook_yaml: str | None = Field(default=None, min_length=1, max_length=2_000_000)
+    runbook: str | None = Field(default=None, pattern=RUNBOOK_NAME_PATTERN)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PreflightRequest:
+        if (self.runbook_yaml is None) == (self.runbook is None):
+            raise ValueError("give exactly one of runbook_yaml or runbook")
+        return self

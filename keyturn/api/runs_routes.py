@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, NoReturn
@@ -41,6 +42,7 @@ from keyturn.api.models import (
     CancelResult,
     DecisionResult,
     OpenGate,
+    PreflightRequest,
     RejectRequest,
     RunDetail,
     RunList,
@@ -50,6 +52,7 @@ from keyturn.api.models import (
     SupplyRequest,
     SupplyResult,
 )
+from keyturn.operations.preflight import PreflightRefused, PreflightReport, preflight
 from keyturn.runbook import RunbookError, loads, new_run_id, plan, validate
 from keyturn.runbook.loader import decode
 from keyturn.runbook.plan_model import CredentialPlan, ExecutionPlan, GatePlan, TierPlan
@@ -59,6 +62,7 @@ from keyturn.workflows.rotation import CredentialRotationWorkflow
 from keyturn.workflows.runbook import RunbookWorkflow
 from keyturn.workflows.tier import credential_workflow_id
 
+log = logging.getLogger("keyturn.api")
 router = APIRouter(prefix="/v1", tags=["runs"])
 
 READERS = (OPERATOR, APPROVER, AUDITOR)
@@ -95,7 +99,7 @@ async def load_plan_of(client: Client, run_id: str) -> ExecutionPlan:
 
 
 def _read_runbook(
-    ctx: ApiContext, body: StartRunRequest
+    ctx: ApiContext, body: StartRunRequest | PreflightRequest
 ) -> tuple[str, str, Mapping[str, str] | None]:
     """(YAML text, file name for error positions, the environment `${VAR}` may read).
 
@@ -109,7 +113,8 @@ def _read_runbook(
     return decode(path.read_bytes(), shown), shown, None
 
 
-def make_plan(ctx: ApiContext, body: StartRunRequest, requested_by: str) -> ExecutionPlan:
+def make_plan(ctx: ApiContext, body: StartRunRequest | PreflightRequest,
+              requested_by: str) -> ExecutionPlan:
     """Load, validate and plan the runbook; 422 invalid_runbook names file, line and column."""
     text, filename, environ = _read_runbook(ctx, body)
     try:
@@ -122,9 +127,29 @@ def make_plan(ctx: ApiContext, body: StartRunRequest, requested_by: str) -> Exec
                        column=exc.column) from None
 
 
+async def run_preflight(ctx: ApiContext, client: Client, run_plan: ExecutionPlan) -> PreflightReport:
+    """The plan's preflight report; a missing worker is 503 no_worker."""
+    try:
+        return await preflight(client, run_plan, ctx.task_queue)
+    except runs.RunError as exc:
+        raise ApiError(503, "no_worker", str(exc)) from None
+    except RPCError as exc:
+        _rpc(exc, "cannot run preflight")
+
+
 async def start_run(ctx: ApiContext, principal: Principal, body: StartRunRequest) -> StartRunResponse:
     run_plan = make_plan(ctx, body, principal.name)
     client = await ctx.client()
+    if body.skip_preflight:
+        log.warning("%s starts a run of %s with --skip-preflight (break-glass)",
+                    principal.name, run_plan.runbook)
+        run_plan = run_plan.model_copy(update={"preflight": f"skipped by {principal.name}"})
+    else:
+        report = await run_preflight(ctx, client, run_plan)
+        if not report.ready:
+            raise ApiError(409, "preflight_failed", str(PreflightRefused(report)),
+                           report=report.model_dump(mode="json"))
+        run_plan = run_plan.model_copy(update={"preflight": "passed"})
     try:
         await runs.start(client, run_plan, ctx.task_queue,
                          search_attributes=ctx.settings.search_attributes)
@@ -151,6 +176,19 @@ async def post_run(
     """Start a rotation run from runbook YAML or from a runbook name on the server
     (`<runbook_dir>/<name>.yaml`); the caller is the run's requester."""
     return await start_run(ctx, principal, body)
+
+
+@router.post("/preflight", response_model=PreflightReport,
+             responses=responses(401, 403, 404, 422, 503), summary="Check a runbook")
+async def post_preflight(
+    body: Annotated[PreflightRequest, Body()],
+    principal: Annotated[Principal, Depends(require(OPERATOR))],
+    ctx: Annotated[ApiContext, Depends(get_context)],
+) -> PreflightReport:
+    """Every check a run of this runbook would make before its first change, changing
+    nothing; `ready` says whether a run would start."""
+    run_plan = make_plan(ctx, body, principal.name)
+    return await run_preflight(ctx, await ctx.client(), run_plan)
 
 
 # ---- list and describe -------------------------------------------------------------

@@ -7,7 +7,15 @@ import sys
 
 import typer
 
-from keyturn.cli import api_cmds, audit_cmds, dev_cmds, provider_cmds, run_cmds, runbook_cmds
+from keyturn.cli import (
+    api_cmds,
+    audit_cmds,
+    dev_cmds,
+    preflight_cmds,
+    provider_cmds,
+    run_cmds,
+    runbook_cmds,
+)
 
 app = typer.Typer(
     name="keyturn",
@@ -16,6 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 runbook_cmds.register(app)
+preflight_cmds.register(app)
 run_cmds.register(app)
 provider_cmds.register(app)
 app.add_typer(dev_cmds.app, name="dev")

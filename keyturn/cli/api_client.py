@@ -94,9 +94,13 @@ class ApiClient:
     def whoami(self) -> dict:
         return self._call("GET", "/v1/whoami", doing="identify yourself")
 
-    def start_run(self, runbook_yaml: str) -> dict:
-        return self._call("POST", "/v1/runs", json={"runbook_yaml": runbook_yaml},
-                          doing="start a run")
+    def start_run(self, runbook_yaml: str, *, skip_preflight: bool = False) -> dict:
+        body = {"runbook_yaml": runbook_yaml, "skip_preflight": skip_preflight}
+        return self._call("POST", "/v1/runs", json=body, doing="start a run")
+
+    def preflight(self, runbook_yaml: str) -> dict:
+        return self._call("POST", "/v1/preflight", json={"runbook_yaml": runbook_yaml},
+                          doing="run preflight")
 
     def list_runs(self, *, state: str | None = None, incident: str | None = None,
                   limit: int | None = None) -> list[dict]:

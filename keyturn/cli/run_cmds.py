@@ -29,10 +29,13 @@ from keyturn.cli.common import (
     fail,
     print_json,
 )
+from keyturn.cli.preflight_cmds import show
 from keyturn.cli.progress import watch
 from keyturn.cli.render import open_gates, run_table, runs_table
 from keyturn.client import connect
 from keyturn.config import ConfigError, Settings
+from keyturn.operations.preflight import PreflightRefused as _Refused
+from keyturn.operations.preflight import PreflightReport, preflight
 from keyturn.runbook import RunbookError, load_plan
 from keyturn.workflows.models import GateState
 
@@ -47,14 +50,50 @@ AS_REFUSED = ("--as cannot be used with KEYTURN_API_URL: the API takes your iden
 ENDED = ("succeeded", "failed", "cancelled")
 
 
-def _run(coro):
+class PreflightRefused(_Refused):
+    """Preflight's refusal, with the output format to show its report in."""
+
+    def __init__(self, report: PreflightReport, output: OutputFormat) -> None:
+        super().__init__(report)
+        self.output = output
+
+
+def _count(plan) -> int:
+    return sum(len(tier.credentials) for tier in plan.tiers)
+
+
+def run_async(coro):
     try:
         return asyncio.run(coro)
+    except PreflightRefused as exc:
+        show(exc.report, exc.output, refused=True)
+        fail(escape(str(exc)), EXIT_FAILED)
     except (ConfigError, runs.RunError) as exc:
-        fail(str(exc))
+        fail(escape(str(exc)))
 
 
-def _settings() -> Settings:
+def read_runbook(runbook: Path) -> str:
+    """The runbook's text for the API; an unreadable file is a usage error."""
+    try:
+        return runbook.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"{runbook}: cannot read the runbook ({exc})")
+
+
+def plan_or_fail(runbook: Path, principal: str, now: datetime, *, preflight: str = ""):
+    """The runbook planned for `principal`; an invalid runbook exits 2 naming file:line:col."""
+    try:
+        plan = load_plan(runbook, requested_by=principal, now=now)
+    except RunbookError as exc:
+        fail(escape(str(exc)))
+    return plan.model_copy(update={"preflight": preflight}) if preflight else plan
+
+
+async def preflight_of(settings: Settings, plan) -> PreflightReport:
+    return await preflight(await connect(settings), plan, settings.task_queue)
+
+
+def settings_or_fail() -> Settings:
     """The settings from the environment; a malformed variable is a usage error, not a traceback."""
     try:
         return Settings.from_env()
@@ -62,7 +101,7 @@ def _settings() -> Settings:
         fail(str(exc))
 
 
-def _api(as_: str | None = None) -> ApiClient | None:
+def api_or_none(as_: str | None = None) -> ApiClient | None:
     """The API client when KEYTURN_API_URL and KEYTURN_TOKEN are set (then --as is refused),
     else None: talk to Temporal directly."""
     if not api_client.configured():
@@ -72,7 +111,7 @@ def _api(as_: str | None = None) -> ApiClient | None:
     return ApiClient.from_env()
 
 
-def _api_call(call, *args, **kwargs):
+def api_call(call, *args, **kwargs):
     try:
         return call(*args, **kwargs)
     except ApiError as exc:
@@ -144,24 +183,25 @@ def _follow_api(api: ApiClient, run_id: str, output: OutputFormat) -> int:
     return EXIT_OK if final.status.state == "succeeded" else EXIT_FAILED
 
 
-def _run_over_api(api: ApiClient, runbook: Path, wait: bool, output: OutputFormat) -> int:
+def _run_over_api(api: ApiClient, runbook: Path, wait: bool, output: OutputFormat,
+                  skip_preflight: bool) -> int:
+    text = read_runbook(runbook)
     try:
-        text = runbook.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        fail(f"{runbook}: cannot read the runbook ({exc})")
-    try:
-        started = api.start_run(text)
+        started = api.start_run(text, skip_preflight=skip_preflight)
     except ApiError as exc:
         if exc.code == "invalid_runbook" and exc.body.get("line"):  # positions in the local file
             fail(escape(f"{runbook}:{exc.body['line']}:{exc.body.get('column') or 1}: "
                         f"{_reason(exc.body)}"))
+        if exc.code == "preflight_failed" and "report" in exc.body:
+            show(PreflightReport.model_validate(exc.body["report"]), output, refused=True)
+            fail(escape(str(exc)), EXIT_FAILED)
         fail(escape(str(exc)))
     run_id = started["run_id"]
     if output == OutputFormat.json and not wait:
         print_json(started)
     elif output == OutputFormat.text:
-        console.print(f"started run [bold]{run_id}[/] ({started['runbook']}, requested by "
-                      f"{started['requested_by']})")
+        console.print(f"started run [bold]{escape(run_id)}[/] ({escape(started['runbook'])}, "
+                      f"requested by {escape(started['requested_by'])})")
     return _follow_api(api, run_id, output) if wait else EXIT_OK
 
 
@@ -189,30 +229,46 @@ def register(app: typer.Typer) -> None:
         runbook: Annotated[Path, typer.Argument(help="runbook YAML file")],
         as_: As = None,
         wait: Annotated[bool, typer.Option("--wait", help="follow progress until the run ends")] = False,
+        skip_preflight: Annotated[bool, typer.Option(
+            "--skip-preflight", help="BREAK-GLASS: start without preflight's checks (audited)")] = False,
         output: Output = OutputFormat.text,
     ) -> None:
-        """Start a rotation run; prints the run id."""
-        api = _api(as_)
+        """Run preflight, then start a rotation run; prints the run id.
+
+        A preflight problem refuses the run with the report (exit 1) before anything changes.
+        Example: keyturn run runbooks/incident.yaml --wait
+        """
+        api = api_or_none(as_)
+        if skip_preflight:
+            err_console.print("[bold red]warning:[/] --skip-preflight: the run starts without "
+                              "preflight's checks; the audit log records who skipped them")
         if api is not None:
             with api:
-                raise typer.Exit(_run_over_api(api, runbook, wait, output))
-        settings = _settings()
+                raise typer.Exit(_run_over_api(api, runbook, wait, output, skip_preflight))
+        settings = settings_or_fail()
         principal = as_ or settings.principal
-        try:
-            plan = load_plan(runbook, requested_by=principal, now=datetime.now(UTC))
-        except RunbookError as exc:
-            fail(str(exc))
+        now = datetime.now(UTC)
+        plan = plan_or_fail(runbook, principal, now,
+                            preflight=f"skipped by {principal}" if skip_preflight else "passed")
 
         async def go() -> int:
             client = await connect(settings)
+            if not skip_preflight:
+                if output == OutputFormat.text:
+                    err_console.print(f"preflight: checking {_count(plan)} credential(s)…",
+                                      highlight=False)
+                report = await preflight(client, plan, settings.task_queue)
+                if not report.ready:
+                    raise PreflightRefused(report, output)
             run_id = await runs.start(client, plan, settings.task_queue)
             if output == OutputFormat.json and not wait:
                 print_json({"run_id": run_id, "runbook": plan.runbook, "incident": plan.incident})
             elif output == OutputFormat.text:
-                console.print(f"started run [bold]{run_id}[/] ({plan.runbook}, requested by {principal})")
+                console.print(f"started run [bold]{escape(run_id)}[/] ({escape(plan.runbook)}, "
+                              f"requested by {escape(principal)})")
             return await _follow(client, run_id, output) if wait else EXIT_OK
 
-        raise typer.Exit(_run(go()))
+        raise typer.Exit(run_async(go()))
 
     @app.command()
     def status(
@@ -220,23 +276,23 @@ def register(app: typer.Typer) -> None:
         output: Output = OutputFormat.text,
     ) -> None:
         """List runs, or show one run's tiers, credentials, steps and open gates."""
-        api = _api()
+        api = api_or_none()
         if api is not None:
             with api:
                 if run_id is None:
-                    listed = _api_call(api.list_runs)
+                    listed = api_call(api.list_runs)
                     if output == OutputFormat.json:
                         print_json(listed)
                     else:
                         console.print(runs_table(listed) if listed else "no runs")
                     return
-                detail = _api_call(api.detail, run_id)
+                detail = api_call(api.detail, run_id)
             if output == OutputFormat.json:
                 print_json(_detail_json(detail))
             else:
                 console.print(run_table(detail))
             return
-        settings = _settings()
+        settings = settings_or_fail()
 
         async def go() -> None:
             client = await connect(settings)
@@ -253,31 +309,31 @@ def register(app: typer.Typer) -> None:
             else:
                 console.print(run_table(detail))
 
-        _run(go())
+        run_async(go())
 
     @app.command()
     def wait(run_id: str, output: Output = OutputFormat.text) -> None:
         """Block until the run ends; exit 0 if it succeeded, 1 if it failed or was cancelled."""
-        api = _api()
+        api = api_or_none()
         if api is not None:
             with api:
                 raise typer.Exit(_follow_api(api, run_id, output))
-        settings = _settings()
+        settings = settings_or_fail()
 
         async def go() -> int:
             client = await connect(settings)
             await runs.describe(client, run_id)
             return await _follow(client, run_id, output)
 
-        raise typer.Exit(_run(go()))
+        raise typer.Exit(run_async(go()))
 
     def _decide(run_id: str, target: str, as_: str | None, reason: str, approve: bool,
                 output: OutputFormat) -> None:
         verb = "approved" if approve else "rejected"
-        api = _api(as_)
+        api = api_or_none(as_)
         if api is not None:
             with api:
-                decided = _api_call(api.decide, run_id, target, reason, approve=approve)
+                decided = api_call(api.decide, run_id, target, reason, approve=approve)
             if output == OutputFormat.json:
                 print_json(decided)
             else:
@@ -285,7 +341,7 @@ def register(app: typer.Typer) -> None:
                               f"{decided['principal']}: gate {decided['status']}, "
                               f"{decided['approvals']}/{decided['needed']} approvals")
             return
-        settings = _settings()
+        settings = settings_or_fail()
         principal = as_ or settings.principal
 
         async def go() -> None:
@@ -297,7 +353,7 @@ def register(app: typer.Typer) -> None:
                 console.print(f"{verb} {target} (gate before {result.gate}) as {principal}: "
                               f"gate {result.status}, {result.approvals}/{result.needed} approvals")
 
-        _run(go())
+        run_async(go())
 
     @app.command()
     def approve(
@@ -329,20 +385,20 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def cancel(run_id: str) -> None:
         """Cancel a run; credentials not yet promoted roll back."""
-        api = _api()
+        api = api_or_none()
         if api is not None:
             with api:
-                _api_call(api.cancel, run_id)
+                api_call(api.cancel, run_id)
             console.print(f"cancellation requested for {run_id}")
             return
-        settings = _settings()
+        settings = settings_or_fail()
 
         async def go() -> None:
             client = await connect(settings)
             await runs.cancel(client, run_id)
             console.print(f"cancellation requested for {run_id}")
 
-        _run(go())
+        run_async(go())
 
     @app.command()
     def supply(
@@ -361,12 +417,12 @@ def register(app: typer.Typer) -> None:
         from keyturn.supply import awaiting_credential, supplied_field
         from keyturn.supply import supply as supply_value
 
-        api = _api(as_)
+        api = api_or_none(as_)
         if api is not None:
             with api:
                 _supply_over_api(api, run_id, credential, field, output)
             return
-        settings = _settings()
+        settings = settings_or_fail()
         principal = as_ or settings.principal
 
         async def go() -> None:
@@ -382,13 +438,13 @@ def register(app: typer.Typer) -> None:
                               f"{cred.staging.store} (version {notice.staging_version}); the run "
                               "now verifies it")
 
-        _run(go())
+        run_async(go())
 
 
 def _supply_over_api(api: ApiClient, run_id: str, credential: str, field: str | None,
                      output: OutputFormat) -> None:
     """Check the credential waits for a value (before asking for it), then POST it."""
-    payload = _api_call(api.run, run_id)
+    payload = api_call(api.run, run_id)
     found = next((c for c in payload.get("credentials", []) if c["credential"] == credential),
                  None)
     if found is None:
@@ -398,7 +454,7 @@ def _supply_over_api(api: ApiClient, run_id: str, credential: str, field: str | 
         where = f"{last['step']} {last['outcome']}" if last else "not started"
         fail(f"credential {credential} is not waiting for a supplied value ({where})")
     value = _read_supplied_value(credential)
-    result = _api_call(api.supply, run_id, credential, value, field)
+    result = api_call(api.supply, run_id, credential, value, field)
     if output == OutputFormat.json:
         print_json(result)
     else:

@@ -21,6 +21,7 @@ from keyturn.cli import app as cli
 ROUTES = [
     ("GET", "/v1/whoami", None),
     ("POST", "/v1/runs", {"runbook": "demo"}),
+    ("POST", "/v1/preflight", {"runbook": "demo"}),
     ("GET", "/v1/runs", None),
     ("GET", "/v1/runs/r1", None),
     ("POST", "/v1/runs/r1/gates/t1/approve", {"reason": "ok"}),
@@ -32,6 +33,7 @@ ROUTES = [
 ]
 ALLOWED = {  # route -> principals whose roles allow it (the rest get 403)
     "POST /v1/runs": {"alice", "erin"},
+    "POST /v1/preflight": {"alice", "erin"},
     "GET /v1/runs": set(PRINCIPALS),
     "GET /v1/runs/r1": set(PRINCIPALS),
     "POST /v1/runs/r1/gates/t1/approve": {"bob", "carol", "erin"},

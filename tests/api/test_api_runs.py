@@ -437,3 +437,41 @@ async def test_the_live_server_serves_the_api_over_real_http(live_api):
             return detail if detail["state"] == "succeeded" else None
 
         assert (await eventually(ended))["requested_by"] == "erin"
+
+
+# ---- preflight -----------------------------------------------------------------------
+
+
+async def test_preflight_reports_without_changing_anything(api_stack):
+    ready, unseeded = f"k{uid()}", f"k{uid()}"
+    api_stack.seed(ready)
+    text = runbook_yaml(tier("t1", memory_credential(ready), memory_credential(unseeded)))
+    response = await api_stack.post("/v1/preflight", "alice", {"runbook_yaml": text})
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["ready"] is False and report["requested_by"] == "alice"
+    checks = {c["credential"]: c for c in report["credentials"]}
+    assert checks[ready]["ready"] and checks[ready]["problems"] == []
+    assert checks[unseeded]["problems"][0]["check"] == "provider precheck"
+    assert (await api_stack.post("/v1/preflight", "bob", {"runbook_yaml": text})).status_code == 403
+    assert unseeded not in api_stack.provider.keys
+
+
+async def test_a_run_that_preflight_refuses_is_not_started(api_stack):
+    ready, unseeded = f"k{uid()}", f"k{uid()}"
+    old = api_stack.seed(ready)[ready]
+    text = runbook_yaml(tier("t1", memory_credential(ready), memory_credential(unseeded)))
+    response = await api_stack.post("/v1/runs", "alice", {"runbook_yaml": text})
+    assert response.status_code == 409, response.text
+    body = response.json()
+    assert body["code"] == "preflight_failed" and "nothing was changed" in body["message"]
+    assert body["report"]["ready"] is False
+    assert list(api_stack.provider.keys[ready]) == [old]  # nothing rotated
+
+    skipped = await api_stack.post("/v1/runs", "alice",
+                                   {"runbook_yaml": text, "skip_preflight": True})
+    assert skipped.status_code == 201, skipped.text
+    run_id = skipped.json()["run_id"]
+    assert (await api_stack.ended(run_id))["state"] == "failed"
+    started = next(r for r in api_stack.records(run_id) if r.step == "run")
+    assert started.details["preflight"] == "skipped by alice"
