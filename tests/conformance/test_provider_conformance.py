@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from fakes.fault_proxy import FaultProxy
 from harness import PROVIDERS, WITH_ID_FIELD, WITH_QUOTA, ProviderHarness, Subject, fixture_name
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -274,6 +275,33 @@ async def test_a_provider_that_needs_the_current_value_refuses_an_empty_path(
     assert failure.value.type == "StoreShapeMismatch"
     assert "holds no current value" in failure.value.message
     assert [r["outcome"] for r in rotation.audit()] == ["failed"]
+
+
+async def test_a_store_outage_at_confirm_leaves_the_new_credential_delivered(
+        harness, openbao, monkeypatch, tmp_path):
+    proxy = FaultProxy(openbao.url).start()
+    try:
+        monkeypatch.setenv("VAULT_TOKEN", openbao.root_token)
+        direct = VaultKvStore("vault", {"address": openbao.url})
+        rotation = Rotation(harness, VaultKvStore("vault", {"address": proxy.url}),
+                            tmp_path / "audit.jsonl", shared=True)
+        await rotation.precheck()
+        await rotation.create()
+        await rotation.call("verify_new")
+        promoted = await rotation.call("promote")
+        await rotation.call("revoke_old", promoted=True,
+                            previous_version=promoted.previous_version, phase="disable")
+        await rotation.call("revoke_old", phase="delete")
+        with proxy.failing(503), pytest.raises(ApplicationError) as failure:
+            await rotation.call("confirm_revoked")
+        assert not failure.value.non_retryable  # Temporal retries it once the store is back
+        rotation.store = direct
+        new = rotation.delivered()
+        assert harness.works(rotation.subject, new), "the delivered credential does not work"
+        steps = [(r["step"], r["outcome"]) for r in rotation.audit()]
+        assert steps[-1] == ("confirm_revoked", "error")
+    finally:
+        proxy.stop()
 
 
 async def test_a_create_retried_after_a_killed_attempt_leaves_one_new_credential(rotation):
