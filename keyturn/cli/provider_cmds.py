@@ -1,4 +1,5 @@
-"""`keyturn providers`: the installed providers and store types, with their target fields.
+"""`keyturn providers`: the installed providers and store types, with their target fields
+and the fields of the secret each writes (the names a deliver target's `fields:` maps).
 
 Providers and store types are entry points, so this lists what a runbook may
 name on this machine, including those installed from other packages.
@@ -27,10 +28,14 @@ def describe_providers() -> list[dict[str, Any]]:
             field: {"required": info.is_required(), "description": info.description or ""}
             for field, info in cls.target_model.model_fields.items()
         }
+        shape = cls.shape(None)
         described.append({
             "name": name,
             "family": cls.family,
             "supplied": bool(getattr(cls, "supplied", False)),
+            "secret_fields": list(shape.fields),
+            "optional_fields": sorted(shape.optional),
+            "reads_current": shape.reads_current,
             "rate_limit": rate_limit(cls.family),
             "target": fields,
             "summary": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
@@ -50,12 +55,16 @@ def providers_command(
         print_json({"providers": providers, "stores": store_names()})
         return
     table = Table(box=box.SIMPLE_HEAD)
-    for column in ("provider", "family", "target fields (* required)", "what it rotates"):
+    for column in ("provider", "family", "target fields (* required)",
+                   "secret fields (? optional)", "what it rotates"):
         table.add_column(column)
     for p in providers:
         fields = ", ".join(f"{k}{'*' if v['required'] else ''}" for k, v in p["target"].items())
-        summary = p["summary"] + (" (supplied by an operator)" if p["supplied"] else "")
-        table.add_row(p["name"], p["family"], fields, summary)
+        secret = ", ".join(f + ("?" if f in p["optional_fields"] else "")
+                           for f in p["secret_fields"])
+        summary = p["summary"] + (" (supplied by an operator)" if p["supplied"] else "") + (
+            " (needs the current value in the store)" if p["reads_current"] else "")
+        table.add_row(p["name"], p["family"], fields, secret, summary)
     console.print(table)
     console.print(f"store types: {', '.join(store_names())}")
 

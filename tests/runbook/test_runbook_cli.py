@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
+from keyturn.cli import provider_cmds
 from keyturn.cli.runbook_cmds import plan_table, register
 from keyturn.runbook import load_plan
 
@@ -138,3 +139,16 @@ def test_plan_of_a_bad_runbook_exits_2(app: typer.Typer, broken: Path) -> None:
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr.startswith(f"{broken}:")
+
+
+def test_providers_name_the_fields_of_each_secret() -> None:
+    app = typer.Typer()
+    provider_cmds.register(app)
+    result = CliRunner().invoke(app, ["--output", "json"])
+    assert result.exit_code == 0, result.output
+    listed = {p["name"]: p for p in json.loads(result.stdout)["providers"]}
+    aws = listed["aws.iam_access_key"]
+    assert aws["secret_fields"] == ["aws_access_key_id", "aws_secret_access_key"]
+    assert aws["optional_fields"] == [] and aws["reads_current"] is False
+    assert listed["npm.token"]["reads_current"] is True
+    assert "public_key_pem" in listed["aws.kms_key"]["optional_fields"]
