@@ -13,6 +13,7 @@ leaves the activity.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 
 from temporalio import activity
@@ -22,6 +23,10 @@ from keyturn.providers.base import Provider, ProviderContext
 from keyturn.runbook.plan_model import CredentialPlan, StorePlan
 from keyturn.stores.base import Store
 from keyturn.workflows.models import CredentialCheck, PreflightInput, Problem
+
+PARALLEL_CHECKS = 4
+"""Credentials one activity checks at once: each check is a few requests that mostly wait,
+and a few at a time stay inside the services' request quotas."""
 
 
 class Refused(Exception):
@@ -38,7 +43,8 @@ class PreflightChecks:
 
     @activity.defn(name="preflight")
     def preflight(self, inp: PreflightInput) -> list[CredentialCheck]:
-        return [self.check(inp, cred) for cred in inp.credentials]
+        with ThreadPoolExecutor(max_workers=PARALLEL_CHECKS) as pool:
+            return list(pool.map(lambda cred: self.check(inp, cred), inp.credentials))
 
     def check(self, inp: PreflightInput, cred: CredentialPlan) -> CredentialCheck:
         problems: list[Problem] = []
