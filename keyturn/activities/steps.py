@@ -263,14 +263,14 @@ class RotationSteps:
             staging_store, staged = self._staged(inp)
             delivery = self.delivery(inp)
             if staged is None:
-                found = delivery.read()
-                if found is None or not self._holds_new(inp, delivery):
+                if not self._holds_new(inp, delivery):
                     raise LookupError(
                         f"staged value for {inp.credential.id} is gone and "
                         f"{delivery.targets()[0].store}:{delivery.targets()[0].path} does not "
                         "hold the new credential"
                     )
-                delivered = {f"{t.store}:{t.path}": (0, None) for t in delivery.targets()}
+                delivered = {f"{t.store}:{t.path}": (self._version_of(delivery, t), None)
+                             for t in delivery.targets()}
             else:
                 delivered = delivery.deliver(staged.secret, dict(staged.metadata))
                 try:
@@ -286,6 +286,13 @@ class RotationSteps:
             )
             return PromoteResult(versions=versions,
                                  previous_version=next(iter(delivered.values()))[1])
+
+    @staticmethod
+    def _version_of(delivery: Delivery, location: Location) -> int:
+        """The latest version at `location`; 0 for a write-only store or an empty path."""
+        store = delivery.store(location)
+        found = store.read(location.path) if getattr(store, "readable", True) else None
+        return found.version if found else 0
 
     def _holds_new(self, inp: StepInput, delivery: Delivery) -> bool:
         """After staging was cleared (a retried promote): does the first target hold the new

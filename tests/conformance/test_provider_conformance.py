@@ -304,6 +304,21 @@ async def test_a_store_outage_at_confirm_leaves_the_new_credential_delivered(
         proxy.stop()
 
 
+@pytest.mark.parametrize("name", ["harness_aws_iam_access_key", "harness_github_deploy_key"])
+async def test_a_retried_promote_writes_nothing_twice(name, request, vault_store, tmp_path):
+    rotation = Rotation(request.getfixturevalue(name), vault_store, tmp_path / "audit.jsonl",
+                        shared=True)
+    await rotation.precheck()
+    await rotation.create()
+    await rotation.call("verify_new")
+    first = await rotation.call("promote")
+    again = await rotation.call("promote", attempt=2)  # the worker died before reporting
+    assert again.versions == first.versions  # found delivered, not written again
+    assert vault_store.read(rotation.deliver.path).version == first.versions[
+        f"vault:{rotation.deliver.path}"]
+    assert rotation.harness.works(rotation.subject, rotation.delivered())
+
+
 async def test_a_create_retried_after_a_killed_attempt_leaves_one_new_credential(rotation):
     pre = await rotation.precheck()
     old_ids = set(pre.old_credential_ids)
