@@ -1,0 +1,60 @@
+"""The small line-level reader shared by the pnpm and yarn berry lockfile parsers.
+
+Both files are YAML written by one program in one layout (two-space indent,
+one `key: value` or `key:` per line, keys quoted only when they must be). A
+general YAML parser reads them an order of magnitude slower than this, so the
+parsers walk lines and use `split_line` for each.
+"""
+
+from __future__ import annotations
+
+from keyturn.scope.errors import ScopeError
+
+
+def split_line(line: str, file: str, number: int, start: int) -> tuple[str, str]:
+    """`key: value` (or `key:`) starting at column `start` as (key, value), both unquoted."""
+    first = line[start]
+    if first in "'\"":
+        end = _closing_quote(line, start)
+        if end < 0:
+            raise ScopeError(file, "unterminated quoted key", number, start + 1)
+        key = _unquote(line[start:end + 1])
+        rest = line[end + 1:]
+        if not rest.startswith(":"):
+            raise ScopeError(file, "expected ':' after the key", number, end + 2)
+        return key, unquote(rest[1:].strip())
+    cut = line.find(": ", start)
+    if cut < 0:
+        if not line.endswith(":"):
+            raise ScopeError(file, "expected 'key: value' or 'key:'", number, start + 1)
+        return line[start:-1], ""
+    return line[start:cut], unquote(line[cut + 2:].strip())
+
+
+def unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return _unquote(value)
+    return value
+
+
+def _closing_quote(line: str, start: int) -> int:
+    quote, i = line[start], start + 1
+    while i < len(line):
+        char = line[i]
+        if quote == '"' and char == "\\":
+            i += 2
+            continue
+        if char == quote:
+            if quote == "'" and line[i + 1:i + 2] == "'":
+                i += 2
+                continue
+            return i
+        i += 1
+    return -1
+
+
+def _unquote(text: str) -> str:
+    body = text[1:-1]
+    if text[0] == "'":
+        return body.replace("''", "'")
+    return body.replace('\\"', '"').replace("\\\\", "\\")
