@@ -1,0 +1,222 @@
+"""Scoping: from the advisory and the evidence to a Report of affected installs and exposures.
+
+For each repository (a checkout, or each collected run's tree at its head
+SHA): the lockfiles and SBOMs give the affected installs; the workflows give
+the jobs that run an affected ecosystem's packages or use a compromised
+action. Such a job's secrets are `delivered`; every other secret of the
+repository, of the organization and of those jobs' environments is
+`reachable`. A collected run from a fork or outside the window makes its
+exposures `excluded`, with the reason. Containers whose image has an
+affected SBOM deliver the Kubernetes Secrets they read. Each location is then
+mapped to the catalog credential that lives there, or left unmapped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from keyturn.scope import discover, evidence, k8s, sbom, workflows
+from keyturn.scope.advisory import Advisory
+from keyturn.scope.catalog import Catalog
+from keyturn.scope.inventory import Inventory
+from keyturn.scope.locations import covers, github_org, github_repo
+from keyturn.scope.report import Affected, Klass, Report, Window
+from keyturn.scope.versions import ACTIONS
+
+Progress = Callable[[str], None]
+UNMAPPED = "no catalog entry"
+
+
+@dataclass
+class Inputs:
+    advisory: Advisory
+    catalog: Catalog | None = None
+    repos: list[tuple[Path, str]] = field(default_factory=list)  # checkout, owner/name
+    sboms: list[Path] = field(default_factory=list)
+    manifests: list[Path] = field(default_factory=list)
+    evidence: Path | None = None
+    window: Window | None = None
+
+
+def scope(inputs: Inputs, progress: Progress = lambda _: None) -> Report:
+    report = Report(inputs.advisory.id, inputs.window)
+    for pkg in inputs.advisory.packages:
+        if pkg.over_broad:
+            report.notes.append(f"over-broad advisory: {pkg.describe()} covers every version")
+    if inputs.advisory.ignored:
+        report.notes.append(f"ignored (ecosystem not scoped): {', '.join(inputs.advisory.ignored)}")
+    mapper = _Mapper(inputs.catalog)
+    images: list[tuple[Inventory, list[Affected]]] = []
+    for root, full_name in inputs.repos:
+        progress(f"checkout {full_name}")
+        secrets = _Secrets(full_name, mapper, None)
+        _repository(report, inputs.advisory, mapper, full_name, root, full_name, secrets,
+                    None, images)
+    if inputs.evidence is not None:
+        _evidence(report, inputs, mapper, images, progress)
+    for path in inputs.sboms:
+        for file in discover.sbom_files(path):
+            inventory = sbom.parse(discover.read_text(file, str(file)), str(file))
+            images.append((inventory, _match(report, inputs.advisory, inventory)))
+    _workloads(report, inputs, mapper, images, progress)
+    return report
+
+
+def _evidence(report: Report, inputs: Inputs, mapper: _Mapper,
+              images: list[tuple[Inventory, list[Affected]]], progress: Progress) -> None:
+    assert inputs.evidence is not None
+    _, repos = evidence.read(inputs.evidence)
+    for repo in repos:
+        secrets = _Secrets(repo.full_name, mapper, repo.locations())
+        for run in repo.runs:
+            progress(f"{repo.full_name} {run.label()}")
+            reason = run.excluded
+            if reason is None and inputs.window is not None and run.start not in inputs.window:
+                reason = f"run started outside the window {inputs.window}"
+            label = f"{repo.full_name}@{run.head_sha[:12]}"
+            _repository(report, inputs.advisory, mapper, repo.full_name, repo.tree(run.head_sha),
+                        label, secrets, (run, reason), images)
+
+
+def _repository(report: Report, advisory: Advisory, mapper: _Mapper, full_name: str, root: Path,
+                label: str, secrets: _Secrets, run: tuple[evidence.RunAttempt, str | None] | None,
+                images: list[tuple[Inventory, list[Affected]]]) -> None:
+    hits: list[Affected] = []
+    for inventory in discover.inventories(root, label):
+        found = _match(report, advisory, inventory)
+        hits.extend(found)
+        if inventory.subjects:
+            images.append((inventory, found))
+    parsed = {rel: workflows.parse(discover.read_text(path, f"{label}/{rel}"), rel)
+              for rel, path in discover.workflow_files(root)}
+    klass: Klass = "delivered" if run is None or run[1] is None else "excluded"
+    reason = run[1] if run is not None else None
+    environments: set[str | None] = set()
+    causes_any: list[Affected] = []
+    for job in workflows.jobs(parsed):
+        if run is not None and job.workflow != run[0].workflow:
+            continue
+        causes = [hit for hit in hits if hit.ecosystem in job.runs]
+        causes += _actions(report, advisory, label, job)
+        if not causes:
+            continue
+        causes_any.extend(causes)
+        environments.add(job.environment)
+        step = f"{job.workflow}:{job.line} job {job.job}" + (
+            f" environment {job.environment}" if job.environment else "")
+        if run is not None:
+            step += f" {run[0].label()}"
+        places = (secrets.available({job.environment}) if job.all_secrets else
+                  [secrets.resolve(name, job.environment) for name in sorted(job.secrets)])
+        for place in places:
+            _expose(report, mapper, place, klass, [*_head(advisory, causes[0]), full_name, step],
+                    reason)
+    if not hits and not causes_any:
+        return
+    cause = (causes_any or hits)[0]
+    for place in secrets.available(environments):
+        env = place.split("/environments/", 1)[1].rsplit("/", 1)[0] if (
+            "/environments/" in place) else None
+        where = f"available to environment {env}" if env else "available to the repository"
+        _expose(report, mapper, place, "reachable" if klass == "delivered" else klass,
+                [*_head(advisory, cause), full_name, where], reason)
+
+
+def _actions(report: Report, advisory: Advisory, label: str, job: workflows.Job) -> list[Affected]:
+    found = []
+    for uses in job.actions:
+        name, at, ref = uses.partition("@")
+        if not at or ACTIONS not in advisory.ecosystems:
+            continue
+        parts = name.split("/")
+        for candidate in ("/".join(parts[:2]), name):
+            if advisory.match(ACTIONS, candidate, ref):
+                hit = Affected(ACTIONS, candidate, ref, f"{label}/{job.workflow}", job.line,
+                               (job.workflow, f"job {job.job}", uses))
+                report.add_affected(hit)
+                found.append(hit)
+                break
+    return found
+
+
+def _workloads(report: Report, inputs: Inputs, mapper: _Mapper,
+               images: list[tuple[Inventory, list[Affected]]], progress: Progress) -> None:
+    affected_images = [(inv, hits) for inv, hits in images if hits and inv.subjects]
+    for path in inputs.manifests:
+        files = [path] if path.is_file() else [
+            p for p in discover.walk(path) if p.suffix in (".yaml", ".yml")]
+        for file in files:
+            progress(f"manifest {file}")
+            for container in k8s.parse(discover.read_text(file, str(file)), str(file)):
+                for inventory, hits in affected_images:
+                    if not k8s.image_matches(container.image, inventory.subjects):
+                        continue
+                    for place in container.secrets:
+                        chain = [*_head(inputs.advisory, hits[0]), container.workload,
+                                 f"{container.file} container {container.name} ({container.image})"]
+                        _expose(report, mapper, place, "delivered", chain, None)
+
+
+def _match(report: Report, advisory: Advisory, inventory: Inventory) -> list[Affected]:
+    found = []
+    for node, package in inventory.packages.items():
+        if advisory.match(package.ecosystem, package.name, package.version):
+            hit = Affected(package.ecosystem, package.name, package.version, inventory.file,
+                           inventory.line(node), tuple(inventory.path(node)))
+            report.add_affected(hit)
+            found.append(hit)
+    return found
+
+
+def _head(advisory: Advisory, cause: Affected) -> list[str]:
+    return [advisory.id, f"{cause.package}@{cause.version}", cause.where()]
+
+
+def _expose(report: Report, mapper: _Mapper, place: str, klass: Klass, chain: list[str],
+            reason: str | None) -> None:
+    credentials = mapper.credentials(place) or [None]
+    for credential in credentials:
+        report.expose(place, klass, credential, [*chain, place, credential or UNMAPPED], reason)
+
+
+class _Mapper:
+    """Secret location -> the catalog credentials that live there."""
+
+    def __init__(self, catalog: Catalog | None) -> None:
+        self.pairs = [(place, cred) for cred, places in
+                      (catalog.exposures() if catalog else {}).items() for place in places]
+
+    def credentials(self, place: str) -> list[str]:
+        return list(dict.fromkeys(cred for known, cred in self.pairs if covers(known, place)))
+
+    def locations(self) -> Iterable[str]:
+        return (place for place, _ in self.pairs)
+
+
+class _Secrets:
+    """The GitHub secret locations one repository's jobs can read.
+
+    `defined` is what was collected (every secret that exists); without it the
+    catalog's locations for the repository, its environments and its owner
+    stand in, and a name found nowhere is placed at the most specific level.
+    """
+
+    def __init__(self, full_name: str, mapper: _Mapper, defined: set[str] | None) -> None:
+        self.full_name, self.owner = full_name.lower(), full_name.split("/", 1)[0].lower()
+        known = defined if defined is not None else set(mapper.locations())
+        prefixes = (f"github:repos/{self.full_name}/", f"github:orgs/{self.owner}/")
+        self.known = {place for place in known if place.startswith(prefixes)}
+
+    def resolve(self, name: str, environment: str | None) -> str:
+        """Where `secrets.NAME` comes from: environment, then repository, then organization."""
+        candidates = [github_repo(self.full_name, name, environment)] if environment else []
+        candidates += [github_repo(self.full_name, name), github_org(self.owner, name)]
+        return next((c for c in candidates if c in self.known), candidates[0])
+
+    def available(self, environments: set[str | None]) -> list[str]:
+        envs = {f"github:repos/{self.full_name}/environments/{e.lower()}/" for e in environments
+                if e}
+        return sorted(place for place in self.known if "/environments/" not in place or any(
+            place.startswith(prefix) for prefix in envs))
