@@ -7,7 +7,15 @@ import sys
 
 import typer
 
-from keyturn.cli import api_cmds, audit_cmds, dev_cmds, provider_cmds, run_cmds, runbook_cmds
+from keyturn.cli import (
+    api_cmds,
+    audit_cmds,
+    dev_cmds,
+    provider_cmds,
+    run_cmds,
+    runbook_cmds,
+    scope_cmds,
+)
 
 app = typer.Typer(
     name="keyturn",
@@ -20,6 +28,7 @@ run_cmds.register(app)
 provider_cmds.register(app)
 app.add_typer(dev_cmds.app, name="dev")
 app.add_typer(audit_cmds.app, name="audit")
+app.add_typer(scope_cmds.app, name="scope")
 api_cmds.register(app)
 
 
