@@ -5,8 +5,8 @@ SHA): the lockfiles and SBOMs give the affected installs; the workflows give
 the jobs that run an affected ecosystem's packages or use a compromised
 action. Such a job's secrets are `delivered`; every other secret of the
 repository, of the organization and of those jobs' environments is
-`reachable`. A collected run from a fork or outside the window makes its
-exposures `excluded`, with the reason. Containers whose image has an
+`reachable`. A collected run from a fork or outside the window (given, else the one it was
+collected for) makes its exposures `excluded`, with the reason. Containers whose image has an
 affected SBOM deliver the Kubernetes Secrets they read. Each location is then
 mapped to the catalog credential that lives there, or left unmapped.
 """
@@ -22,7 +22,7 @@ from keyturn.scope.advisory import Advisory
 from keyturn.scope.catalog import Catalog
 from keyturn.scope.inventory import Inventory
 from keyturn.scope.locations import covers, github_org, github_repo
-from keyturn.scope.report import Affected, Klass, Report, Window
+from keyturn.scope.report import Affected, Klass, Report, Window, parse_window
 from keyturn.scope.versions import ACTIONS
 
 Progress = Callable[[str], None]
@@ -67,14 +67,18 @@ def scope(inputs: Inputs, progress: Progress = lambda _: None) -> Report:
 def _evidence(report: Report, inputs: Inputs, mapper: _Mapper,
               images: list[tuple[Inventory, list[Affected]]], progress: Progress) -> None:
     assert inputs.evidence is not None
-    _, repos = evidence.read(inputs.evidence)
+    manifest, repos = evidence.read(inputs.evidence)
+    window = inputs.window
+    if window is None and manifest.get("window"):
+        window = report.window = parse_window(manifest["window"])
+    report.notes.extend(str(note) for note in manifest.get("notes") or [])
     for repo in repos:
         secrets = _Secrets(repo.full_name, mapper, repo.locations())
         for run in repo.runs:
             progress(f"{repo.full_name} {run.label()}")
             reason = run.excluded
-            if reason is None and inputs.window is not None and run.start not in inputs.window:
-                reason = f"run started outside the window {inputs.window}"
+            if reason is None and window is not None and run.start not in window:
+                reason = f"run started outside the window {window}"
             label = f"{repo.full_name}@{run.head_sha[:12]}"
             _repository(report, inputs.advisory, mapper, repo.full_name, repo.tree(run.head_sha),
                         label, secrets, (run, reason), images)
@@ -110,7 +114,7 @@ def _repository(report: Report, advisory: Advisory, mapper: _Mapper, full_name: 
             step += f" {run[0].label()}"
         places = (secrets.available({job.environment}) if job.all_secrets else
                   [secrets.resolve(name, job.environment) for name in sorted(job.secrets)])
-        for place in places:
+        for place in filter(None, places):
             _expose(report, mapper, place, klass, [*_head(advisory, causes[0]), full_name, step],
                     reason)
     if not hits and not causes_any:
@@ -200,20 +204,26 @@ class _Secrets:
 
     `defined` is what was collected (every secret that exists); without it the
     catalog's locations for the repository, its environments and its owner
-    stand in, and a name found nowhere is placed at the most specific level.
+    stand in, and a name found nowhere is placed at the most specific level
+    (with evidence, such a name is no secret and is left out).
     """
 
     def __init__(self, full_name: str, mapper: _Mapper, defined: set[str] | None) -> None:
         self.full_name, self.owner = full_name.lower(), full_name.split("/", 1)[0].lower()
+        self.collected = defined is not None
         known = defined if defined is not None else set(mapper.locations())
         prefixes = (f"github:repos/{self.full_name}/", f"github:orgs/{self.owner}/")
         self.known = {place for place in known if place.startswith(prefixes)}
 
-    def resolve(self, name: str, environment: str | None) -> str:
-        """Where `secrets.NAME` comes from: environment, then repository, then organization."""
+    def resolve(self, name: str, environment: str | None) -> str | None:
+        """Where `secrets.NAME` comes from: environment, then repository, then organization.
+
+        None when collected evidence shows no such secret (GitHub then gives an empty string).
+        """
         candidates = [github_repo(self.full_name, name, environment)] if environment else []
         candidates += [github_repo(self.full_name, name), github_org(self.owner, name)]
-        return next((c for c in candidates if c in self.known), candidates[0])
+        found = next((c for c in candidates if c in self.known), None)
+        return found if found is not None or self.collected else candidates[0]
 
     def available(self, environments: set[str | None]) -> list[str]:
         envs = {f"github:repos/{self.full_name}/environments/{e.lower()}/" for e in environments
