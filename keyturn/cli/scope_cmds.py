@@ -17,6 +17,7 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
+from rich.text import Text
 
 from keyturn.audit import AuditError, open_log
 from keyturn.audit.backend import AUDIT_DSN_ENV, AUDIT_LOG_ENV
@@ -32,16 +33,19 @@ from keyturn.cli.common import (
     print_json,
 )
 from keyturn.config import ConfigError, Settings
+from keyturn.providers.errors import ProviderError
 from keyturn.runbook import RunbookError
 from keyturn.scope import advisory as advisories
-from keyturn.scope import audit_record, catalog, runbook_gen, scan
+from keyturn.scope import audit_record, catalog, collect_github, runbook_gen, scan
 from keyturn.scope.errors import ScopeError
 from keyturn.scope.report import parse_window
 
 app = typer.Typer(help="Scope a supply-chain breach: what was installed where, which secrets "
                        "it could read, and the runbook that rotates them.")
 
-Paths = Annotated[list[Path] | None, typer.Option(show_default=False)]
+collect_app = typer.Typer(help="Fetch the evidence of a window once, for offline scoping.",
+                          no_args_is_help=True)
+app.add_typer(collect_app, name="collect")
 
 
 @app.callback(invoke_without_command=True)
@@ -98,6 +102,35 @@ def scope_command(
     else:
         scope_render.render(report, console)
     raise typer.Exit(EXIT_FAILED if report.unmapped else EXIT_OK)
+
+
+@collect_app.command("github")
+def collect_github_command(
+    org: Annotated[str, typer.Option(help="The organization.")],
+    window: Annotated[str, typer.Option(help="START/END in ISO 8601.")],
+    out: Annotated[Path, typer.Option(help="The evidence directory to write (new or empty).")],
+    repo: Annotated[list[str] | None, typer.Option(
+        help="owner/name (repeatable); default: every repository of --org.",
+        show_default=False)] = None,
+) -> None:
+    """Runs in the window (each attempt), lockfiles and workflows at their head SHAs, jobs,
+    and secret names (never values), from GitHub ($KEYTURN_GITHUB_API_URL, $KEYTURN_GITHUB_TOKEN)."""
+    try:
+        parsed = parse_window(window)
+    except ValueError as exc:
+        fail(escape(str(exc)), EXIT_USAGE)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        fail(escape(f"{out} exists and is not an empty directory"), EXIT_USAGE)
+    try:
+        with err_console.status("collecting") as status:
+            manifest = collect_github.collect(
+                org, repo or [], parsed, out, progress=lambda m: status.update(escape(m)))
+    except ProviderError as exc:
+        fail(escape(f"collecting from GitHub failed: {exc}"), EXIT_FAILED)
+    console.print(Text(f"wrote {out}: {len(manifest['repositories'])} repositories, window "
+                       f"{manifest['window']}"))
+    for note in manifest["notes"]:
+        console.print(Text(f"note: {note}", style="yellow"))
 
 
 def _inputs(advisory: Path | None, package: str | None, versions: str | None,
