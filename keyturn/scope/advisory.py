@@ -108,6 +108,10 @@ class Advisory:
     def ecosystems(self) -> set[str]:
         return {pkg.ecosystem for pkg in self.packages}
 
+    def names(self, eco: str) -> set[str]:
+        """The normalized names the advisory lists for an ecosystem."""
+        return {name for key_eco, name in self._index if key_eco == eco}
+
     def match(self, eco: str, name: str, version: str) -> AffectedPackage | None:
         """The affected entry covering name@version, or None. Names compare as the ecosystem does."""
         candidates = self._index.get((eco, versions.normalize_name(eco, name)), ())

@@ -55,8 +55,8 @@ def _packages(data: dict[str, Any], inventory: Inventory) -> None:
         if not isinstance(entry.get("version"), str):
             raise ScopeError(inventory.file, f"packages[{location!r}]: no version")
         alias = installed_as if name != installed_as else None
-        inventory.add(location, Package(NPM, name, entry["version"], alias))
-        inventory.anchors[location] = json.dumps(location)
+        inventory.packages[location] = Package(NPM, name, entry["version"], alias)
+    inventory.anchor = json.dumps
     inventory.edge_builder = lambda: _package_edges(entries, inventory)
 
 
@@ -105,9 +105,9 @@ def _legacy(data: dict[str, Any], inventory: Inventory) -> None:
                 name, alias = real, installed_as
             entries[location] = entry
             inventory.add(location, Package(NPM, name, version, alias))
-            inventory.anchors[location] = f"{json.dumps(installed_as)}: {{"
             if isinstance(entry.get("dependencies"), dict):
                 stack.append((location, entry["dependencies"]))
+    inventory.anchor = lambda location: f"{json.dumps(location.rpartition('node_modules/')[2])}: {{"
     inventory.edge_builder = lambda: _legacy_edges(entries, inventory)
 
 

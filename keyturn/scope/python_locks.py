@@ -57,9 +57,9 @@ def _requirement(inventory: Inventory, line: str, number: int) -> None:
 
 def parse_poetry(text: str, file: str) -> Inventory:
     inventory = _new(file, "poetry.lock", text)
-    packages = _toml_packages(text, file)
-    for i, entry in enumerate(packages):
-        node = _add_toml(inventory, entry, i)
+    written = _toml_headers(inventory)
+    for i, entry in enumerate(_toml_packages(text, file)):
+        node = _add_toml(inventory, entry, i, written)
         for dep in entry.get("dependencies") or {}:
             inventory.depend(node, canonicalize_name(dep))
     needed = {child for children in inventory.edges.values() for child in children}
@@ -71,6 +71,7 @@ def parse_poetry(text: str, file: str) -> Inventory:
 
 def parse_uv(text: str, file: str) -> Inventory:
     inventory = _new(file, "uv.lock", text)
+    written = _toml_headers(inventory)
     inventory.roots.clear()
     for i, entry in enumerate(_toml_packages(text, file)):
         source = entry.get("source") or {}
@@ -79,7 +80,7 @@ def parse_uv(text: str, file: str) -> Inventory:
             inventory.roots.append(node)
             inventory.titles[node] = node
         else:
-            node = _add_toml(inventory, entry, i)
+            node = _add_toml(inventory, entry, i, written)
         for dep in entry.get("dependencies") or []:
             if isinstance(dep, dict) and isinstance(dep.get("name"), str):
                 inventory.depend(node, canonicalize_name(dep["name"]))
@@ -94,13 +95,15 @@ def parse_pipfile(text: str, file: str) -> Inventory:
         raise ScopeError(file, f"invalid JSON: {exc.msg}", exc.lineno, exc.colno) from exc
     if not isinstance(data, dict) or not isinstance(data.get("default", {}), dict):
         raise ScopeError(file, "not a Pipfile.lock: expected an object with 'default'")
+    written: dict[str, str] = {}
+    inventory.anchor = written.get
     for group in ("default", "develop"):
         for name, entry in (data.get(group) or {}).items():
             version = entry.get("version", "") if isinstance(entry, dict) else ""
             if version.startswith("=="):
                 node = canonicalize_name(name)
                 inventory.add(node, Package(PYPI, node, version[2:]))
-                inventory.anchors[node] = json.dumps(name) + ":"
+                written[node] = json.dumps(name) + ":"
                 inventory.depend(ROOT, node)
     return inventory
 
@@ -122,11 +125,20 @@ def _toml_packages(text: str, file: str) -> list[dict[str, Any]]:
     return packages
 
 
-def _add_toml(inventory: Inventory, entry: dict[str, Any], index: int) -> str:
+def _toml_headers(inventory: Inventory) -> dict[str, str]:
+    """node -> its name as written, which starts its [[package]] table (for `line`)."""
+    written: dict[str, str] = {}
+    inventory.anchor = lambda node: f'[[package]]\nname = "{written[node]}"' if (
+        node in written) else None
+    return written
+
+
+def _add_toml(inventory: Inventory, entry: dict[str, Any], index: int,
+              written: dict[str, str]) -> str:
     name, version = entry.get("name"), entry.get("version")
     if not isinstance(name, str) or not isinstance(version, str):
         raise ScopeError(inventory.file, f"package #{index + 1}: needs a name and a version")
     node = canonicalize_name(name)
     inventory.add(node, Package(PYPI, node, version))
-    inventory.anchors[node] = f"[[package]]\nname = \"{name}\""
+    written[node] = name
     return node

@@ -66,6 +66,8 @@ def package_of(purl: str) -> Package | None:
 
 
 def _cyclonedx(data: dict[str, Any], inventory: Inventory) -> Inventory:
+    purls: dict[str, str] = {}
+    inventory.anchor = purls.get
     stack = list(data.get("components") or [])
     while stack:
         component = stack.pop()
@@ -74,7 +76,7 @@ def _cyclonedx(data: dict[str, Any], inventory: Inventory) -> Inventory:
         purl = component.get("purl")
         ref = component.get("bom-ref") or purl
         if isinstance(purl, str) and isinstance(ref, str):
-            _add(inventory, ref, purl)
+            _add(inventory, purls, ref, purl)
         stack.extend(component.get("components") or [])
     subject = (data.get("metadata") or {}).get("component")
     if isinstance(subject, dict):
@@ -88,7 +90,7 @@ def _cyclonedx(data: dict[str, Any], inventory: Inventory) -> Inventory:
             raise ScopeError(inventory.file, f"dependencies[{i}]: needs a string 'ref'")
         for child in [entry["ref"], *(entry.get("dependsOn") or [])]:
             if child not in inventory.packages:
-                _add(inventory, child, child)  # a purl ref with no component entry
+                _add(inventory, purls, child, child)  # a purl ref with no component entry
         for child in entry.get("dependsOn") or []:
             inventory.depend(entry["ref"], child)
     if not inventory.roots:
@@ -98,6 +100,8 @@ def _cyclonedx(data: dict[str, Any], inventory: Inventory) -> Inventory:
 
 
 def _spdx(data: dict[str, Any], inventory: Inventory) -> Inventory:
+    purls: dict[str, str] = {}
+    inventory.anchor = purls.get
     for i, package in enumerate(data.get("packages") or []):
         if not isinstance(package, dict) or not isinstance(package.get("SPDXID"), str):
             raise ScopeError(inventory.file, f"packages[{i}]: needs a string 'SPDXID'")
@@ -105,7 +109,7 @@ def _spdx(data: dict[str, Any], inventory: Inventory) -> Inventory:
         inventory.titles[node] = str(package.get("name") or node)
         for ref in package.get("externalRefs") or []:
             if isinstance(ref, dict) and ref.get("referenceType") == "purl":
-                _add(inventory, node, str(ref.get("referenceLocator", "")))
+                _add(inventory, purls, node, str(ref.get("referenceLocator", "")))
     described = list(data.get("documentDescribes") or [])
     for rel in data.get("relationships") or []:
         if not isinstance(rel, dict):
@@ -129,11 +133,11 @@ def _spdx(data: dict[str, Any], inventory: Inventory) -> Inventory:
     return inventory
 
 
-def _add(inventory: Inventory, node: str, purl: str) -> None:
+def _add(inventory: Inventory, purls: dict[str, str], node: str, purl: str) -> None:
     package = package_of(purl)
     if package is not None:
         inventory.add(node, package)
-        inventory.anchors[node] = purl
+        purls[node] = purl  # as written: `line` searches for it
 
 
 def _subjects(name: Any, version: Any, purl: Any) -> list[str]:

@@ -23,7 +23,7 @@ from keyturn.scope.catalog import Catalog
 from keyturn.scope.inventory import Inventory
 from keyturn.scope.locations import covers, github_org, github_repo
 from keyturn.scope.report import Affected, Klass, Report, Window, parse_window
-from keyturn.scope.versions import ACTIONS
+from keyturn.scope.versions import ACTIONS, NPM, normalize_name
 
 Progress = Callable[[str], None]
 UNMAPPED = "no catalog entry"
@@ -163,14 +163,30 @@ def _workloads(report: Report, inputs: Inputs, mapper: _Mapper,
                         _expose(report, mapper, place, "delivered", chain, None)
 
 
-def _match(report: Report, advisory: Advisory, inventory: Inventory) -> list[Affected]:
+def matches(advisory: Advisory, inventory: Inventory) -> list[str]:
+    """The nodes of an inventory that the advisory covers, names filtered first (one set
+    lookup a package; versions are compared only for the advisory's names)."""
+    names = {eco: advisory.names(eco) for eco in advisory.ecosystems}
     found = []
     for node, package in inventory.packages.items():
-        if advisory.match(package.ecosystem, package.name, package.version):
-            hit = Affected(package.ecosystem, package.name, package.version, inventory.file,
-                           inventory.line(node), tuple(inventory.path(node)))
-            report.add_affected(hit)
-            found.append(hit)
+        listed = names.get(package.ecosystem)
+        if not listed:
+            continue
+        name = package.name if package.ecosystem == NPM else normalize_name(
+            package.ecosystem, package.name)
+        if name in listed and advisory.match(package.ecosystem, name, package.version):
+            found.append(node)
+    return found
+
+
+def _match(report: Report, advisory: Advisory, inventory: Inventory) -> list[Affected]:
+    found = []
+    for node in matches(advisory, inventory):
+        package = inventory.packages[node]
+        hit = Affected(package.ecosystem, package.name, package.version, inventory.file,
+                       inventory.line(node), tuple(inventory.path(node)))
+        report.add_affected(hit)
+        found.append(hit)
     return found
 
 

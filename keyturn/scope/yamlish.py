@@ -38,19 +38,21 @@ def unquote(value: str) -> str:
 
 
 def _closing_quote(line: str, start: int) -> int:
-    quote, i = line[start], start + 1
-    while i < len(line):
-        char = line[i]
-        if quote == '"' and char == "\\":
-            i += 2
-            continue
-        if char == quote:
-            if quote == "'" and line[i + 1:i + 2] == "'":
-                i += 2
+    """The index of the quote closing the one at `start`, or -1 ('' and \\" are escapes)."""
+    quote, at = line[start], start + 1
+    while True:
+        at = line.find(quote, at)
+        if at < 0:
+            return -1
+        if quote == "'":
+            if line.startswith("''", at):
+                at += 2
                 continue
-            return i
-        i += 1
-    return -1
+            return at
+        backslashes = len(line[start + 1:at]) - len(line[start + 1:at].rstrip("\\"))
+        if backslashes % 2 == 0:
+            return at
+        at += 1
 
 
 def _unquote(text: str) -> str:
