@@ -65,12 +65,20 @@ def _package_edges(entries: dict[str, Any], inventory: Inventory) -> None:
         if entry.get("link"):
             inventory.depend(location, entry.get("resolved", ""))
             continue
+        nested = f"{location}/node_modules/" if location else "node_modules/"
+        deep = location.count("node_modules/") > 1
+        children = []
         groups = _RUNTIME if "node_modules/" in location else (*_RUNTIME, "devDependencies")
         for group in groups:
-            for name in entry.get(group) or {}:
-                target = _resolve(entries, location, name)
-                if target is not None:
-                    inventory.depend(location, target)
+            for name in entry.get(group) or ():
+                # most dependencies sit in the entry's own node_modules or at the top
+                target: str | None = nested + name
+                if target not in entries:
+                    target = _resolve(entries, location, name) if deep else "node_modules/" + name
+                if target is not None and target in entries:
+                    children.append(target)
+        if children:
+            inventory.edges[location] = children
 
 
 def _resolve(entries: dict[str, Any], location: str, name: str) -> str | None:
