@@ -14,9 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from keyturn.scope.errors import ScopeError
+from keyturn.scope.yamlish import documents
 
 _POD_SPEC = {
     "Pod": ("spec",),
@@ -40,17 +39,8 @@ class Container:
 
 def parse(text: str, file: str) -> list[Container]:
     """Every container of every workload in a manifest file; ScopeError on broken YAML."""
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        documents = list(yaml.load_all(text, Loader=loader))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        raise ScopeError(file, f"invalid YAML: {exc.problem}", mark.line + 1 if mark else None,
-                         mark.column + 1 if mark else None) from exc
-    except yaml.YAMLError as exc:
-        raise ScopeError(file, f"invalid YAML: {exc}") from exc
     found: list[Container] = []
-    stack = [doc for doc in documents if doc is not None]
+    stack = [doc for doc in documents(text, file) if doc is not None]
     while stack:
         doc = stack.pop(0)
         if not isinstance(doc, dict):

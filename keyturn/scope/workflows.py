@@ -1,8 +1,9 @@
 """GitHub Actions workflows: which jobs run the packages they install, and which secrets they read.
 
 A job counts as running an ecosystem's packages when a `run:` step calls its
-package tools (npm, npx, pnpm, yarn, bun for npm; pip, uv, poetry, pipenv,
-pdm, tox, nox for PyPI), and as running an action when a step `uses:` it. A
+package tools (npm, npx, pnpm, yarn, bun, or a script in node_modules/.bin for
+npm; pip, uv, poetry, pipenv, pdm, tox, nox for PyPI), and as running an
+action when a step `uses:` it. A
 job reads the secrets it names (`secrets.NAME`, `secrets['NAME']`) anywhere
 in it or in the workflow's `env`, and every secret with `toJSON(secrets)`.
 A job that calls a reusable workflow of the same repository passes secrets on
@@ -16,13 +17,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from keyturn.scope.errors import ScopeError
 from keyturn.scope.versions import NPM, PYPI
+from keyturn.scope.yamlish import documents
 
 _TOOLS = {
-    NPM: re.compile(r"(?<![\w./-])(npm|npx|pnpm|pnpx|yarn|bun|bunx)(?![\w-])"),
+    NPM: re.compile(r"(?<![\w./-])(npm|npx|pnpm|pnpx|yarn|bun|bunx)(?![\w-])|node_modules/\.bin/"),
     PYPI: re.compile(r"(?<![\w./-])(pip3?|uv|uvx|poetry|pipenv|pdm|tox|nox)(?![\w-])"),
 }
 _SECRET_REFS = re.compile(
@@ -60,14 +60,8 @@ class Workflow:
 
 def parse(text: str, path: str) -> Workflow:
     """Parse one workflow file; ScopeError with the line for YAML or shape problems."""
-    try:
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        raise ScopeError(path, f"invalid YAML: {exc.problem}", mark.line + 1 if mark else None,
-                         mark.column + 1 if mark else None) from exc
-    except yaml.YAMLError as exc:
-        raise ScopeError(path, f"invalid YAML: {exc}") from exc
+    loaded = documents(text, path)
+    data = loaded[0] if len(loaded) == 1 else None
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), dict):
         raise ScopeError(path, "not a workflow: expected a mapping with 'jobs'")
     on = data.get("on", data.get(True))  # YAML 1.1 reads a bare `on` key as true

@@ -1,6 +1,7 @@
-"""The small line-level reader shared by the pnpm and yarn berry lockfile parsers.
+"""YAML for scope: the line-level reader of the pnpm and yarn berry parsers, and
+`documents` for files written by people (workflows, Kubernetes manifests).
 
-Both files are YAML written by one program in one layout (two-space indent,
+Lockfiles are YAML written by one program in one layout (two-space indent,
 one `key: value` or `key:` per line, keys quoted only when they must be). A
 general YAML parser reads them an order of magnitude slower than this, so the
 parsers walk lines and use `split_line` for each.
@@ -8,7 +9,25 @@ parsers walk lines and use `split_line` for each.
 
 from __future__ import annotations
 
+from typing import Any
+
+import yaml
+
 from keyturn.scope.errors import ScopeError
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def documents(text: str, file: str) -> list[Any]:
+    """Every document of a YAML file (safe types only); ScopeError with the line if broken."""
+    try:
+        return list(yaml.load_all(text, Loader=_LOADER))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        raise ScopeError(file, f"invalid YAML: {exc.problem}", mark.line + 1 if mark else None,
+                         mark.column + 1 if mark else None) from exc
+    except yaml.YAMLError as exc:
+        raise ScopeError(file, f"invalid YAML: {exc}") from exc
 
 
 def split_line(line: str, file: str, number: int, start: int) -> tuple[str, str]:

@@ -66,6 +66,18 @@ def test_to_json_of_secrets_reads_them_all_and_github_token_is_not_a_stored_secr
     assert job.all_secrets and job.secrets == frozenset()
 
 
+@pytest.mark.parametrize(("script", "runs"), [
+    ("./node_modules/.bin/eslint .", {NPM}),
+    ("python -m pip install -r requirements.txt", {PYPI}),
+    ("uv sync && pnpm i", {NPM, PYPI}),
+    ("make docs  # mentions npmjs.com/x and pip-tools.cfg", set()),
+])
+def test_package_tools_are_recognized_as_words(script: str, runs: set[str]) -> None:
+    parsed = load(ci=f"on: push\njobs:\n  j:\n    steps:\n      - run: {script}\n")
+    (job,) = workflows.jobs(parsed)
+    assert job.runs == runs
+
+
 def test_another_repositorys_reusable_workflow_is_not_expanded() -> None:
     parsed = load(ci="on: push\njobs:\n  x:\n    uses: other/repo/.github/workflows/a.yml@v1\n"
                      "    secrets: inherit\n")
@@ -76,6 +88,7 @@ def test_another_repositorys_reusable_workflow_is_not_expanded() -> None:
     ("on: [push\n", "invalid YAML"),
     ("on: push\n", "expected a mapping with 'jobs'"),
     ("name: x\njobs: {}\n", "'on' names no trigger"),
+    ("on: push\njobs: {}\n---\non: push\njobs: {}\n", "expected a mapping with 'jobs'"),
 ])
 def test_workflow_rejections(text: str, message: str) -> None:
     with pytest.raises(ScopeError, match=message):
