@@ -58,6 +58,14 @@ def parse(text: str, file: str) -> Inventory:
                 elif field in ("name", "version") and entry in pending:
                     pending[entry][field] = split_line(line, file, number, indent)[1]
                 continue
+            if section == node_section and level == 1 and stripped[0] not in "'\"" and (
+                    stripped.endswith(":")):
+                entry = stripped[:-1]  # the common entry line, `name@1.2.3(peer@x):`
+                children = inventory.edges.setdefault(entry, [])
+                if entry not in inventory.packages:
+                    _add_node(inventory, entry, number, pending)
+                path.append(entry)
+                continue
             if section == node_section and level == 3 and stripped[0] not in "'\"":
                 # the common dependency line, `name: 1.2.3(peer@x)`, without the general path
                 key, _, value = stripped.partition(": ")
