@@ -96,7 +96,7 @@ def scope_command(
     if text is not None and runbook_out is not None:
         runbook_out.write_text(text, encoding="utf-8")
         report.runbook = str(runbook_out)
-    _audit(report, files, text, audit_log)
+    _audit(report, files, text if report.runbook else None, audit_log)
     if output is OutputFormat.json:
         print_json(report.to_json())
     else:
