@@ -113,3 +113,6 @@ def test_the_scoping_is_recorded_in_the_configured_audit_log(
     assert set(details["inputs"]) == {"advisory", "catalog", "repo:acme/app", "repo:acme/api",
                                       f"sbom:{FIXTURES / 'sboms'}", f"k8s:{FIXTURES / 'manifests'}"}
     assert verify(log).ok
+    assert scope(*full()).exit_code == 1  # no --runbook-out: no runbook digest
+    unwritten = list(JsonlAuditLog(log).records())[-1].details
+    assert (unwritten["runbook_path"], unwritten["runbook_sha256"]) == (None, None)
