@@ -51,9 +51,9 @@ def scope(inputs: Inputs, progress: Progress = lambda _: None) -> Report:
     images: list[tuple[Inventory, list[Affected]]] = []
     for root, full_name in inputs.repos:
         progress(f"checkout {full_name}")
-        secrets = _Secrets(full_name, mapper, None)
-        _repository(report, inputs.advisory, mapper, full_name, root, full_name, secrets,
-                    None, images)
+        tree = _read_tree(report, inputs.advisory, root, full_name, images)
+        _repository(report, inputs.advisory, mapper, full_name, tree,
+                    _Secrets(full_name, mapper, None), None)
     if inputs.evidence is not None:
         _evidence(report, inputs, mapper, images, progress)
     for path in inputs.sboms:
@@ -72,6 +72,7 @@ def _evidence(report: Report, inputs: Inputs, mapper: _Mapper,
     if window is None and manifest.get("window"):
         window = report.window = parse_window(manifest["window"])
     report.notes.extend(str(note) for note in manifest.get("notes") or [])
+    trees: dict[Path, _Tree] = {}  # many runs share a head SHA: each tree is read once
     for repo in repos:
         secrets = _Secrets(repo.full_name, mapper, repo.locations())
         for run in repo.runs:
@@ -79,14 +80,20 @@ def _evidence(report: Report, inputs: Inputs, mapper: _Mapper,
             reason = run.excluded
             if reason is None and window is not None and run.start not in window:
                 reason = f"run started outside the window {window}"
-            label = f"{repo.full_name}@{run.head_sha[:12]}"
-            _repository(report, inputs.advisory, mapper, repo.full_name, repo.tree(run.head_sha),
-                        label, secrets, (run, reason), images)
+            root = repo.tree(run.head_sha)
+            if root not in trees:
+                trees[root] = _read_tree(report, inputs.advisory, root,
+                                         f"{repo.full_name}@{run.head_sha[:12]}", images)
+            _repository(report, inputs.advisory, mapper, repo.full_name, trees[root], secrets,
+                        (run, reason))
 
 
-def _repository(report: Report, advisory: Advisory, mapper: _Mapper, full_name: str, root: Path,
-                label: str, secrets: _Secrets, run: tuple[evidence.RunAttempt, str | None] | None,
-                images: list[tuple[Inventory, list[Affected]]]) -> None:
+_Tree = tuple[str, list[Affected], dict[str, workflows.Workflow]]
+"""A checkout as read: its label, the affected installs in it, its workflows by path."""
+
+
+def _read_tree(report: Report, advisory: Advisory, root: Path, label: str,
+               images: list[tuple[Inventory, list[Affected]]]) -> _Tree:
     hits: list[Affected] = []
     for inventory in discover.inventories(root, label):
         found = _match(report, advisory, inventory)
@@ -95,6 +102,13 @@ def _repository(report: Report, advisory: Advisory, mapper: _Mapper, full_name: 
             images.append((inventory, found))
     parsed = {rel: workflows.parse(discover.read_text(path, f"{label}/{rel}"), rel)
               for rel, path in discover.workflow_files(root)}
+    return label, hits, parsed
+
+
+def _repository(report: Report, advisory: Advisory, mapper: _Mapper, full_name: str,
+                tree: _Tree, secrets: _Secrets,
+                run: tuple[evidence.RunAttempt, str | None] | None) -> None:
+    label, hits, parsed = tree
     klass: Klass = "delivered" if run is None or run[1] is None else "excluded"
     reason = run[1] if run is not None else None
     environments: set[str | None] = set()
