@@ -108,6 +108,7 @@ def test_pnpm_workspace_importers_are_roots() -> None:
     ("settings: {}\n", "the first line must be lockfileVersion", 1),
     ("lockfileVersion: '5.4'\n", "unsupported pnpm lockfileVersion '5.4'", 1),
     ("lockfileVersion: '9.0'\nsnapshots:\n\t a@1.0.0: {}\n", "tab in indentation", 3),
+    ("lockfileVersion: '9.0'\n\tsnapshots:\n", "tab in indentation", 2),
     ("lockfileVersion: '9.0'\nsnapshots:\n  a@1.0.0 {}\n", "expected 'key: value'", 3),
     ("lockfileVersion: '9.0'\nsnapshots:\n  'a@1.0.0: {}\n", "unterminated quoted key", 3),
     ("lockfileVersion: '9.0'\nsnapshots:\n  'a@1.0.0' {}\n", "expected ':' after the key", 3),
