@@ -3,7 +3,7 @@
 Names are PEP 503-normalized. A requirements file is read with `packaging`'s
 requirement parser after joining continuation lines and dropping options and
 `--hash` flags; only exact pins (`==`, `===`) name an installed version, other
-lines are kept out. poetry.lock and uv.lock are TOML with each package's
+lines (ranges, local paths, URLs) are kept out. poetry.lock and uv.lock are TOML with each package's
 dependencies (uv records the project as the package whose source is
 `editable`/`virtual`); Pipfile.lock is JSON and flat.
 """
@@ -11,6 +11,7 @@ dependencies (uv records the project as the package whose source is
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from typing import Any
 
@@ -22,6 +23,7 @@ from keyturn.scope.inventory import Inventory, Package
 from keyturn.scope.versions import PYPI
 
 ROOT = "(project)"
+_URL = re.compile(r"[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 
 def parse_requirements(text: str, file: str) -> Inventory:
@@ -41,8 +43,8 @@ def parse_requirements(text: str, file: str) -> Inventory:
 
 
 def _requirement(inventory: Inventory, line: str, number: int) -> None:
-    if not line or line.startswith(("-", "--")):
-        return  # options: -r, -c, -e, --index-url, a --hash continuation
+    if not line or line.startswith(("-", ".", "/", "~")) or _URL.match(line):
+        return  # options (-r, -e, --index-url, a --hash line), local paths, URLs: no registry pin
     spec = " ".join(word for word in line.split() if not word.startswith("--hash"))
     try:
         requirement = Requirement(spec)

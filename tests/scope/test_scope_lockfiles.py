@@ -169,6 +169,14 @@ def test_requirements_with_hashes_normalize_names_and_skip_unpinned_lines() -> N
     assert inventory.line("ctrl-utils") == 7
 
 
+def test_requirements_paths_urls_and_options_name_no_registry_pin() -> None:
+    text = ("-r base.txt\n-e .\n./vendor/pkg\nhttps://files.example/x-1.0.tar.gz\n"
+            "pkg @ git+https://git.example/pkg@1.0\n--index-url https://pypi.org/simple\n"
+            "six==1.16.0\n")
+    inventory = python_locks.parse_requirements(text, "requirements.txt")
+    assert list(inventory.packages) == ["six"]
+
+
 def test_poetry_uv_and_pipfile_locks() -> None:
     poetry = read(python_locks.parse_poetry, "poetry.lock")
     assert poetry.path("ctrl-utils") == ["(project)", "web-kit@3.0.1", "ctrl-utils@1.2.0"]
