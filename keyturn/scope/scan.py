@@ -126,6 +126,11 @@ def _repository(report: Report, advisory: Advisory, mapper: _Mapper, full_name: 
             f" environment {job.environment}" if job.environment else "")
         if run is not None:
             step += f" {run[0].label()}"
+        if job.all_secrets and not secrets.collected:
+            note = (f"{label}: {step} reads every secret (toJSON(secrets)); without collected "
+                    "evidence only the catalog's locations are known")
+            if note not in report.notes:
+                report.notes.append(note)
         places = (secrets.available({job.environment}) if job.all_secrets else
                   [secrets.resolve(name, job.environment) for name in sorted(job.secrets)])
         for place in filter(None, places):

@@ -69,6 +69,13 @@ def test_the_evidence_chain_runs_from_advisory_to_credential(acme: catalog.Catal
         "acme/app/package-lock.json:18", "acme/api/pnpm-lock.yaml:52"]
 
 
+def test_a_job_reading_every_secret_without_evidence_is_noted(acme: catalog.Catalog) -> None:
+    report = static(acme)
+    assert report.notes == [
+        ("acme/api: .github/workflows/test.yaml:5 job test reads every secret (toJSON(secrets)); "
+        "without collected evidence only the catalog's locations are known")]
+
+
 def test_a_compromised_action_is_matched_in_the_workflow(acme: catalog.Catalog) -> None:
     report = static(acme, "ghsa-action.json")
     (hit,) = report.affected
