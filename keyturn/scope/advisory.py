@@ -117,10 +117,6 @@ class Advisory:
         candidates = self._index.get((eco, versions.normalize_name(eco, name)), ())
         return next((pkg for pkg in candidates if pkg.affects(version)), None)
 
-    @property
-    def over_broad(self) -> bool:
-        return any(pkg.over_broad for pkg in self.packages)
-
 
 def load_osv(path: str | Path) -> Advisory:
     """Read an OSV JSON record; ScopeError names the line (syntax) or the JSON path (shape)."""

@@ -24,14 +24,6 @@ _FORWARD = {"DEPENDS_ON", "CONTAINS", "DESCRIBES", "DEV_DEPENDENCY_OF"}
 _BACKWARD = {"DEPENDENCY_OF", "CONTAINED_BY", "DESCRIBED_BY"}
 
 
-def is_sbom(data: Any) -> bool:
-    if not isinstance(data, dict):
-        return False
-    data = data.get("sbom", data) if isinstance(data.get("sbom"), dict) else data
-    return data.get("bomFormat") == "CycloneDX" or str(data.get("spdxVersion", "")).startswith(
-        "SPDX-")
-
-
 def parse(text: str, file: str) -> Inventory:
     """Parse a CycloneDX or SPDX JSON document (or GitHub's `{"sbom": ...}` wrapper)."""
     try:

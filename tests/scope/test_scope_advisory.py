@@ -29,12 +29,12 @@ def test_a_versions_only_record_matches_exactly_those_versions() -> None:
     assert advisory.match(NPM, "@acme/ui", "2.1.0") is not None
     assert advisory.match(NPM, "@acme/ui", "2.1.1") is None
     assert advisory.match(NPM, "@ACME/ui", "2.1.0") is None  # npm names are case-sensitive
-    assert not advisory.over_broad
+    assert not any(pkg.over_broad for pkg in advisory.packages)
 
 
 def test_an_open_ended_record_is_applied_and_flagged_over_broad() -> None:
     advisory = load_osv(FIXTURES / "mal-overbroad.json")
-    assert advisory.over_broad
+    assert [pkg.over_broad for pkg in advisory.packages] == [True]
     assert advisory.match(PYPI, "ctrl.utils", "0.0.1") is not None  # PEP 503 names
     assert advisory.match(PYPI, "CTRL-UTILS", "99.0") is not None
     assert advisory.ignored == ("crates.io:ctrl-utils",)
@@ -62,7 +62,7 @@ def test_limit_caps_a_range() -> None:
     advisory = parse_osv(osv(npm_range({"introduced": "0"}, {"limit": "1.5.0"})), "x.json")
     assert advisory.match(NPM, "pad", "1.4.9") is not None
     assert advisory.match(NPM, "pad", "1.5.0") is None
-    assert not advisory.over_broad
+    assert not any(pkg.over_broad for pkg in advisory.packages)
 
 
 def test_an_action_matches_by_tag_range_or_by_listed_commit_sha() -> None:
