@@ -87,7 +87,7 @@ def scope_command(
         inputs, files = _inputs(advisory, package, versions, range_, window, repo_dir or [],
                                 sbom or [], k8s or [], evidence, catalog_path)
         with err_console.status("scoping") as status:
-            report = scan.scope(inputs, lambda message: status.update(escape(message)))
+            report = scan.scope(inputs, lambda message: status.update(Text(message)))
     except (ScopeError, RunbookError) as exc:
         fail(escape(str(exc)), EXIT_USAGE)
     text = None
@@ -124,7 +124,7 @@ def collect_github_command(
     try:
         with err_console.status("collecting") as status:
             manifest = collect_github.collect(
-                org, repo or [], parsed, out, progress=lambda m: status.update(escape(m)))
+                org, repo or [], parsed, out, progress=lambda m: status.update(Text(m)))
     except ProviderError as exc:
         fail(escape(f"collecting from GitHub failed: {exc}"), EXIT_FAILED)
     console.print(Text(f"wrote {out}: {len(manifest['repositories'])} repositories, window "
