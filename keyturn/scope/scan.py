@@ -123,7 +123,8 @@ def _repository(report: Report, advisory: Advisory, mapper: _Mapper, full_name: 
         causes_any.extend(causes)
         environments.add(job.environment)
         step = f"{job.workflow}:{job.line} job {job.job}" + (
-            f" environment {job.environment}" if job.environment else "")
+            "" if not job.environment else " environment chosen at run time"
+            if job.environment == workflows.ANY_ENVIRONMENT else f" environment {job.environment}")
         if run is not None:
             step += f" {run[0].label()}"
         if job.all_secrets and not secrets.collected:
@@ -132,8 +133,9 @@ def _repository(report: Report, advisory: Advisory, mapper: _Mapper, full_name: 
             if note not in report.notes:
                 report.notes.append(note)
         places = (secrets.available({job.environment}) if job.all_secrets else
-                  [secrets.resolve(name, job.environment) for name in sorted(job.secrets)])
-        for place in filter(None, places):
+                  [place for name in sorted(job.secrets)
+                   for place in secrets.resolve(name, job.environment)])
+        for place in places:
             _expose(report, mapper, place, klass, [*_head(advisory, causes[0]), full_name, step],
                     reason)
     if not hits and not causes_any:
@@ -249,19 +251,34 @@ class _Secrets:
         known = defined if defined is not None else set(mapper.locations())
         prefixes = (f"github:repos/{self.full_name}/", f"github:orgs/{self.owner}/")
         self.known = {place for place in known if place.startswith(prefixes)}
+        self.environments = f"github:repos/{self.full_name}/environments/"
 
-    def resolve(self, name: str, environment: str | None) -> str | None:
+    def resolve(self, name: str, environment: str | None) -> list[str]:
         """Where `secrets.NAME` comes from: environment, then repository, then organization.
 
-        None when collected evidence shows no such secret (GitHub then gives an empty string).
+        Nothing when collected evidence shows no such secret (GitHub then gives an empty
+        string). With an environment chosen at run time, the NAME of every environment
+        that has one, and the repository's or organization's for those that do not.
         """
-        candidates = [github_repo(self.full_name, name, environment)] if environment else []
-        candidates += [github_repo(self.full_name, name), github_org(self.owner, name)]
-        found = next((c for c in candidates if c in self.known), None)
-        return found if found is not None or self.collected else candidates[0]
+        shared = [github_repo(self.full_name, name), github_org(self.owner, name)]
+        if environment == workflows.ANY_ENVIRONMENT:
+            suffix = "/" + name.upper()
+            found = sorted(place for place in self.known if "/environments/" in place
+                           and place.startswith(self.environments) and place.endswith(suffix))
+        else:
+            candidates = [github_repo(self.full_name, name, environment)] if environment else []
+            found = [c for c in candidates if c in self.known][:1]
+            if found:
+                return found
+        fallback = next((c for c in shared if c in self.known), None)
+        if fallback is None and not self.collected and not found:
+            fallback = github_repo(self.full_name, name, environment) if environment and (
+                environment != workflows.ANY_ENVIRONMENT) else shared[0]
+        return found + ([fallback] if fallback else [])
 
     def available(self, environments: set[str | None]) -> list[str]:
-        envs = {f"github:repos/{self.full_name}/environments/{e.lower()}/" for e in environments
-                if e}
-        return sorted(place for place in self.known if "/environments/" not in place or any(
-            place.startswith(prefix) for prefix in envs))
+        if workflows.ANY_ENVIRONMENT in environments:
+            return sorted(self.known)
+        envs = tuple(f"{self.environments}{e.lower()}/" for e in environments if e)
+        return sorted(place for place in self.known
+                      if "/environments/" not in place or place.startswith(envs))

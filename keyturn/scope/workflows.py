@@ -8,7 +8,9 @@ job reads the secrets it names (`secrets.NAME`, `secrets['NAME']`) anywhere
 in it or in the workflow's `env`, and every secret with `toJSON(secrets)`.
 A job that calls a reusable workflow of the same repository passes secrets on
 (`secrets: inherit`, or a mapping), and the called jobs are analysed with the
-caller's triggers, their own `environment:` and the secrets passed to them.
+caller's triggers, their own `environment:` and the secrets passed to them. An
+environment named by an expression (`${{ inputs.environment }}`) may be any
+of the repository's (`ANY_ENVIRONMENT`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ _SECRET_REFS = re.compile(
 )
 _ALL_SECRETS = re.compile(r"tojson\s*\(\s*secrets\s*\)", re.IGNORECASE)
 AUTOMATIC = frozenset({"GITHUB_TOKEN"})  # minted per run by GitHub, not a stored secret
+ANY_ENVIRONMENT = "*"  # `environment: ${{ inputs.env }}`: any of the repository's environments
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,8 @@ def _job(workflow: Workflow, job_id: str, body: dict[str, Any], triggers: frozen
     environment = body.get("environment")
     if isinstance(environment, dict):
         environment = environment.get("name")
+    if isinstance(environment, str) and "${{" in environment:
+        environment = ANY_ENVIRONMENT  # chosen by an expression (inputs, matrix) at run time
     return Job(workflow.path, job_id, str(body.get("name") or job_id),
                workflow.lines.get(job_id, 1),
                str(environment) if environment else None, triggers, frozenset(runs),

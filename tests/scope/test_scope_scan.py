@@ -92,9 +92,12 @@ def test_nothing_affected_gives_no_exposures_and_an_over_broad_note(
     assert any(note.startswith("over-broad advisory: PyPI:Ctrl_Utils") for note in report.notes)
 
 
-def write_evidence(root: Path, runs: list[evidence.RunAttempt]) -> Path:
+def write_evidence(root: Path, runs: list[evidence.RunAttempt],
+                   files: dict[str, str] | None = None) -> Path:
     repo = root / "repos" / "acme" / "app"
     shutil.copytree(CHECKOUTS / "app", repo / "tree" / SHA)
+    for name, text in (files or {}).items():
+        (repo / "tree" / SHA / name).write_text(text)
     evidence.write_json(root / "manifest.json", {
         "format": evidence.FORMAT, "org": "acme", "window": str(WINDOW),
         "repositories": ["acme/app"]})
@@ -112,10 +115,26 @@ def run(run_id: int, attempt: int, started: str, event: str = "push",
                                "acme/app", started, ["build"], excluded)
 
 
-def collected(tmp_path: Path, acme: catalog.Catalog, runs: list[evidence.RunAttempt]) -> Report:
+def collected(tmp_path: Path, acme: catalog.Catalog, runs: list[evidence.RunAttempt],
+              files: dict[str, str] | None = None) -> Report:
     return scan.scope(scan.Inputs(
         advisory.load_osv(FIXTURES / "advisories" / "mal-versions.json"), acme,
-        evidence=write_evidence(tmp_path, runs), window=WINDOW))
+        evidence=write_evidence(tmp_path, runs, files), window=WINDOW))
+
+
+def test_an_environment_chosen_at_run_time_may_be_any_of_the_repositorys(
+        tmp_path: Path, acme: catalog.Catalog) -> None:
+    deploy = (CHECKOUTS / "app" / ".github" / "workflows" / "deploy.yml").read_text().replace(
+        "environment: prod", "environment: ${{ inputs.environment }}")
+    report = collected(tmp_path, acme, [run(104, 1, "2025-08-26T23:00:00Z")],
+                       {".github/workflows/deploy.yml": deploy})
+    found = classes(report)
+    assert found["github:repos/acme/app/environments/prod/AWS_ACCESS_KEY_ID"] == (
+        "delivered", "ci-deployer-aws")
+    assert found["github:repos/acme/app/environments/staging/STAGING_KEY"] == ("reachable", None)
+    assert "job deploy/release environment chosen at run time" in report.exposures[
+        ("github:repos/acme/app/environments/prod/AWS_ACCESS_KEY_ID", "ci-deployer-aws")
+    ].evidence[0][4]
 
 
 def test_a_retried_attempt_inside_the_window_delivers_the_one_before_it_is_excluded(

@@ -78,6 +78,18 @@ def test_package_tools_are_recognized_as_words(script: str, runs: set[str]) -> N
     assert job.runs == runs
 
 
+@pytest.mark.parametrize(("environment", "expected"), [
+    ("prod", "prod"), ("{name: prod, url: 'https://x'}", "prod"),
+    ("${{ inputs.environment }}", workflows.ANY_ENVIRONMENT),
+    ("${{ matrix.env }}", workflows.ANY_ENVIRONMENT),
+])
+def test_a_jobs_environment(environment: str, expected: str) -> None:
+    parsed = load(ci=f"on: push\njobs:\n  j:\n    environment: {environment}\n"
+                     "    steps: [{run: npm ci}]\n")
+    (job,) = workflows.jobs(parsed)
+    assert job.environment == expected
+
+
 def test_another_repositorys_reusable_workflow_is_not_expanded() -> None:
     parsed = load(ci="on: push\njobs:\n  x:\n    uses: other/repo/.github/workflows/a.yml@v1\n"
                      "    secrets: inherit\n")
