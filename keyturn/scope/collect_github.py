@@ -3,7 +3,7 @@
 For each repository (those named, else every repository of the organization):
 the workflow runs created in the window, listed in slices so that no query
 matches more than GitHub's 1,000-result cap; every attempt of each run with
-its start and jobs; the lockfiles, SBOMs and workflow files at each run's head
+its start and jobs (those that ran, and those GitHub skipped); the lockfiles, SBOMs and workflow files at each run's head
 SHA (git trees and blobs); and the names, never values, of the secrets of the
 repository, of its environments and of the organization that it can see.
 Pull request runs from forks get no secrets from GitHub and are marked
@@ -89,12 +89,14 @@ def _attempts(gh: Github, full_name: str, run: dict[str, Any]) -> list[evidence.
         base = f"/repos/{full_name}/actions/runs/{run['id']}/attempts/{number}"
         with github_errors(f"read attempt {number} of run {run['id']} of {full_name}"):
             attempt = run if number == run.get("run_attempt") else call(gh, "GET", base)[1]
-            jobs = [job["name"] for job in _pages(gh, f"{base}/jobs", "jobs")]
+            jobs = _pages(gh, f"{base}/jobs", "jobs")
         found.append(evidence.RunAttempt(
             run["id"], number, run["path"].split("@", 1)[0], run["event"], run["head_sha"],
             head.get("full_name") or "(deleted fork)",
-            attempt.get("run_started_at") or attempt["created_at"], jobs,
-            FORK_REASON if fork else None))
+            attempt.get("run_started_at") or attempt["created_at"],
+            [job["name"] for job in jobs if job.get("conclusion") != "skipped"],
+            FORK_REASON if fork else None,
+            [job["name"] for job in jobs if job.get("conclusion") == "skipped"]))
     return found
 
 

@@ -4,7 +4,8 @@
     repos/OWNER/REPO/secrets.json      {"repository": [names], "environments": {ENV: [names]},
                                         "organization": [names visible to the repository]}
     repos/OWNER/REPO/runs.json         [{"id", "attempt", "workflow", "event", "head_sha",
-                                         "head_repository", "started_at", "jobs", "excluded"}]
+                                         "head_repository", "started_at", "jobs", "excluded",
+                                         "skipped"}]
     repos/OWNER/REPO/tree/SHA/...      lockfiles and workflow files at each run's head SHA
 
 Secret names only, never values. `excluded` is null or the reason a run could
@@ -35,8 +36,9 @@ class RunAttempt:
     head_sha: str
     head_repository: str
     started_at: str  # ISO 8601, as GitHub gives run_started_at
-    jobs: list[str] = field(default_factory=list)
+    jobs: list[str] = field(default_factory=list)  # names of the jobs that ran
     excluded: str | None = None
+    skipped: list[str] = field(default_factory=list)  # names of the jobs GitHub skipped
 
     @property
     def start(self) -> datetime:

@@ -108,45 +108,75 @@ def _read_tree(report: Report, advisory: Advisory, root: Path, label: str,
 def _repository(report: Report, advisory: Advisory, mapper: _Mapper, full_name: str,
                 tree: _Tree, secrets: _Secrets,
                 run: tuple[evidence.RunAttempt, str | None] | None) -> None:
+    """Exposures of one checkout, or of one collected run attempt of its tree."""
     label, hits, parsed = tree
-    klass: Klass = "delivered" if run is None or run[1] is None else "excluded"
-    reason = run[1] if run is not None else None
+    attempt, run_reason = run if run is not None else (None, None)
     environments: set[str | None] = set()
     causes_any: list[Affected] = []
+    ran = False
     for job in workflows.jobs(parsed):
-        if run is not None and job.workflow != run[0].workflow:
+        if attempt is not None and job.workflow != attempt.workflow:
             continue
         causes = [hit for hit in hits if hit.ecosystem in job.runs]
         causes += _actions(report, advisory, label, job)
         if not causes:
             continue
         causes_any.extend(causes)
-        environments.add(job.environment)
-        step = f"{job.workflow}:{job.line} job {job.job}" + (
-            "" if not job.environment else " environment chosen at run time"
-            if job.environment == workflows.ANY_ENVIRONMENT else f" environment {job.environment}")
-        if run is not None:
-            step += f" {run[0].label()}"
-        if job.all_secrets and not secrets.collected:
-            note = (f"{label}: {step} reads every secret (toJSON(secrets)); without collected "
-                    "evidence only the catalog's locations are known")
-            if note not in report.notes:
-                report.notes.append(note)
-        places = (secrets.available({job.environment}) if job.all_secrets else
-                  [place for name in sorted(job.secrets)
-                   for place in secrets.resolve(name, job.environment)])
-        for place in places:
-            _expose(report, mapper, place, klass, [*_head(advisory, causes[0]), full_name, step],
-                    reason)
+        reason = run_reason or _skipped(job, attempt)
+        if reason is None:
+            ran = True
+            environments.add(job.environment)
+        _job(report, mapper, secrets, [*_head(advisory, causes[0]), full_name], label, job,
+             attempt, reason)
     if not hits and not causes_any:
         return
-    cause = (causes_any or hits)[0]
+    reason = None if attempt is None or ran else (
+        run_reason or f"no job of {attempt.label()} that runs the package ran")
+    head = [*_head(advisory, (causes_any or hits)[0]), full_name]
     for place in secrets.available(environments):
         env = place.split("/environments/", 1)[1].rsplit("/", 1)[0] if (
             "/environments/" in place) else None
         where = f"available to environment {env}" if env else "available to the repository"
-        _expose(report, mapper, place, "reachable" if klass == "delivered" else klass,
-                [*_head(advisory, cause), full_name, where], reason)
+        _expose(report, mapper, place, "excluded" if reason else "reachable", [*head, where],
+                reason)
+
+
+def _job(report: Report, mapper: _Mapper, secrets: _Secrets, head: list[str], label: str,
+         job: workflows.Job, attempt: evidence.RunAttempt | None, reason: str | None) -> None:
+    """The secrets one job that runs the package reads: delivered, or excluded with `reason`."""
+    step = f"{job.workflow}:{job.line} job {job.job}" + (
+        "" if not job.environment else " environment chosen at run time"
+        if job.environment == workflows.ANY_ENVIRONMENT else f" environment {job.environment}")
+    if attempt is not None:
+        step += f" {attempt.label()}"
+    if job.all_secrets and not secrets.collected:
+        note = (f"{label}: {step} reads every secret (toJSON(secrets)); without collected "
+                "evidence only the catalog's locations are known")
+        if note not in report.notes:
+            report.notes.append(note)
+    places = (secrets.available({job.environment}) if job.all_secrets else
+              [place for name in sorted(job.secrets)
+               for place in secrets.resolve(name, job.environment)])
+    for place in places:
+        _expose(report, mapper, place, "excluded" if reason else "delivered", [*head, step],
+                reason)
+
+
+def _skipped(job: workflows.Job, attempt: evidence.RunAttempt | None) -> str | None:
+    """Why a job did not run in a collected attempt (GitHub lists it as skipped), else None.
+
+    GitHub names a job by its `name` (`caller / called` through a reusable workflow,
+    `name (a, b)` in a matrix); a name it cannot be matched to counts as run.
+    """
+    if attempt is None:
+        return None
+
+    def named(names: list[str]) -> bool:
+        return any(n == job.name or n.startswith(f"{job.name} (") for n in names)
+
+    if named(attempt.skipped) and not named(attempt.jobs):
+        return f"job {job.name!r} was skipped in {attempt.label()}"
+    return None
 
 
 def _actions(report: Report, advisory: Advisory, label: str, job: workflows.Job) -> list[Affected]:

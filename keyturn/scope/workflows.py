@@ -41,7 +41,7 @@ class Job:
 
     workflow: str  # file path in the repository
     job: str  # job id, "caller/called" when reached through a reusable workflow
-    name: str
+    name: str  # as GitHub shows it: `name:` or the id, "caller / called" through a call
     line: int
     environment: str | None
     triggers: frozenset[str]
@@ -118,7 +118,8 @@ def _expand(workflows: dict[str, Workflow], workflow: Workflow, job_id: str,
                 secrets = frozenset(mapping[n] for n in secrets if mapping.get(n))
                 if everything:
                     secrets, everything = frozenset(v for v in mapping.values() if v), False
-            found.append(Job(workflow.path, f"{job_id}/{job.job}", job.name,
+            caller = str(body.get("name") or job_id)
+            found.append(Job(workflow.path, f"{job_id}/{job.job}", f"{caller} / {job.name}",
                              workflow.lines.get(job_id, 1), job.environment, triggers, job.runs,
                              job.actions, secrets, everything))
     return found

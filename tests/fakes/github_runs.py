@@ -31,6 +31,7 @@ class _Run:
     head_repository: str
     created_at: str
     attempts: list[tuple[str, list[str]]]  # (run_started_at, job names) per attempt
+    skipped: tuple[str, ...] = ()  # jobs listed with conclusion "skipped"
 
 
 @dataclass
@@ -41,12 +42,14 @@ class WorkflowRuns:
 
     def add_run(self, full_name: str, *, path: str, head_sha: str, attempts: list[str],
                 event: str = "push", jobs: tuple[str, ...] = ("build",),
-                head_repository: str | None = None, created_at: str | None = None) -> int:
-        """A run whose attempts started at `attempts` (ISO 8601 Z); returns its id."""
+                skipped: tuple[str, ...] = (), head_repository: str | None = None,
+                created_at: str | None = None) -> int:
+        """A run whose attempts started at `attempts` (ISO 8601 Z), each listing `jobs`
+        (of which `skipped` were skipped); returns its id."""
         with self.fake.lock:
             run = _Run(self.fake.next_id(), full_name, path, event, head_sha,
                        head_repository or full_name, created_at or attempts[0],
-                       [(start, list(jobs)) for start in attempts])
+                       [(start, list(jobs)) for start in attempts], tuple(skipped))
             self.runs.append(run)
             return run.id
 
@@ -155,7 +158,8 @@ class WorkflowRuns:
             "run_attempt": number, "node_id": f"J_{jid}", "head_sha": run.head_sha,
             "url": api, "html_url": f"https://github.com/{repo['full_name']}/actions/runs/"
                                     f"{run.id}/job/{jid}",
-            "status": "completed", "conclusion": "success", "created_at": started,
+            "status": "completed",
+            "conclusion": "skipped" if name in run.skipped else "success", "created_at": started,
             "started_at": started, "completed_at": started, "name": name, "steps": [],
             "check_run_url": f"{repo['url']}/check-runs/{jid}", "labels": ["ubuntu-latest"],
             "runner_id": None, "runner_name": None, "runner_group_id": None,

@@ -62,7 +62,9 @@ def add_runs(runs: github_runs.WorkflowRuns) -> dict[str, int]:
     return {
         "before": runs.add_run("acme/app", path=ci, head_sha=SHA, attempts=["2025-08-26T22:29:59Z"]),
         "retried": runs.add_run("acme/app", path=ci, head_sha=SHA,
-                                attempts=["2025-08-26T22:30:00Z", "2025-08-27T02:00:00Z"]),
+                                attempts=["2025-08-26T22:30:00Z", "2025-08-27T02:00:00Z"],
+                                jobs=("build", "deploy / release"),
+                                skipped=("deploy / release",)),
         "late_retry": runs.add_run("acme/app", path=ci, head_sha=SHA,
                                    attempts=["2025-08-27T02:59:59Z", "2025-08-27T03:00:00Z"]),
         "at_end": runs.add_run("acme/app", path=ci, head_sha=SHA, attempts=["2025-08-27T03:00:00Z"]),
@@ -84,6 +86,7 @@ def test_collect_writes_runs_attempts_files_and_secret_names(org: Org, tmp_path:
     assert attempts[(ids["late_retry"], 2)].started_at == "2025-08-27T03:00:00Z"
     assert attempts[(ids["fork"], 1)].excluded == collect_github.FORK_REASON
     assert attempts[(ids["retried"], 1)].jobs == ["build"]
+    assert attempts[(ids["retried"], 1)].skipped == ["deploy / release"]
     assert repo.secrets == {"repository": ["NPM_TOKEN"], "organization": ["DEPLOY_PAT"],
                             "environments": {"prod": ["AWS_ACCESS_KEY_ID"]}}
     tree = repo.tree(SHA)

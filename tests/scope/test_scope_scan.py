@@ -110,9 +110,10 @@ def write_evidence(root: Path, runs: list[evidence.RunAttempt],
 
 
 def run(run_id: int, attempt: int, started: str, event: str = "push",
-        excluded: str | None = None) -> evidence.RunAttempt:
+        excluded: str | None = None, ran: tuple[str, ...] = ("build",),
+        skipped: tuple[str, ...] = ()) -> evidence.RunAttempt:
     return evidence.RunAttempt(run_id, attempt, ".github/workflows/ci.yml", event, SHA,
-                               "acme/app", started, ["build"], excluded)
+                               "acme/app", started, list(ran), excluded, list(skipped))
 
 
 def collected(tmp_path: Path, acme: catalog.Catalog, runs: list[evidence.RunAttempt],
@@ -120,6 +121,28 @@ def collected(tmp_path: Path, acme: catalog.Catalog, runs: list[evidence.RunAtte
     return scan.scope(scan.Inputs(
         advisory.load_osv(FIXTURES / "advisories" / "mal-versions.json"), acme,
         evidence=write_evidence(tmp_path, runs, files), window=WINDOW))
+
+
+def test_a_job_github_skipped_exposes_nothing(tmp_path: Path, acme: catalog.Catalog) -> None:
+    report = collected(tmp_path, acme, [run(105, 1, "2025-08-26T23:00:00Z",
+                                            skipped=("deploy / release",))])
+    found = classes(report)
+    assert found["github:repos/acme/app/NPM_TOKEN"] == ("delivered", "npm-publish-token")
+    aws = report.exposures[("github:repos/acme/app/environments/prod/AWS_ACCESS_KEY_ID",
+                            "ci-deployer-aws")]
+    assert (aws.klass, aws.reason) == (
+        "excluded", ("job 'deploy / release' was skipped in run 105 attempt 1 "
+                    "(push, 2025-08-26T23:00:00Z)"))
+
+
+def test_a_run_whose_package_jobs_all_skipped_makes_nothing_reachable(
+        tmp_path: Path, acme: catalog.Catalog) -> None:
+    report = collected(tmp_path, acme, [run(106, 1, "2025-08-26T23:00:00Z", ran=("docs",),
+                                            skipped=("build", "deploy / release"))])
+    assert {e.klass for e in report.exposures.values()} == {"excluded"}
+    legacy = report.exposures[("github:repos/acme/app/LEGACY_KEY", None)]
+    assert legacy.reason == ("no job of run 106 attempt 1 (push, 2025-08-26T23:00:00Z) "
+                             "that runs the package ran")
 
 
 def test_an_environment_chosen_at_run_time_may_be_any_of_the_repositorys(
