@@ -27,77 +27,119 @@ _TOP = re.compile(r"\n(?=[^ \n#-])")  # the end of the line before a top-level l
 
 def parse(text: str, file: str) -> Inventory:
     """Parse a pnpm lockfile; ScopeError (with line and column) on anything else."""
-    inventory = Inventory(file, "pnpm-lock", text)
-    major = _major(text, file)
-    node_section = "snapshots" if major == 9 else "packages"
-    aliases: dict[str, str] = {}
-    pending: dict[str, dict[str, str]] = {}  # v6 entries whose key has no version
-    entry = ""
-    children: list[str] = []  # the current entry's dependencies
-    wanted = {node_section, "importers", *_GROUPS}
+    reader = _Reader(Inventory(file, "pnpm-lock", text), _major(text, file))
+    node_section = "snapshots" if reader.major == 9 else "packages"
     for section, first, body in _sections(text, file):
-        if section not in wanted:
-            continue  # settings, v9's packages (metadata only), ...: not scanned
-        path = [section]  # the keys above the current line, one per indent level
+        if section == node_section:
+            reader.nodes(body, first)
+        elif section == "importers" or section in _GROUPS:
+            reader.roots(section, body, first)
+        # settings, v9's packages (metadata only), ...: not scanned
+    return reader.finish()
+
+
+class _Reader:
+    """The state of one parse: what was read so far, aliases, v6 entries awaiting a version."""
+
+    def __init__(self, inventory: Inventory, major: int) -> None:
+        self.inventory, self.major, self.file = inventory, major, inventory.file
+        self.aliases: dict[str, str] = {}
+        self.pending: dict[str, dict[str, str]] = {}  # v6 entries whose key has no version
+
+    def lines(self, body: str, first: int) -> Iterator[tuple[int, str, str, int]]:
+        """(number, line, stripped, indent) of each line that holds a key."""
         for number, line in enumerate(body.split("\n"), first):
             stripped = line.lstrip(" ")
             if not stripped or stripped[0] == "#" or stripped.startswith("- "):
                 continue
-            indent = len(line) - len(stripped)
             if stripped[0] == "\t":
-                raise ScopeError(file, "tab in indentation", number, indent + 1)
+                raise ScopeError(self.file, "tab in indentation", number,
+                                 len(line) - len(stripped) + 1)
+            yield number, line, stripped, len(line) - len(stripped)
+
+    def nodes(self, body: str, first: int) -> None:
+        """The installed copies (v9 snapshots, v6 packages) and their dependencies."""
+        entry, children, in_deps = "", [], False
+        prefix = "" if self.major == 9 else "/"
+        for number, line, stripped, indent in self.lines(body, first):
+            if indent == 6 and in_deps and stripped[0] not in "'\"":
+                # the common dependency line, `name: 1.2.3(peer@x)`, the short way
+                key, _, value = stripped.partition(": ")
+                if value[:1].isdigit():
+                    children.append(f"{prefix}{key}@{value}")
+                    continue
+            if indent == 4:
+                # an entry's field: only its dependency groups (and v6 name/version) matter
+                field = stripped.partition(":")[0]
+                in_deps = field in _PACKAGE_DEPS
+                if field in ("name", "version") and entry in self.pending:
+                    self.pending[entry][field] = split_line(line, self.file, number, indent)[1]
+            elif indent == 2:
+                if stripped[0] not in "'\"" and stripped.endswith(":"):
+                    entry = stripped[:-1]  # the common entry line, `name@1.2.3(peer@x):`
+                else:
+                    entry = split_line(line, self.file, number, indent)[0]
+                children, in_deps = self.inventory.edges.setdefault(entry, []), False
+                if entry not in self.inventory.packages:
+                    self._add(entry, number)
+            elif indent == 6 and in_deps:
+                key, value = split_line(line, self.file, number, indent)
+                self._edge(entry, key, value)
+            elif indent < 2 or indent % 2:
+                split_line(line, self.file, number, indent)  # refuses what is no `key:` line
+
+    def roots(self, section: str, body: str, first: int) -> None:
+        """`importers` (workspaces), or v6's top-level dependency groups of one project."""
+        path = [section]  # the keys above the current line, one per indent level
+        for number, line, _, indent in self.lines(body, first):
             level = indent // 2
             del path[level:]
             if len(path) < level:
-                continue  # under a list item or a flow value
-            if section == node_section and level == 2:
-                # an entry's field: only its dependency groups (and v6 name/version) matter
-                field = stripped.partition(":")[0]
-                if field in _PACKAGE_DEPS:
-                    path.append(field)
-                elif field in ("name", "version") and entry in pending:
-                    pending[entry][field] = split_line(line, file, number, indent)[1]
-                continue
-            if section == node_section and level == 1 and stripped[0] not in "'\"" and (
-                    stripped.endswith(":")):
-                entry = stripped[:-1]  # the common entry line, `name@1.2.3(peer@x):`
-                children = inventory.edges.setdefault(entry, [])
-                if entry not in inventory.packages:
-                    _add_node(inventory, entry, number, pending)
-                path.append(entry)
-                continue
-            if section == node_section and level == 3 and stripped[0] not in "'\"":
-                # the common dependency line, `name: 1.2.3(peer@x)`, without the general path
-                key, _, value = stripped.partition(": ")
-                if value[:1].isdigit():
-                    children.append(f"{key}@{value}" if major == 9 else f"/{key}@{value}")
-                    continue
-            key, value = split_line(line, file, number, indent)
+                continue  # under a flow value
+            key, value = split_line(line, self.file, number, indent)
             if not value:
                 path.append(key)
-            if section == node_section and level == 1:
-                entry = key
-                children = inventory.edges.setdefault(entry, [])
-                if entry not in inventory.packages:
-                    _add_node(inventory, entry, number, pending)
-            elif section == node_section and level == 3:
-                _edge(inventory, entry, key, value, major, aliases)
-            elif value and key == "version" and _is_importer_dep(path, level):
+            elif key == "version" and _is_importer_dep(path, level):
                 importer = path[1] if section == "importers" else "."
                 root = f"importer:{importer}"
-                if root not in inventory.titles:
-                    inventory.roots.append(root)
-                    inventory.titles[root] = importer
-                _edge(inventory, root, path[-1], value, major, aliases)
-    for node, fields in pending.items():
-        if "version" not in fields:
-            raise ScopeError(file, f"package {node!r} has no version", inventory.lines[node])
-        inventory.packages[node] = Package(NPM, fields.get("name", node), fields["version"])
-    for node, alias in aliases.items():
-        package = inventory.packages.get(node)
-        if package is not None:
-            inventory.packages[node] = Package(NPM, package.name, package.version, alias)
-    return inventory
+                if root not in self.inventory.titles:
+                    self.inventory.roots.append(root)
+                    self.inventory.titles[root] = importer
+                self._edge(root, path[-1], value)
+
+    def finish(self) -> Inventory:
+        inventory = self.inventory
+        for node, fields in self.pending.items():
+            if "version" not in fields:
+                raise ScopeError(self.file, f"package {node!r} has no version",
+                                 inventory.lines[node])
+            inventory.packages[node] = Package(NPM, fields.get("name", node), fields["version"])
+        for node, alias in self.aliases.items():
+            package = inventory.packages.get(node)
+            if package is not None:
+                inventory.packages[node] = Package(NPM, package.name, package.version, alias)
+        return inventory
+
+    def _add(self, key: str, number: int) -> None:
+        name, at, version = key.removeprefix("/").split("(", 1)[0].rpartition("@")
+        if not at or not name:
+            self.pending[key] = {}
+            self.inventory.lines[key] = number
+            return
+        self.inventory.add(key, Package(NPM, name, version), number)
+
+    def _edge(self, parent: str, name: str, ref: str) -> None:
+        if ref.startswith(("link:", "workspace:")):
+            return
+        head = ref.split("(", 1)[0]
+        if self.major == 9:
+            node = ref if head.rfind("@") > 0 else f"{name}@{ref}"
+        else:
+            node = ref if head.startswith("/") or "/" in head else f"/{name}@{ref}"
+        real = node.removeprefix("/").split("(", 1)[0].rpartition("@")[0]
+        if real and real != name:
+            self.aliases[node] = name
+        self.inventory.depend(parent, node)
 
 
 def _major(text: str, file: str) -> int:
@@ -134,30 +176,3 @@ def _sections(text: str, file: str) -> Iterator[tuple[str, int, str]]:
         key, _ = split_line(header, file, number, 0)
         yield key, number + 1, body
         number += text.count("\n", start, end) + 1
-
-
-def _add_node(inventory: Inventory, key: str, number: int,
-              pending: dict[str, dict[str, str]]) -> None:
-    bare = key.removeprefix("/")
-    bare = bare.split("(", 1)[0]
-    name, at, version = bare.rpartition("@")
-    if not at or not name:
-        pending[key] = {}
-        inventory.lines[key] = number
-        return
-    inventory.add(key, Package(NPM, name, version), number)
-
-
-def _edge(inventory: Inventory, parent: str, name: str, ref: str, major: int,
-          aliases: dict[str, str]) -> None:
-    if ref.startswith(("link:", "workspace:")):
-        return
-    head = ref.split("(", 1)[0]
-    if major == 9:
-        node = ref if head.rfind("@") > 0 else f"{name}@{ref}"
-    else:
-        node = ref if head.startswith("/") or "/" in head else f"/{name}@{ref}"
-    real = (node.removeprefix("/")).split("(", 1)[0].rpartition("@")[0]
-    if real and real != name:
-        aliases[node] = name
-    inventory.depend(parent, node)
