@@ -112,6 +112,8 @@ def collect_github_command(
     repo: Annotated[list[str] | None, typer.Option(
         help="owner/name (repeatable); default: every repository of --org.",
         show_default=False)] = None,
+    output: Annotated[OutputFormat, typer.Option("--output", "-o", help="text or json.")] = (
+        OutputFormat.text),
 ) -> None:
     """Runs in the window (each attempt), lockfiles and workflows at their head SHAs, jobs,
     and secret names (never values), from GitHub ($KEYTURN_GITHUB_API_URL, $KEYTURN_GITHUB_TOKEN)."""
@@ -127,6 +129,9 @@ def collect_github_command(
                 org, repo or [], parsed, out, progress=lambda m: status.update(Text(m)))
     except ProviderError as exc:
         fail(escape(f"collecting from GitHub failed: {exc}"), EXIT_FAILED)
+    if output is OutputFormat.json:
+        print_json(manifest)
+        return
     console.print(Text(f"wrote {out}: {len(manifest['repositories'])} repositories, window "
                        f"{manifest['window']}"))
     for note in manifest["notes"]:

@@ -142,6 +142,8 @@ def test_collect_command_refuses_a_used_directory_and_reports_github_failures(
     with org.fake.failing(500):
         result = runner.invoke(app, [*base, "--out", str(tmp_path / "new")])
     assert result.exit_code == 1 and "collecting from GitHub failed" in result.output
-    result = runner.invoke(app, [*base, "--repo", "acme/app", "--out", str(tmp_path / "ok")])
+    result = runner.invoke(app, [*base, "--repo", "acme/app", "--out", str(tmp_path / "ok"),
+                                 "-o", "json"])
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "ok" / "manifest.json").read_text())["org"] == "acme"
+    assert json.loads(result.stdout) == json.loads((tmp_path / "ok" / "manifest.json").read_text())
+    assert json.loads(result.stdout)["repositories"] == ["acme/app"]
