@@ -83,6 +83,9 @@ def scope_command(
     """Scope an advisory: affected installs, exposed secrets by class, and a runbook."""
     if ctx.invoked_subcommand is not None:
         return
+    if runbook_out is not None and catalog_path is None:
+        fail("--runbook-out needs --catalog: the runbook is made of the catalog's credentials",
+             EXIT_USAGE)
     try:
         inputs, files = _inputs(advisory, package, versions, range_, window, repo_dir or [],
                                 sbom or [], k8s or [], evidence, catalog_path)

@@ -89,6 +89,7 @@ def test_names_from_the_inputs_are_printed_literally(tmp_path: Path) -> None:
     (["--package", "npm:a", "--versions", "1", "--repo-dir", "nowhere"], "expected DIR=owner/name"),
     (["--package", "npm:a", "--versions", "1", "--sbom", "/nonexistent/sbom"], "does not exist"),
     (["--package", "npm:a", "--versions", "1", "--catalog", FIXTURES / "uv.lock"], "uv.lock:1:1"),
+    (["--package", "npm:a", "--versions", "1", "--runbook-out", "x.yaml"], "needs --catalog"),
 ])
 def test_invalid_input_exits_2_and_says_where(args: list[object], message: str) -> None:
     result = scope(*args)
