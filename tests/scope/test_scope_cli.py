@@ -87,7 +87,7 @@ def test_names_from_the_inputs_are_printed_literally(tmp_path: Path) -> None:
     (["--package", "npm:a"], "give --versions"),
     (["--package", "npm:a", "--versions", "1", "--window", "yesterday"], "is not a window"),
     (["--package", "npm:a", "--versions", "1", "--repo-dir", "nowhere"], "expected DIR=owner/name"),
-    (["--package", "npm:a", "--versions", "1", "--sbom", "/nonexistent/sbom"], "does not exist"),
+    (["--package", "npm:a", "--versions", "1", "--sbom", "no-such-sbom-dir"], "does not exist"),
     (["--package", "npm:a", "--versions", "1", "--catalog", FIXTURES / "uv.lock"], "uv.lock:1:1"),
     (["--package", "npm:a", "--versions", "1", "--runbook-out", "x.yaml"], "needs --catalog"),
 ])
