@@ -15,6 +15,7 @@ from keyturn.cli import (
     provider_cmds,
     run_cmds,
     runbook_cmds,
+    scope_cmds,
 )
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ run_cmds.register(app)
 provider_cmds.register(app)
 app.add_typer(dev_cmds.app, name="dev")
 app.add_typer(audit_cmds.app, name="audit")
+app.add_typer(scope_cmds.app, name="scope")
 api_cmds.register(app)
 
 

@@ -40,7 +40,7 @@ def loads(
     try:
         runbook = Runbook.model_validate(data)
     except ValidationError as err:
-        raise _first_error(err, source) from None
+        raise first_error(err, source) from None
     runbook._source = source
     return runbook
 
@@ -61,19 +61,25 @@ def decode(data: bytes, filename: str) -> str:
         raise RunbookError(filename, line, column, "the file is not UTF-8 text") from err
 
 
-def _first_error(exc: ValidationError, source: SourceMap) -> RunbookError:
-    """The model error that comes first in the file (ties: pydantic's order)."""
-    errors = [_convert(error, source) for error in exc.errors(include_url=False)]
+def first_error(
+    exc: ValidationError, source: SourceMap, root: type[BaseModel] = Runbook
+) -> RunbookError:
+    """The model error that comes first in the file (ties: pydantic's order).
+
+    `root` is the model validated from the document's top (the scope catalog
+    uses this too).
+    """
+    errors = [_convert(error, source, root) for error in exc.errors(include_url=False)]
     return min(errors, key=lambda error: (error.line, error.column))
 
 
-def _convert(error: Any, source: SourceMap) -> RunbookError:
+def _convert(error: Any, source: SourceMap, root: type[BaseModel]) -> RunbookError:
     loc = error["loc"]
     path, at_key = _locate(loc, source)
     if error["type"] == "missing":
         return source.error(path, f"missing required field '{loc[-1]}'")
     if error["type"] == "extra_forbidden":
-        return source.error(path, _unknown_field(loc), key=True)
+        return source.error(path, _unknown_field(loc, root), key=True)
     reason = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
     label = next((seg for seg in reversed(path) if isinstance(seg, str)), None)
     if label and not at_key:
@@ -92,9 +98,9 @@ def _locate(loc: tuple[Any, ...], source: SourceMap) -> tuple[Path, bool]:
     return path, False
 
 
-def _unknown_field(loc: tuple[Any, ...]) -> str:
+def _unknown_field(loc: tuple[Any, ...], root: type[BaseModel]) -> str:
     name = str(loc[-1])
-    model = _model_at(loc[:-1])
+    model = _model_at(loc[:-1], root)
     if model is TierGate and name == "before":
         return "a tier gate has no 'before': it is checked before the tier starts"
     allowed = [field.alias or key for key, field in model.model_fields.items()] if model else []
@@ -104,9 +110,9 @@ def _unknown_field(loc: tuple[Any, ...]) -> str:
     return f"unknown field '{name}'" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
 
 
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+def _model_at(loc: tuple[Any, ...], root: type[BaseModel]) -> type[BaseModel] | None:
     """The model class that validates the value at `loc`, by walking field annotations."""
-    annotation: Any = Runbook
+    annotation: Any = root
     for seg in loc:
         annotation = _unwrap(annotation)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):

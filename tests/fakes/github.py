@@ -860,9 +860,12 @@ def paginate(req: FakeRequest, items: list) -> tuple[int, list, dict[str, str]]:
     links = []
     if page * per_page < len(items):
         last = (len(items) + per_page - 1) // per_page
+        # other parameters (filters such as `created`) stay in the links, as on GitHub
+        kept = "".join(f"&{quote_plus(k)}={quote_plus(v)}" for k, v in req.query.items()
+                       if k not in ("per_page", "page"))
         base = f"{req.headers.get('Host', '')}{req.path}"
-        links.append(f'<http://{base}?per_page={per_page}&page={page + 1}>; rel="next"')
-        links.append(f'<http://{base}?per_page={per_page}&page={last}>; rel="last"')
+        links.append(f'<http://{base}?per_page={per_page}&page={page + 1}{kept}>; rel="next"')
+        links.append(f'<http://{base}?per_page={per_page}&page={last}{kept}>; rel="last"')
     return 200, chunk, ({"Link": ", ".join(links)} if links else {})
 
 

@@ -3,7 +3,8 @@
 `install(fake)` registers GitHub's REST routes for Actions secrets (public key,
 list, get, create-or-update, delete; paths, statuses and shapes as in GitHub's
 OpenAPI description) on a `fakes.github.GitHubFake` and returns the
-`ActionsSecrets` state behind them. Each repository, environment and
+`ActionsSecrets` state behind them, with the listings `scope collect github`
+reads: a repository's environments and the organization secrets it can see. Each repository, environment and
 organization has a real Curve25519 key pair; a PUT must carry a value sealed to
 it (libsodium sealed box, base64) under the current key_id, else 422. Like
 GitHub, the fake opens the value on PUT and never returns it: tests read it
@@ -118,6 +119,24 @@ class ActionsSecrets:
         status, page, headers = paginate(request, items)
         return status, {"total_count": len(items), "secrets": page}, headers
 
+    def list_environments(self, request: FakeRequest) -> tuple:
+        full_name = self.fake.repo_for(request, admin=True).data["full_name"]
+        names = sorted(env for repo, env in self.environments if repo == full_name.lower())
+        items = [self._environment(full_name, env) for env in names]
+        status, page, headers = paginate(request, items)
+        return status, {"total_count": len(items), "environments": page}, headers
+
+    def list_visible_org_secrets(self, request: FakeRequest) -> tuple:
+        """Organization secrets the repository can use: visibility all, private (the
+        repositories here are private) or selected with this repository."""
+        repo = self.fake.repo_for(request, admin=True).data
+        box = self._box(("org", repo["owner"]["login"].lower()))
+        items = [{"name": s.name, "created_at": s.created_at, "updated_at": s.updated_at}
+                 for _, s in sorted(box.secrets.items())
+                 if s.visibility != "selected" or repo["id"] in s.selected_repository_ids]
+        status, page, headers = paginate(request, items)
+        return status, {"total_count": len(items), "secrets": page}, headers
+
     def get(self, request: FakeRequest) -> tuple:
         scope = self.scope(request)
         stored = self._box(scope).secrets.get(request.params["secret_name"].upper())
@@ -159,6 +178,15 @@ class ActionsSecrets:
 
     # -- helpers --------------------------------------------------------------------
 
+    def _environment(self, full_name: str, name: str) -> dict:
+        eid = int.from_bytes(f"{full_name}/{name}".encode()[:6], "big")
+        stamp = "2025-01-01T00:00:00Z"
+        return {"id": eid, "node_id": f"EN_{eid}", "name": name,
+                "url": f"{self.fake.url}/repos/{full_name}/environments/{name}",
+                "html_url": f"https://github.com/{full_name}/deployments/activity_log"
+                            f"?environments_filter={name}",
+                "created_at": stamp, "updated_at": stamp}
+
     def _box(self, scope: Scope) -> _Box:
         return self._boxes.setdefault(scope, _Box())
 
@@ -199,4 +227,7 @@ def install(fake: GitHubFake) -> ActionsSecrets:
         fake.route("GET", f"{base}/{{secret_name}}")(state.get)
         fake.route("PUT", f"{base}/{{secret_name}}")(state.put)
         fake.route("DELETE", f"{base}/{{secret_name}}")(state.delete)
+    fake.route("GET", "/repos/{owner}/{repo}/environments")(state.list_environments)
+    fake.route("GET", "/repos/{owner}/{repo}/actions/organization-secrets")(
+        state.list_visible_org_secrets)
     return state

@@ -263,6 +263,7 @@ def run_script(fake: GitHubFake, states: dict[str, Any], monkeypatch: pytest.Mon
     script_hooks(fake, call)
     script_personal_access_tokens(fake, call)
     script_actions_secrets(fake, states["github_actions"], token, call, monkeypatch)
+    script_runs(states["github_runs"], call)
 
 
 def script_deploy_keys(call) -> None:
@@ -311,5 +312,21 @@ def script_actions_secrets(fake, actions, token, call, monkeypatch) -> None:
     for base in ("/repos/acme/app/actions", "/repos/acme/app/environments/prod", "/orgs/acme/actions"):
         call("GET", f"{base}/secrets")
         call("GET", f"{base}/secrets?per_page=1&page=1")
+    call("GET", "/repos/acme/app/environments")
+    call("GET", "/repos/acme/app/actions/organization-secrets")
     for path in paths:
         store.destroy(path)
+
+
+def script_runs(runs, call) -> None:
+    """What `keyturn scope collect github` reads: runs, attempts, jobs, trees, blobs, repos."""
+    sha = "a" * 40
+    runs.add_file("acme/app", sha, ".github/workflows/ci.yml", "on: push\njobs: {}\n")
+    run_id = runs.add_run("acme/app", path=".github/workflows/ci.yml", head_sha=sha,
+                          attempts=["2025-08-26T23:00:00Z", "2025-08-27T01:00:00Z"])
+    call("GET", "/orgs/acme/repos")
+    call("GET", "/repos/acme/app/actions/runs?created=2025-08-26T00:00:00Z..2025-08-28T00:00:00Z")
+    call("GET", f"/repos/acme/app/actions/runs/{run_id}/attempts/1")
+    call("GET", f"/repos/acme/app/actions/runs/{run_id}/attempts/2/jobs")
+    tree = call("GET", f"/repos/acme/app/git/trees/{sha}?recursive=1")
+    call("GET", f"/repos/acme/app/git/blobs/{tree['tree'][0]['sha']}")
