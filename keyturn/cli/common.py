@@ -8,6 +8,7 @@ from enum import Enum
 from typing import Any, NoReturn
 
 from rich.console import Console
+from rich.text import Text
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the operation ran and failed (run failed, audit broken)
@@ -27,6 +28,11 @@ def print_json(data: Any) -> None:
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    """Print an error that says what to fix and exit with `code`."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print an error that says what to fix and exit with `code`.
+
+    The message is printed literally: names, paths and error text from outside
+    (a runbook, a server's answer) may hold `[...]` or `:name:` and are data.
+    """
+    err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False,
+                      emoji=False)
     raise SystemExit(code)

@@ -67,9 +67,9 @@ def run_async(coro):
         return asyncio.run(coro)
     except PreflightRefused as exc:
         show(exc.report, exc.output, refused=True)
-        fail(escape(str(exc)), EXIT_FAILED)
+        fail(str(exc), EXIT_FAILED)
     except (ConfigError, runs.RunError) as exc:
-        fail(escape(str(exc)))
+        fail(str(exc))
 
 
 def read_runbook(runbook: Path) -> str:
@@ -85,7 +85,7 @@ def plan_or_fail(runbook: Path, principal: str, now: datetime, *, preflight: str
     try:
         plan = load_plan(runbook, requested_by=principal, now=now)
     except RunbookError as exc:
-        fail(escape(str(exc)))
+        fail(str(exc))
     return plan.model_copy(update={"preflight": preflight}) if preflight else plan
 
 
@@ -115,7 +115,7 @@ def api_call(call, *args, **kwargs):
     try:
         return call(*args, **kwargs)
     except ApiError as exc:
-        fail(escape(str(exc)))
+        fail(str(exc))
 
 
 def _detail_json(detail: runs.RunDetail) -> dict:
@@ -150,7 +150,7 @@ def _detail_patiently(api: ApiClient, run_id: str) -> runs.RunDetail:
             return api.detail(run_id)
         except ApiError as exc:
             if exc.code not in TRANSIENT_API_CODES or time.monotonic() > deadline:
-                fail(escape(str(exc)))
+                fail(str(exc))
             err_console.print(f"[yellow]still waiting; the API is unavailable:[/] {escape(str(exc))}")
             time.sleep(POLL_SECONDS)
 
@@ -190,12 +190,12 @@ def _run_over_api(api: ApiClient, runbook: Path, wait: bool, output: OutputForma
         started = api.start_run(text, skip_preflight=skip_preflight)
     except ApiError as exc:
         if exc.code == "invalid_runbook" and exc.body.get("line"):  # positions in the local file
-            fail(escape(f"{runbook}:{exc.body['line']}:{exc.body.get('column') or 1}: "
-                        f"{_reason(exc.body)}"))
+            fail(f"{runbook}:{exc.body['line']}:{exc.body.get('column') or 1}: "
+                        f"{_reason(exc.body)}")
         if exc.code == "preflight_failed" and "report" in exc.body:
             show(PreflightReport.model_validate(exc.body["report"]), output, refused=True)
-            fail(escape(str(exc)), EXIT_FAILED)
-        fail(escape(str(exc)))
+            fail(str(exc), EXIT_FAILED)
+        fail(str(exc))
     run_id = started["run_id"]
     if output == OutputFormat.json and not wait:
         print_json(started)

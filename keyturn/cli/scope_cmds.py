@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.text import Text
 
 from keyturn.audit import AuditError, open_log
@@ -92,7 +91,7 @@ def scope_command(
         with err_console.status("scoping") as status:
             report = scan.scope(inputs, lambda message: status.update(Text(message)))
     except (ScopeError, RunbookError) as exc:
-        fail(escape(str(exc)), EXIT_USAGE)
+        fail(str(exc), EXIT_USAGE)
     text = None
     if inputs.catalog is not None:
         text = runbook_gen.generate(report, inputs.catalog, incident, delivered_only)
@@ -123,15 +122,15 @@ def collect_github_command(
     try:
         parsed = parse_window(window)
     except ValueError as exc:
-        fail(escape(str(exc)), EXIT_USAGE)
+        fail(str(exc), EXIT_USAGE)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        fail(escape(f"{out} exists and is not an empty directory"), EXIT_USAGE)
+        fail(f"{out} exists and is not an empty directory", EXIT_USAGE)
     try:
         with err_console.status("collecting") as status:
             manifest = collect_github.collect(
                 org, repo or [], parsed, out, progress=lambda m: status.update(Text(m)))
     except ProviderError as exc:
-        fail(escape(f"collecting from GitHub failed: {exc}"), EXIT_FAILED)
+        fail(f"collecting from GitHub failed: {exc}", EXIT_FAILED)
     if output is OutputFormat.json:
         print_json(manifest)
         return
@@ -189,4 +188,4 @@ def _audit(report, files: dict[str, Path], runbook: str | None, audit_log: Path 
         log = open_log(audit_log)
         log.append(audit_record.event(report, files, runbook, Settings.from_env().principal))
     except (AuditError, OSError, ConfigError) as exc:
-        fail(escape(f"cannot record the scoping in the audit log: {exc}"), EXIT_FAILED)
+        fail(f"cannot record the scoping in the audit log: {exc}", EXIT_FAILED)
