@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from keyturn.activities.locks import LockActivities
 from keyturn.activities.notify import notify
 from keyturn.activities.recording import StepRecorder
 from keyturn.activities.steps import RotationSteps
@@ -34,6 +35,7 @@ from keyturn.runbook.plan_model import StorePlan
 from keyturn.stores.base import Store
 from keyturn.stores.registry import open_store
 from keyturn.workflows.common import family_queue
+from keyturn.workflows.lock import TargetLockWorkflow
 from keyturn.workflows.rotation import CredentialRotationWorkflow
 from keyturn.workflows.runbook import RunbookWorkflow
 from keyturn.workflows.tier import TierWorkflow
@@ -41,7 +43,7 @@ from keyturn.workflows.tier import TierWorkflow
 if TYPE_CHECKING:
     from keyturn.audit.postgres import PostgresAuditLog
 
-WORKFLOWS = [RunbookWorkflow, TierWorkflow, CredentialRotationWorkflow]
+WORKFLOWS = [RunbookWorkflow, TierWorkflow, CredentialRotationWorkflow, TargetLockWorkflow]
 log = logging.getLogger("keyturn.worker")
 
 
@@ -76,8 +78,8 @@ def build_workers(
 ) -> list[Worker]:
     """The workers of one process; tests inject providers, stores and the audit log.
 
-    One worker polls `task_queue` for the workflows and their audit records
-    (unless workflows=False); one per provider family polls `<task_queue>.<family>`
+    One worker polls `task_queue` for the workflows, their audit records and
+    reads of target holds (unless workflows=False); one per provider family polls `<task_queue>.<family>`
     for the protocol steps, limited to the family's activities per second.
     """
     recorder = StepRecorder(audit_log)
@@ -93,7 +95,7 @@ def build_workers(
             client,
             task_queue=task_queue,
             workflows=WORKFLOWS,
-            activities=[recorder.append, notify],
+            activities=[recorder.append, notify, LockActivities(client).holder],
             activity_executor=executor,
             max_concurrent_activities=max_concurrent_activities,
         ))

@@ -1,6 +1,6 @@
 """Regenerate the saved workflow histories that test_history_replay.py replays.
 
-    .venv/bin/python tests/workflows/record_histories.py
+    .venv/bin/python tests/workflows/record_histories.py [SCENARIO ...]
 
 Runs a few representative runs on the time-skipping server with the workflow test
 harness (real activities, in-memory provider and store) and writes the history of
@@ -9,7 +9,10 @@ format of WorkflowHistory.to_json(). Payloads are plain JSON (no codec key), so
 replay needs no key; they hold references only, never a secret.
 
 Regenerate after a deliberate, versioned change to a workflow, never to make a
-failing replay pass: a replay failure means running workflows would break.
+failing replay pass: a replay failure means running workflows would break. Name
+scenarios to record only those and keep every other saved history: that is how
+a versioned change adds histories of its new behaviour while the histories
+recorded before it go on proving that runs already in flight still replay.
 """
 
 from __future__ import annotations
@@ -20,15 +23,20 @@ import json
 import shutil
 import sys
 import tempfile
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from temporalio.api.common.v1 import Payload
 from temporalio.service import RPCError
 from workflow_env import Harness, eventually, harness
 
 from keyturn import runs
+from keyturn.codec import ZLIB_ENCODING
+from keyturn.runbook.plan_model import ExecutionPlan
+from keyturn.workflows.lock import lock_workflow_id
 from keyturn.workflows.models import RunStatus
 from keyturn.workflows.rotation import CredentialRotationWorkflow
 from keyturn.workflows.runbook import RunbookWorkflow, tier_workflow_id
@@ -121,6 +129,32 @@ class Scenario:
     text: str
     expect: str  # the run's final state
     drive: Callable[[Harness, str], Awaitable[None]] | None = None
+    holder: str | None = None  # a runbook whose run holds the target first, at a gate
+
+
+HOLDER_GATE = "gate: {before: promote, approvals: 1, from: security}"
+
+
+async def lock_state(h: Harness, run_id: str, credential: str, outcome: str) -> None:
+    """Wait until `credential`'s `lock` step has `outcome` (e.g. waiting)."""
+    handle = h.client.get_workflow_handle(credential_workflow_id(run_id, credential))
+
+    async def reached():
+        try:
+            status = await handle.query(CredentialRotationWorkflow.status)
+        except RPCError:
+            return False
+        return any(s.step == "lock" and s.outcome == outcome for s in status.steps)
+
+    await eventually(reached)
+
+
+async def waiter_gets_the_hold(h: Harness, run_id: str) -> None:
+    """The holder finishes (its gate approved), then the waiter's timer fires."""
+    await lock_state(h, run_id, "l", "waiting")
+    await approve(h, f"{run_id}-holder", "l", "alice")
+    await h.client.get_workflow_handle(f"{run_id}-holder").result()
+    await h.env.sleep(timedelta(minutes=2))
 
 
 SCENARIOS = [
@@ -161,16 +195,49 @@ SCENARIOS = [
         "failed",
         lambda h, run_id: reject(h, run_id, "a"),
     ),
+    Scenario(
+        "lock-refused",
+        HEADER + tier("tier1", cred("r")),
+        "failed",
+        holder=HEADER + tier("tier1", cred("r", HOLDER_GATE)),
+    ),
+    Scenario(
+        "lock-waits",
+        HEADER.replace("spec:\n", "spec:\n  defaults: {on_locked: wait}\n") + tier("tier1", cred("l")),
+        "succeeded",
+        waiter_gets_the_hold,
+        holder=HEADER + tier("tier1", cred("l", HOLDER_GATE)),
+    ),
 ]
 
 
-def workflow_ids(status: RunStatus) -> list[str]:
-    """Every workflow the run may have started: itself, its tiers, their credentials."""
-    ids = [status.run_id]
-    for t in status.tiers:
-        ids.append(tier_workflow_id(status.run_id, t.tier))
-        ids += [credential_workflow_id(status.run_id, c) for c in t.credentials]
+def workflow_ids(plan: ExecutionPlan) -> list[str]:
+    """Every workflow the run may have started: itself, its tiers, their credentials and
+    the holds on their targets."""
+    ids = [plan.run_id]
+    for t in plan.tiers:
+        ids.append(tier_workflow_id(plan.run_id, t.id))
+        ids += [credential_workflow_id(plan.run_id, c.id) for c in t.credentials]
+        ids += [lock_workflow_id(c.lock_key) for c in t.credentials if c.lock_key]
     return ids
+
+
+def scrub_stack_trace(attrs: dict) -> None:
+    """Blank the stack trace in a failure's encoded attributes (a JSON payload, or a
+    zlib-compressed serialized one when large: keyturn.codec.CompressionCodec)."""
+    data = base64.b64decode(attrs["data"])
+    compressed = attrs.get("metadata", {}).get("encoding") == base64.b64encode(
+        ZLIB_ENCODING).decode()
+    inner = Payload.FromString(zlib.decompress(data)) if compressed else None
+    decoded = json.loads(inner.data if inner else data)
+    if not decoded.get("stack_trace"):
+        return
+    decoded["stack_trace"] = ""
+    plain = json.dumps(decoded, separators=(",", ":")).encode()
+    if inner is not None:
+        inner.data = plain
+        plain = zlib.compress(inner.SerializeToString())
+    attrs["data"] = base64.b64encode(plain).decode()
 
 
 def scrub_machine(value):
@@ -178,12 +245,7 @@ def scrub_machine(value):
     identities of pid@host); replay reads neither."""
     if isinstance(value, dict):
         if "encodedAttributes" in value:
-            attrs = value["encodedAttributes"]
-            decoded = json.loads(base64.b64decode(attrs["data"]))
-            if decoded.get("stack_trace"):
-                decoded["stack_trace"] = ""
-                attrs["data"] = base64.b64encode(
-                    json.dumps(decoded, separators=(",", ":")).encode()).decode()
+            scrub_stack_trace(value["encodedAttributes"])
         return {k: "recorder" if k == "identity" else scrub_machine(v) for k, v in value.items()}
     if isinstance(value, list):
         return [scrub_machine(v) for v in value]
@@ -193,9 +255,13 @@ def scrub_machine(value):
 async def record(scenario: Scenario, tmp: Path, out: Path) -> list[Path]:
     """Run `scenario` and write the history of each of its workflows into `out`."""
     async with harness(tmp, encrypt=False) as h:
-        for account in ("a", "b", "c", "d", "x", "y", "z"):
+        for account in ("a", "b", "c", "d", "x", "y", "z", "l", "r"):
             key_id, secret = h.provider.seed(account)
             h.store.write(f"app/{account}", secret, {"credential_id": key_id})
+        if scenario.holder:
+            holder = h.plan(scenario.holder, requested_by="dave", run_id=f"{scenario.name}-holder")
+            await runs.start(h.client, holder, h.task_queue, search_attributes=False)
+            await gate_opened(h, holder.run_id, holder.tiers[0].credentials[0].id)
         plan = h.plan(scenario.text, requested_by="dave", run_id=scenario.name)
         await runs.start(h.client, plan, h.task_queue, search_attributes=False)
         if scenario.drive:
@@ -204,7 +270,7 @@ async def record(scenario: Scenario, tmp: Path, out: Path) -> list[Path]:
         if status.state != scenario.expect:
             raise AssertionError(f"{scenario.name}: run {status.state}, expected {scenario.expect}")
         written = []
-        for wid in workflow_ids(status):
+        for wid in workflow_ids(plan):
             try:
                 history = await h.client.get_workflow_handle(wid).fetch_history()
             except RPCError:
@@ -219,18 +285,23 @@ async def record(scenario: Scenario, tmp: Path, out: Path) -> list[Path]:
         return written
 
 
-async def main() -> int:
+async def main(names: list[str]) -> int:
+    unknown = set(names) - {s.name for s in SCENARIOS}
+    if unknown:
+        raise SystemExit(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    chosen = [s for s in SCENARIOS if not names or s.name in names]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "histories"
         out.mkdir()
-        for scenario in SCENARIOS:
+        for scenario in chosen:
             (Path(tmp) / scenario.name).mkdir()
             for path in await record(scenario, Path(tmp) / scenario.name, out):
                 print(f"{path.name:40} {len(json.loads(path.read_text())['events']):4} events "
                       f"{path.stat().st_size:7} bytes")
-        # replace the saved set only once every scenario has run as expected
+        # replace the saved set (all of it unless scenarios were named) only once every
+        # scenario has run as expected
         HISTORIES.mkdir(exist_ok=True)
-        for old in HISTORIES.glob("*.json"):
+        for old in HISTORIES.glob("*.json") if not names else ():
             old.unlink()
         for path in sorted(out.glob("*.json")):
             shutil.copyfile(path, HISTORIES / path.name)
@@ -239,4 +310,4 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(asyncio.run(main(sys.argv[1:])))
