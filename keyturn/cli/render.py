@@ -66,6 +66,18 @@ def runs_table(listed: list[dict]) -> Table:
     return table
 
 
+def locks_table(held: list[dict]) -> Table:
+    """`keyturn status` without a run: the targets held now and the rotation holding each."""
+    table = Table(title="held targets")
+    for col in ("run", "credential", "provider", "target", "since (UTC)"):
+        table.add_column(col)
+    for item in held:
+        since = (item["since"] or "")[:19].replace("T", " ")
+        table.add_row(*(Text(str(item[k] or "")) for k in ("run_id", "credential", "provider",
+                                                           "target")), since)
+    return table
+
+
 def open_gates(detail: RunDetail) -> dict[str, GateState]:
     """Gates waiting for approval, by target as `keyturn approve` takes it (tier or credential)."""
     found = {t.tier: t.gate for t in detail.status.tiers if t.gate and t.gate.status == "open"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +18,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 
-from keyturn import runs
+from keyturn import locks, runs
 from keyturn.cli import api_client
 from keyturn.cli.api_client import ApiClient, ApiError
 from keyturn.cli.common import (
@@ -30,10 +31,11 @@ from keyturn.cli.common import (
     print_json,
 )
 from keyturn.cli.progress import watch
-from keyturn.cli.render import open_gates, run_table, runs_table
+from keyturn.cli.render import locks_table, open_gates, run_table, runs_table
 from keyturn.client import connect
 from keyturn.config import ConfigError, Settings
 from keyturn.runbook import RunbookError, load_plan
+from keyturn.runbook.plan_model import OnLocked
 from keyturn.workflows.models import GateState
 
 Output = Annotated[OutputFormat, typer.Option("--output", "-o", help="text or json")]
@@ -45,6 +47,16 @@ TRANSIENT_API_CODES = frozenset({"api_unreachable", "temporal_unavailable"})
 AS_REFUSED = ("--as cannot be used with KEYTURN_API_URL: the API takes your identity "
               "from KEYTURN_TOKEN")
 ENDED = ("succeeded", "failed", "cancelled")
+
+
+class OnLockedChoice(str, Enum):
+    refuse = "refuse"
+    wait = "wait"
+
+
+OnLockedOption = Annotated[OnLockedChoice | None, typer.Option(
+    "--on-locked", help="when another run holds a credential's target: refuse (the credential "
+    "fails at step lock, naming that run) or wait for it; default: as the runbook says")]
 
 
 def _run(coro):
@@ -144,13 +156,14 @@ def _follow_api(api: ApiClient, run_id: str, output: OutputFormat) -> int:
     return EXIT_OK if final.status.state == "succeeded" else EXIT_FAILED
 
 
-def _run_over_api(api: ApiClient, runbook: Path, wait: bool, output: OutputFormat) -> int:
+def _run_over_api(api: ApiClient, runbook: Path, wait: bool, output: OutputFormat,
+                  on_locked: OnLocked | None) -> int:
     try:
         text = runbook.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"{runbook}: cannot read the runbook ({exc})")
     try:
-        started = api.start_run(text)
+        started = api.start_run(text, on_locked)
     except ApiError as exc:
         if exc.code == "invalid_runbook" and exc.body.get("line"):  # positions in the local file
             fail(escape(f"{runbook}:{exc.body['line']}:{exc.body.get('column') or 1}: "
@@ -163,6 +176,15 @@ def _run_over_api(api: ApiClient, runbook: Path, wait: bool, output: OutputForma
         console.print(f"started run [bold]{run_id}[/] ({started['runbook']}, requested by "
                       f"{started['requested_by']})")
     return _follow_api(api, run_id, output) if wait else EXIT_OK
+
+
+def _print_listing(listed: list[dict], held: list[dict], output: OutputFormat) -> None:
+    """`status` without a run: the runs, then the targets held now (JSON: runs, locks)."""
+    if output == OutputFormat.json:
+        print_json({"runs": listed, "locks": held})
+        return
+    console.print(runs_table(listed) if listed else "no runs")
+    console.print(locks_table(held) if held else "no targets held")
 
 
 def _reason(body: dict) -> str:
@@ -190,16 +212,19 @@ def register(app: typer.Typer) -> None:
         as_: As = None,
         wait: Annotated[bool, typer.Option("--wait", help="follow progress until the run ends")] = False,
         output: Output = OutputFormat.text,
+        on_locked: OnLockedOption = None,
     ) -> None:
         """Start a rotation run; prints the run id."""
+        chosen: OnLocked | None = on_locked.value if on_locked else None
         api = _api(as_)
         if api is not None:
             with api:
-                raise typer.Exit(_run_over_api(api, runbook, wait, output))
+                raise typer.Exit(_run_over_api(api, runbook, wait, output, chosen))
         settings = _settings()
         principal = as_ or settings.principal
         try:
-            plan = load_plan(runbook, requested_by=principal, now=datetime.now(UTC))
+            plan = load_plan(runbook, requested_by=principal, now=datetime.now(UTC),
+                             on_locked=chosen)
         except RunbookError as exc:
             fail(str(exc))
 
@@ -219,16 +244,14 @@ def register(app: typer.Typer) -> None:
         run_id: Annotated[str | None, typer.Argument(help="a run id; omit to list runs")] = None,
         output: Output = OutputFormat.text,
     ) -> None:
-        """List runs, or show one run's tiers, credentials, steps and open gates."""
+        """List runs and the targets they hold, or show one run's tiers, credentials, steps
+        and open gates."""
         api = _api()
         if api is not None:
             with api:
                 if run_id is None:
                     listed = _api_call(api.list_runs)
-                    if output == OutputFormat.json:
-                        print_json(listed)
-                    else:
-                        console.print(runs_table(listed) if listed else "no runs")
+                    _print_listing(listed["runs"], listed.get("locks", []), output)
                     return
                 detail = _api_call(api.detail, run_id)
             if output == OutputFormat.json:
@@ -242,10 +265,8 @@ def register(app: typer.Typer) -> None:
             client = await connect(settings)
             if run_id is None:
                 listed = await runs.list_runs(client)
-                if output == OutputFormat.json:
-                    print_json(listed)
-                    return
-                console.print(runs_table(listed) if listed else "no runs")
+                held = [h.to_json() for h in await locks.held_targets(client)]
+                _print_listing(listed, held, output)
                 return
             detail = await runs.describe(client, run_id)
             if output == OutputFormat.json:
