@@ -16,10 +16,14 @@ who holds the target (keyturn.locks reads it; a workflow asks through the
 
 `acquire` and `release` run inside the rotation workflow. When the target is
 held, `on_locked: refuse` fails the credential at its `lock` step before
-anything changes; `wait` retries on a durable timer (5 s, doubling to 60 s)
-until the hold is free. The refusal, each holder waited for, and the hold
-taken after waiting are audited and shown in the status as step `lock`; an
-uncontested hold is neither (it is visible as a running hold workflow).
+anything changes; `wait` asks the hold to wake it when released (the
+`wake_when_released` signal; the hold signals `target_released` back as it
+ends) and tries again then, or after a durable timer (5 s, doubling to 5 min)
+in case the hold ended without a word (terminated). Waiting thus costs a
+rotation's history a few events per holder, not a steady stream. The refusal,
+each holder waited for, and the hold taken after waiting are audited and shown
+in the status as step `lock`; an uncontested hold is neither (it is visible
+as a running hold workflow).
 """
 
 from __future__ import annotations
@@ -47,17 +51,50 @@ def lock_workflow_id(lock_key: str) -> str:
     return f"{LOCK_ID_PREFIX}{lock_key}"
 
 
+RELEASED_SIGNAL = "target_released"
+"""The signal a hold sends each rotation waiting for it as it is released."""
+
+
 @workflow.defn
 class TargetLockWorkflow:
-    """Holds a target until it is cancelled or terminated; it does nothing else."""
+    """Holds a target until it is cancelled or terminated; then wakes whoever waits for it."""
+
+    def __init__(self) -> None:
+        self._waiters: list[str] = []
+
+    @workflow.signal
+    def wake_when_released(self, waiter_workflow_id: str) -> None:
+        if waiter_workflow_id not in self._waiters:
+            self._waiters.append(waiter_workflow_id)
 
     @workflow.run
     async def run(self, hold: LockHold) -> None:
-        await workflow.wait_condition(lambda: False)
+        try:
+            await workflow.wait_condition(lambda: False)
+        except asyncio.CancelledError:  # released. A waiter that went away needs no word.
+            woken = 0
+            while woken < len(self._waiters):  # waiters may still arrive while others are woken
+                waiter = workflow.get_external_workflow_handle(self._waiters[woken])
+                await asyncio.gather(waiter.signal(RELEASED_SIGNAL), return_exceptions=True)
+                woken += 1
+            raise
 
 
+SOON = timedelta(seconds=1)
+"""How soon to try again when a hold has just ended (a woken waiter may be a moment early)."""
 FIRST_WAIT = timedelta(seconds=5)
-LONGEST_WAIT = timedelta(seconds=60)
+LONGEST_WAIT = timedelta(minutes=5)
+"""The longest a waiting rotation sleeps between tries when no hold woke it."""
+
+
+class Waiter:
+    """A rotation's side of waiting: its `target_released` signal handler calls `wake`."""
+
+    def __init__(self) -> None:
+        self.woken = False
+
+    def wake(self) -> None:
+        self.woken = True
 
 Mark = Callable[[str, str, str], None]
 """The rotation's status marker: mark(step, outcome, detail)."""
@@ -73,7 +110,8 @@ def _held_by(holder: LockHold) -> str:
     return f"run {holder.run_id} (credential {holder.credential})"
 
 
-async def acquire(ctx: RunContext, cred: CredentialPlan, mark: Mark) -> workflow.ChildWorkflowHandle:
+async def acquire(ctx: RunContext, cred: CredentialPlan, mark: Mark,
+                  waiter: Waiter) -> workflow.ChildWorkflowHandle:
     """Hold `cred`'s target for this rotation: the running hold's handle, for `release`.
 
     Raises TargetHeld when another run holds it and `cred.on_locked` is "refuse".
@@ -96,8 +134,8 @@ async def acquire(ctx: RunContext, cred: CredentialPlan, mark: Mark) -> workflow
                 memo={HOLDER_MEMO: hold}, parent_close_policy=workflow.ParentClosePolicy.TERMINATE)
         except WorkflowAlreadyStartedError:
             holder: LockHold | None = await call("lock_holder", cred.lock_key, LockHold | None)
-            if holder is None:  # released between the two calls: try again shortly
-                await workflow.sleep(FIRST_WAIT)
+            if holder is None:  # released between the two calls (or ending): try again soon
+                await workflow.sleep(SOON)
                 continue
             held = f"target {hold.target} is held by {_held_by(holder)}"
             details = {"holder_run": holder.run_id, "holder_credential": holder.credential}
@@ -111,13 +149,35 @@ async def acquire(ctx: RunContext, cred: CredentialPlan, mark: Mark) -> workflow
                 waited_for.append(holder.run_id)
                 mark("lock", "waiting", f"{held}; waiting for it (on_locked: wait)")
                 await record("waiting", [holder.run_id], details)
-            await workflow.sleep(delay)
-            delay = min(delay * 2, LONGEST_WAIT)
+            if await _woken(cred.lock_key, waiter, delay):
+                delay = FIRST_WAIT
+            else:
+                delay = min(delay * 2, LONGEST_WAIT)
             continue
         if waited_for:
             await record("succeeded", [], {"waited_for": waited_for})
             mark("lock", "succeeded", hold.target)
         return handle
+
+
+async def _woken(lock_key: str, waiter: Waiter, timeout: timedelta) -> bool:
+    """Ask the hold to wake this rotation when released; wait for that, at most `timeout`.
+
+    True when woken, or when the hold could not be asked (it has just ended):
+    then after a second, so that a hold that cannot be reached is no busy loop.
+    """
+    waiter.woken = False
+    hold = workflow.get_external_workflow_handle(lock_workflow_id(lock_key))
+    try:
+        await hold.signal(TargetLockWorkflow.wake_when_released, workflow.info().workflow_id)
+    except Exception:  # noqa: BLE001 - the hold is gone (or unreachable): try again soon
+        await workflow.sleep(SOON)
+        return True
+    try:
+        await workflow.wait_condition(lambda: waiter.woken, timeout=timeout)
+    except TimeoutError:
+        return False
+    return True
 
 
 async def release(handle: workflow.ChildWorkflowHandle) -> None:

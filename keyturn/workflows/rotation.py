@@ -70,6 +70,7 @@ class CredentialRotationWorkflow:
         self._supplied: SupplyNotice | None = None
         self._notifier: Notifier | None = None
         self._hold: workflow.ChildWorkflowHandle | None = None
+        self._lock_waiter = lock.Waiter()
 
     # ---- queries and updates --------------------------------------------------------
 
@@ -203,9 +204,15 @@ class CredentialRotationWorkflow:
         if not inp.credential.lock_key or not workflow.patched("target-lock"):
             return
         try:
-            self._hold = await lock.acquire(inp.context, inp.credential, self._mark)
+            self._hold = await lock.acquire(inp.context, inp.credential, self._mark,
+                                            self._lock_waiter)
         except lock.TargetHeld as held:
             raise RotationFailed("lock", str(held)) from None
+
+    @workflow.signal(name=lock.RELEASED_SIGNAL)
+    def _target_released(self) -> None:
+        """The hold this rotation waits for was released (sent by TargetLockWorkflow)."""
+        self._lock_waiter.wake()
 
     async def _release_target(self) -> None:
         """Let go of the target as soon as the rotation's work is over."""

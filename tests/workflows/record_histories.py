@@ -30,6 +30,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from temporalio.api.common.v1 import Payload
+from temporalio.client import WorkflowHistory
 from temporalio.service import RPCError
 from workflow_env import Harness, eventually, harness
 
@@ -150,11 +151,19 @@ async def lock_state(h: Harness, run_id: str, credential: str, outcome: str) -> 
 
 
 async def waiter_gets_the_hold(h: Harness, run_id: str) -> None:
-    """The holder finishes (its gate approved), then the waiter's timer fires."""
+    """Once the waiter has asked the hold to wake it, the holder finishes (its gate approved)."""
     await lock_state(h, run_id, "l", "waiting")
-    await approve(h, f"{run_id}-holder", "l", "alice")
-    await h.client.get_workflow_handle(f"{run_id}-holder").result()
-    await h.env.sleep(timedelta(minutes=2))
+    holder = await runs.run_plan(h.client, f"{run_id}-holder")
+    hold = h.client.get_workflow_handle(lock_workflow_id(holder.tiers[0].credentials[0].lock_key))
+
+    async def asked():
+        history = await hold.fetch_history()
+        return any(e.HasField("workflow_execution_signaled_event_attributes")
+                   for e in history.events)
+
+    await eventually(asked)
+    await approve(h, holder.run_id, "l", "alice")
+    await h.client.get_workflow_handle(holder.run_id).result()
 
 
 SCENARIOS = [
@@ -211,15 +220,33 @@ SCENARIOS = [
 ]
 
 
-def workflow_ids(plan: ExecutionPlan) -> list[str]:
-    """Every workflow the run may have started: itself, its tiers, their credentials and
-    the holds on their targets."""
-    ids = [plan.run_id]
-    for t in plan.tiers:
-        ids.append(tier_workflow_id(plan.run_id, t.id))
-        ids += [credential_workflow_id(plan.run_id, c.id) for c in t.credentials]
-        ids += [lock_workflow_id(c.lock_key) for c in t.credentials if c.lock_key]
+def workflow_ids(status: RunStatus) -> list[str]:
+    """Every workflow the run may have started: itself, its tiers, their credentials."""
+    ids = [status.run_id]
+    for t in status.tiers:
+        ids.append(tier_workflow_id(status.run_id, t.tier))
+        ids += [credential_workflow_id(status.run_id, c) for c in t.credentials]
     return ids
+
+
+async def holds(h: Harness, plan: ExecutionPlan) -> list[tuple[str, WorkflowHistory]]:
+    """(file name stem, history) of each hold the run's credentials took on their targets:
+    `<run>.lock.<credential>`, since the holds of one target share a workflow id."""
+    found = []
+    for tier in plan.tiers:
+        for cred in tier.credentials:
+            try:
+                history = await h.client.get_workflow_handle(
+                    credential_workflow_id(plan.run_id, cred.id)).fetch_history()
+            except RPCError:
+                continue
+            for event in history.events:
+                if event.HasField("child_workflow_execution_started_event_attributes"):
+                    started = event.child_workflow_execution_started_event_attributes
+                    hold = h.client.get_workflow_handle(started.workflow_execution.workflow_id,
+                                                        run_id=started.workflow_execution.run_id)
+                    found.append((f"{plan.run_id}.lock.{cred.id}", await hold.fetch_history()))
+    return found
 
 
 def scrub_stack_trace(attrs: dict) -> None:
@@ -269,13 +296,17 @@ async def record(scenario: Scenario, tmp: Path, out: Path) -> list[Path]:
         status = await h.client.get_workflow_handle(plan.run_id, result_type=RunStatus).result()
         if status.state != scenario.expect:
             raise AssertionError(f"{scenario.name}: run {status.state}, expected {scenario.expect}")
-        written = []
-        for wid in workflow_ids(plan):
+        histories = []
+        for wid in workflow_ids(status):
             try:
-                history = await h.client.get_workflow_handle(wid).fetch_history()
+                histories.append((wid, await h.client.get_workflow_handle(wid).fetch_history()))
             except RPCError:
                 continue  # never started (skipped tier or credential)
-            path = out / f"{wid}.json"
+        for run in [plan, holder] if scenario.holder else [plan]:
+            histories += await holds(h, run)
+        written = []
+        for stem, history in histories:
+            path = out / f"{stem}.json"
             # compact, one event per line: smaller files and readable diffs
             events = scrub_machine(json.loads(history.to_json())["events"])
             path.write_text('{"events": [\n'

@@ -4,7 +4,6 @@ time-skipping server: refuse, wait, and the hold's release however a rotation en
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
@@ -82,6 +81,15 @@ async def hold_at_gate(h, name: str = "holder", **kwargs):
     return plan, handle
 
 
+async def signalled(h, workflow_id: str, signal: str) -> None:
+    """Wait until `workflow_id` has received `signal` (its history says so)."""
+    async def received():
+        history = await h.client.get_workflow_handle(workflow_id).fetch_history()
+        return any(e.workflow_execution_signaled_event_attributes.signal_name == signal
+                   for e in history.events if e.HasField("workflow_execution_signaled_event_attributes"))
+    await eventually(received)
+
+
 def lock_of(plan) -> str:
     return plan.tiers[0].credentials[0].lock_key
 
@@ -135,10 +143,12 @@ async def test_a_waiting_run_names_the_holder_and_goes_on_once_it_ends(tmp_path)
         assert f"held by run {first.run_id} (credential first)" in status.steps[-1].detail
         assert status.state == "running" and prechecks(h) == 1
 
+        await signalled(h, lock_workflow_id(lock_of(first)), "wake_when_released")
+
         await runs.decide(h.client, first.run_id, "first", "alice", "ok", approve=True)
         assert (await first_handle.result()).state == "succeeded"
-        await h.env.sleep(timedelta(minutes=2))  # the waiter's backoff timer
         assert (await handle.result()).state == "succeeded"
+        await signalled(h, credential_workflow_id(second.run_id, "again"), "target_released")
 
         assert prechecks(h) == 2
         assert_one_key_the_stores(h)
