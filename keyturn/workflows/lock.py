@@ -96,6 +96,7 @@ class Waiter:
     def wake(self) -> None:
         self.woken = True
 
+
 Mark = Callable[[str, str, str], None]
 """The rotation's status marker: mark(step, outcome, detail)."""
 
