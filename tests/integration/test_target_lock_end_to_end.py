@@ -1,7 +1,7 @@
 """One rotation per target, end to end: two `keyturn run`s of one runbook started at once
 against the real worker, the Temporal dev server, OpenBao and the AWS emulator. The second
-is refused naming the first (or, asked to, waits for it); either way the IAM user ends with
-exactly one key, the one Vault holds."""
+is refused naming the first (or, asked to, waits for it), the hold outlives a killed worker,
+and either way the IAM user ends with exactly one key, the one Vault holds."""
 
 from __future__ import annotations
 
@@ -128,6 +128,9 @@ async def test_the_second_run_is_refused_naming_the_first(stack, client, iam_cli
     assert f"held by run {holder} (credential deployer)" in error
     assert f"user_name=lock-{tag}" in error
 
+    # a worker crash does not release the hold: a new worker finds it held and carries on
+    stack.kill_worker(stack.workers[0])
+    stack.start_worker()
     listed = stack.cli_json("status")
     held = [h for h in listed["locks"] if h["run_id"] == holder]
     assert [(h["credential"], h["provider"], h["target"]) for h in held] == [
