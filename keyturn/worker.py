@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from keyturn.activities.locks import LockActivities
 from keyturn.activities.notify import notify
 from keyturn.activities.preflight import PreflightChecks
 from keyturn.activities.recording import StepRecorder
@@ -35,6 +36,7 @@ from keyturn.runbook.plan_model import StorePlan
 from keyturn.stores.base import Store
 from keyturn.stores.registry import open_store
 from keyturn.workflows.common import family_queue
+from keyturn.workflows.lock import TargetLockWorkflow
 from keyturn.workflows.preflight import PreflightWorkflow
 from keyturn.workflows.rotation import CredentialRotationWorkflow
 from keyturn.workflows.runbook import RunbookWorkflow
@@ -43,7 +45,8 @@ from keyturn.workflows.tier import TierWorkflow
 if TYPE_CHECKING:
     from keyturn.audit.postgres import PostgresAuditLog
 
-WORKFLOWS = [RunbookWorkflow, TierWorkflow, CredentialRotationWorkflow, PreflightWorkflow]
+WORKFLOWS = [RunbookWorkflow, TierWorkflow, CredentialRotationWorkflow, TargetLockWorkflow,
+             PreflightWorkflow]
 log = logging.getLogger("keyturn.worker")
 
 
@@ -78,8 +81,8 @@ def build_workers(
 ) -> list[Worker]:
     """The workers of one process; tests inject providers, stores and the audit log.
 
-    One worker polls `task_queue` for the workflows and their audit records
-    (unless workflows=False); one per provider family polls `<task_queue>.<family>`
+    One worker polls `task_queue` for the workflows, their audit records and
+    reads of target holds (unless workflows=False); one per provider family polls `<task_queue>.<family>`
     for the protocol steps, limited to the family's activities per second.
     """
     recorder = StepRecorder(audit_log)
@@ -96,7 +99,7 @@ def build_workers(
             client,
             task_queue=task_queue,
             workflows=WORKFLOWS,
-            activities=[recorder.append, notify],
+            activities=[recorder.append, notify, LockActivities(client).holder],
             activity_executor=executor,
             max_concurrent_activities=max_concurrent_activities,
         ))

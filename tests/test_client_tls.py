@@ -200,7 +200,7 @@ def test_the_cli_reads_tls_and_the_api_key_from_the_environment(temporal_dev_ser
         listed = CliRunner().invoke(keyturn_app, ["status", "-o", "json"],
                                     env={"KEYTURN_API_URL": "", "KEYTURN_TOKEN": ""})
         assert listed.exit_code == 0, listed.output
-        assert isinstance(json.loads(listed.stdout), list)
+        assert isinstance(json.loads(listed.stdout)["runs"], list)
         assert f"{SERVICE}ListWorkflowExecutions" in proxy.methods
 
         wrong = tmp_path / "wrong-key"

@@ -38,6 +38,9 @@ class StartRunRequest(_Strict):
     wait: bool = Field(default=False, description="answer only once the run has ended")
     skip_preflight: bool = Field(
         default=False, description="BREAK-GLASS: start without preflight's checks (audited)")
+    on_locked: Literal["refuse", "wait"] | None = Field(
+        default=None, description="when another run holds a credential's target: refuse "
+        "(the credential fails at step lock) or wait; default: as the runbook says")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> StartRunRequest:
@@ -64,8 +67,21 @@ class RunSummary(BaseModel):
     workflow_status: str
 
 
+class HeldTarget(BaseModel):
+    """A target held by the rotation of one run's credential (one rotation per target)."""
+
+    run_id: str
+    credential: str
+    provider: str
+    target: str = Field(description="the target as the holder's runbook names it")
+    since: str | None = None
+    lock_key: str
+
+
 class RunList(BaseModel):
     runs: list[RunSummary]
+    locks: list[HeldTarget] = Field(default_factory=list,
+                                    description="targets held now, oldest hold first")
 
 
 class OpenGate(BaseModel):
@@ -186,6 +202,9 @@ class PreflightRequest(_Strict):
 
     runbook_yaml: str | None = Field(default=None, min_length=1, max_length=2_000_000)
     runbook: str | None = Field(default=None, pattern=RUNBOOK_NAME_PATTERN)
+    on_locked: Literal["refuse", "wait"] | None = Field(
+        default=None, description="as for starting a run: a held target is a problem "
+        "(refuse) or only a note (wait); default: as the runbook says")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> PreflightRequest:

@@ -25,7 +25,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from keyturn import runs
+from keyturn import locks, runs
 from keyturn.api.auth import APPROVER, AUDITOR, OPERATOR, Principal, require
 from keyturn.api.context import ApiContext, get_client, get_context
 from keyturn.api.errors import (
@@ -41,6 +41,7 @@ from keyturn.api.models import (
     ApproveRequest,
     CancelResult,
     DecisionResult,
+    HeldTarget,
     OpenGate,
     PreflightRequest,
     RejectRequest,
@@ -121,7 +122,8 @@ def make_plan(ctx: ApiContext, body: StartRunRequest | PreflightRequest,
         runbook = validate(loads(text, filename, environ), ctx.settings.known_providers)
         return plan(runbook, run_id=new_run_id(runbook.metadata.name, datetime.now(UTC)),
                     requested_by=requested_by,
-                    source_sha256=hashlib.sha256(text.encode()).hexdigest())
+                    source_sha256=hashlib.sha256(text.encode()).hexdigest(),
+                    on_locked=body.on_locked)
     except RunbookError as exc:
         raise ApiError(422, "invalid_runbook", str(exc), file=exc.file, line=exc.line,
                        column=exc.column) from None
@@ -218,7 +220,12 @@ async def get_runs(
                                           description="only runs of this incident")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> RunList:
-    return RunList(runs=await list_runs(client, state, incident, limit))
+    try:
+        held = await locks.held_targets(client)
+    except RPCError as exc:
+        _rpc(exc, "cannot list held targets")
+    return RunList(runs=await list_runs(client, state, incident, limit),
+                   locks=[HeldTarget(**h.to_json()) for h in held])
 
 
 def _after(needed: int, approvals: int) -> str:

@@ -86,12 +86,12 @@ FIELDS = (
 )  # fmt: skip
 
 STEPS = frozenset({
-    "run", "tier", "precheck", "create", "supply", "verify_new", "gate",
+    "run", "tier", "lock", "precheck", "create", "supply", "verify_new", "gate",
     "promote", "revoke_old", "confirm_revoked", "rollback", "notify",
 })  # fmt: skip
 OUTCOMES = frozenset({
     "started", "succeeded", "failed", "error", "skipped", "cancelled", "rolled_back",
-    "opened", "approved", "rejected", "passed", "timed_out",
+    "opened", "approved", "rejected", "passed", "timed_out", "waiting",
 })  # fmt: skip
 
 # Detail keys that can only mean a secret value; refusing them catches the

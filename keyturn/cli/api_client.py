@@ -94,8 +94,11 @@ class ApiClient:
     def whoami(self) -> dict:
         return self._call("GET", "/v1/whoami", doing="identify yourself")
 
-    def start_run(self, runbook_yaml: str, *, skip_preflight: bool = False) -> dict:
-        body = {"runbook_yaml": runbook_yaml, "skip_preflight": skip_preflight}
+    def start_run(self, runbook_yaml: str, *, skip_preflight: bool = False,
+                  on_locked: str | None = None) -> dict:
+        body: dict = {"runbook_yaml": runbook_yaml, "skip_preflight": skip_preflight}
+        if on_locked is not None:
+            body["on_locked"] = on_locked
         return self._call("POST", "/v1/runs", json=body, doing="start a run")
 
     def preflight(self, runbook_yaml: str) -> dict:
@@ -103,10 +106,11 @@ class ApiClient:
                           doing="run preflight")
 
     def list_runs(self, *, state: str | None = None, incident: str | None = None,
-                  limit: int | None = None) -> list[dict]:
+                  limit: int | None = None) -> dict:
+        """{"runs": recent runs, "locks": the targets held now}."""
         params = {k: v for k, v in {"state": state, "incident": incident, "limit": limit}.items()
                   if v is not None}
-        return self._call("GET", "/v1/runs", params=params, doing="list runs")["runs"]
+        return self._call("GET", "/v1/runs", params=params, doing="list runs")
 
     def run(self, run_id: str) -> dict:
         return self._call("GET", f"/v1/runs/{_segment(run_id)}", doing="read a run")

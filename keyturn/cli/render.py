@@ -8,7 +8,7 @@ from rich.text import Text
 
 from keyturn.runs import RunDetail
 from keyturn.workflows import gates
-from keyturn.workflows.models import GateState
+from keyturn.workflows.models import CredentialStatus, GateState
 
 STYLE = {
     "succeeded": "green",
@@ -48,10 +48,20 @@ def run_table(detail: RunDetail) -> Group:
             open_gate = next((g for g in cs.gates if g.status == "open"), None)
             gate = open_gate or (cs.gates[-1] if cs.gates else None)
             change = f"{', '.join(cs.old_credential_ids) or '-'} → {cs.new_credential_id or '…'}"
-            step = cs.step + (f": {cs.error}" if cs.error else "")
-            table.add_row("", cred_id, state(cs.state), step, change,
+            table.add_row("", cred_id, state(cs.state), _step(cs), change,
                           (f"before {gate.plan.before}: " if gate else "") + gates.summary(gate))
     return Group(head, table)
+
+
+def _step(cs: CredentialStatus) -> Text:
+    """The credential's step, with its error, or what it waits for (e.g. the run holding
+    its target); literal text, since errors quote runbook values."""
+    last = cs.steps[-1] if cs.steps else None
+    if cs.error:
+        return Text(f"{cs.step}: {cs.error}")
+    if last is not None and last.outcome == "waiting" and last.detail:
+        return Text(f"{cs.step} waiting: {last.detail}")
+    return Text(cs.step)
 
 
 def runs_table(listed: list[dict]) -> Table:
@@ -63,6 +73,18 @@ def runs_table(listed: list[dict]) -> Table:
         started = (item["started_at"] or "")[:19].replace("T", " ")
         table.add_row(item["run_id"], state(item["state"]), item["runbook"] or "",
                       item["incident"] or "", started)
+    return table
+
+
+def locks_table(held: list[dict]) -> Table:
+    """`keyturn status` without a run: the targets held now and the rotation holding each."""
+    table = Table(title="held targets")
+    for col in ("run", "credential", "provider", "target", "since (UTC)"):
+        table.add_column(col)
+    for item in held:
+        since = (item["since"] or "")[:19].replace("T", " ")
+        table.add_row(*(Text(str(item[k] or "")) for k in ("run_id", "credential", "provider",
+                                                           "target")), since)
     return table
 
 

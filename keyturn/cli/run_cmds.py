@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +18,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 
-from keyturn import runs
+from keyturn import locks, runs
 from keyturn.cli import api_client
 from keyturn.cli.api_client import ApiClient, ApiError
 from keyturn.cli.common import (
@@ -31,12 +32,13 @@ from keyturn.cli.common import (
 )
 from keyturn.cli.preflight_cmds import show
 from keyturn.cli.progress import watch
-from keyturn.cli.render import open_gates, run_table, runs_table
+from keyturn.cli.render import locks_table, open_gates, run_table, runs_table
 from keyturn.client import connect
 from keyturn.config import ConfigError, Settings
 from keyturn.operations.preflight import PreflightRefused as _Refused
 from keyturn.operations.preflight import PreflightReport, preflight
 from keyturn.runbook import RunbookError, load_plan
+from keyturn.runbook.plan_model import OnLocked
 from keyturn.workflows.models import GateState
 
 Output = Annotated[OutputFormat, typer.Option("--output", "-o", help="text or json")]
@@ -62,6 +64,16 @@ def _count(plan) -> int:
     return sum(len(tier.credentials) for tier in plan.tiers)
 
 
+class OnLockedChoice(str, Enum):
+    refuse = "refuse"
+    wait = "wait"
+
+
+OnLockedOption = Annotated[OnLockedChoice | None, typer.Option(
+    "--on-locked", help="when another run holds a credential's target: refuse (the credential "
+    "fails at step lock, naming that run) or wait for it; default: as the runbook says")]
+
+
 def run_async(coro):
     try:
         return asyncio.run(coro)
@@ -80,10 +92,11 @@ def read_runbook(runbook: Path) -> str:
         fail(f"{runbook}: cannot read the runbook ({exc})")
 
 
-def plan_or_fail(runbook: Path, principal: str, now: datetime, *, preflight: str = ""):
+def plan_or_fail(runbook: Path, principal: str, now: datetime, *, preflight: str = "",
+                 on_locked: OnLocked | None = None):
     """The runbook planned for `principal`; an invalid runbook exits 2 naming file:line:col."""
     try:
-        plan = load_plan(runbook, requested_by=principal, now=now)
+        plan = load_plan(runbook, requested_by=principal, now=now, on_locked=on_locked)
     except RunbookError as exc:
         fail(str(exc))
     return plan.model_copy(update={"preflight": preflight}) if preflight else plan
@@ -184,10 +197,10 @@ def _follow_api(api: ApiClient, run_id: str, output: OutputFormat) -> int:
 
 
 def _run_over_api(api: ApiClient, runbook: Path, wait: bool, output: OutputFormat,
-                  skip_preflight: bool) -> int:
+                  skip_preflight: bool, on_locked: OnLocked | None) -> int:
     text = read_runbook(runbook)
     try:
-        started = api.start_run(text, skip_preflight=skip_preflight)
+        started = api.start_run(text, skip_preflight=skip_preflight, on_locked=on_locked)
     except ApiError as exc:
         if exc.code == "invalid_runbook" and exc.body.get("line"):  # positions in the local file
             fail(f"{runbook}:{exc.body['line']}:{exc.body.get('column') or 1}: "
@@ -203,6 +216,15 @@ def _run_over_api(api: ApiClient, runbook: Path, wait: bool, output: OutputForma
         console.print(f"started run [bold]{escape(run_id)}[/] ({escape(started['runbook'])}, "
                       f"requested by {escape(started['requested_by'])})")
     return _follow_api(api, run_id, output) if wait else EXIT_OK
+
+
+def _print_listing(listed: list[dict], held: list[dict], output: OutputFormat) -> None:
+    """`status` without a run: the runs, then the targets held now (JSON: runs, locks)."""
+    if output == OutputFormat.json:
+        print_json({"runs": listed, "locks": held})
+        return
+    console.print(runs_table(listed) if listed else "no runs")
+    console.print(locks_table(held) if held else "no targets held")
 
 
 def _reason(body: dict) -> str:
@@ -232,23 +254,25 @@ def register(app: typer.Typer) -> None:
         skip_preflight: Annotated[bool, typer.Option(
             "--skip-preflight", help="BREAK-GLASS: start without preflight's checks (audited)")] = False,
         output: Output = OutputFormat.text,
+        on_locked: OnLockedOption = None,
     ) -> None:
         """Run preflight, then start a rotation run; prints the run id.
 
         A preflight problem refuses the run with the report (exit 1) before anything changes.
         Example: keyturn run runbooks/incident.yaml --wait
         """
+        chosen: OnLocked | None = on_locked.value if on_locked else None
         api = api_or_none(as_)
         if skip_preflight:
             err_console.print("[bold red]warning:[/] --skip-preflight: the run starts without "
                               "preflight's checks; the audit log records who skipped them")
         if api is not None:
             with api:
-                raise typer.Exit(_run_over_api(api, runbook, wait, output, skip_preflight))
+                raise typer.Exit(_run_over_api(api, runbook, wait, output, skip_preflight,
+                                               chosen))
         settings = settings_or_fail()
         principal = as_ or settings.principal
-        now = datetime.now(UTC)
-        plan = plan_or_fail(runbook, principal, now,
+        plan = plan_or_fail(runbook, principal, datetime.now(UTC), on_locked=chosen,
                             preflight=f"skipped by {principal}" if skip_preflight else "passed")
 
         async def go() -> int:
@@ -275,16 +299,14 @@ def register(app: typer.Typer) -> None:
         run_id: Annotated[str | None, typer.Argument(help="a run id; omit to list runs")] = None,
         output: Output = OutputFormat.text,
     ) -> None:
-        """List runs, or show one run's tiers, credentials, steps and open gates."""
+        """List runs and the targets they hold, or show one run's tiers, credentials, steps
+        and open gates."""
         api = api_or_none()
         if api is not None:
             with api:
                 if run_id is None:
                     listed = api_call(api.list_runs)
-                    if output == OutputFormat.json:
-                        print_json(listed)
-                    else:
-                        console.print(runs_table(listed) if listed else "no runs")
+                    _print_listing(listed["runs"], listed.get("locks", []), output)
                     return
                 detail = api_call(api.detail, run_id)
             if output == OutputFormat.json:
@@ -298,10 +320,8 @@ def register(app: typer.Typer) -> None:
             client = await connect(settings)
             if run_id is None:
                 listed = await runs.list_runs(client)
-                if output == OutputFormat.json:
-                    print_json(listed)
-                    return
-                console.print(runs_table(listed) if listed else "no runs")
+                held = [h.to_json() for h in await locks.held_targets(client)]
+                _print_listing(listed, held, output)
                 return
             detail = await runs.describe(client, run_id)
             if output == OutputFormat.json:

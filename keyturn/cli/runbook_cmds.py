@@ -105,7 +105,8 @@ def _credential_cells(cred: CredentialPlan) -> list[str]:
     return [
         cred.id,
         cred.provider,
-        f"{strategy}\ngrace {format_duration(cred.grace_period)}",
+        f"{strategy}\ngrace {format_duration(cred.grace_period)}"
+        + ("\nwaits if target held" if cred.on_locked == "wait" else ""),
         "\n".join(_gate_text(gate) for gate in cred.gates),
         ", ".join(cred.depends_on),
         "\n".join(escape(f"{loc.store}:{loc.path}") for loc in cred.deliver),

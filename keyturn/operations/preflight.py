@@ -2,9 +2,9 @@
 
 `preflight(client, plan, task_queue)` asks the workers to check each credential
 (PreflightWorkflow: stores reachable and writable, the deliver paths' shape, a
-stale store, the provider's dry-run precheck) and checks here, without a
-worker, that every gate's approvers can pass it without the requester where
-the gate says `distinct`. `keyturn preflight`, `keyturn run` and `POST
+stale store, the provider's dry-run precheck) and checks here that no other
+run holds a credential's target (keyturn.locks) and that every gate's
+approvers can pass it without the requester where the gate says `distinct`. `keyturn preflight`, `keyturn run` and `POST
 /v1/runs` all use it, so they refuse with the same report.
 """
 
@@ -20,10 +20,11 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from keyturn.locks import holder_of
 from keyturn.runbook.plan_model import ExecutionPlan, GatePlan
 from keyturn.runs import RunError
 from keyturn.workflows.common import family_queue
-from keyturn.workflows.models import CredentialCheck
+from keyturn.workflows.models import CredentialCheck, Problem
 from keyturn.workflows.preflight import PreflightWorkflow, preflight_workflow_id
 
 PREFLIGHT_TIMEOUT = timedelta(minutes=5)
@@ -106,6 +107,23 @@ async def missing_workers(client: Client, plan: ExecutionPlan, task_queue: str) 
     return missing
 
 
+async def _with_hold(client: Client, plan: ExecutionPlan,
+                     check: CredentialCheck) -> CredentialCheck:
+    """The check, with the run that holds the credential's target now, if one does: a
+    problem when the credential would be refused, a note when it would wait."""
+    cred = plan.credential(check.credential)
+    holder = await holder_of(client, cred.lock_key) if cred else None
+    if holder is None:
+        return check
+    held = (f"run {holder.run_id} (credential {holder.credential}) is rotating this "
+            f"{holder.provider} target ({holder.target})")
+    if cred.on_locked == "wait":
+        return check.model_copy(update={"notes": [*check.notes, f"would wait: {held}"]})
+    problem = Problem(check="lock", message=f"{held}; wait for it to end, or run with "
+                      "--on-locked wait")
+    return check.model_copy(update={"ready": False, "problems": [*check.problems, problem]})
+
+
 async def wait_for_workers(client: Client, plan: ExecutionPlan, task_queue: str,
                            grace: float = WORKER_GRACE_SECONDS) -> None:
     """Return once a worker polls every queue the run needs; RunError after `grace` seconds
@@ -126,6 +144,7 @@ async def preflight(client: Client, plan: ExecutionPlan, task_queue: str) -> Pre
         PreflightWorkflow.run, plan, id=preflight_workflow_id(plan.run_id),
         task_queue=task_queue, execution_timeout=PREFLIGHT_TIMEOUT,
         result_type=list[CredentialCheck])
+    checks = await asyncio.gather(*(_with_hold(client, plan, check) for check in checks))
     gates = gate_checks(plan)
     return PreflightReport(
         run_id=plan.run_id, runbook=plan.runbook, requested_by=plan.requested_by,

@@ -103,6 +103,7 @@ StoreType = _name_like(_STORE_TYPE, "vault_kv")
 Principal = Annotated[str, Field(min_length=1)]
 Strategy = Literal["rotate", "revoke-first"]
 OnTimeout = Literal["fail", "reject"]
+OnLocked = Literal["refuse", "wait"]
 NotifyEventName = Literal["gate_opened", "credential_failed", "tier_ended", "run_ended"]
 NOTIFY_EVENTS: tuple[str, ...] = get_args(NotifyEventName)
 EnvName = _name_like(_ENV_NAME, "SLACK_WEBHOOK_URL")
@@ -203,6 +204,7 @@ class Credential(_Strict):
     grace_period: Duration | None = None
     gate: CredentialGate | None = None
     depends_on: list[Slug] = Field(default_factory=list)
+    on_locked: OnLocked | None = None
 
 
 class Tier(_Strict):
@@ -257,8 +259,16 @@ class Notify(_Strict):
 
 
 class Defaults(_Strict):
+    """What a credential does unless it says otherwise.
+
+    on_locked: when another run is rotating the same target, `refuse` (fail the
+        credential at its `lock` step, naming that run, before anything changes)
+        or `wait` until that run lets go of it.
+    """
+
     strategy: Strategy = "rotate"
     grace_period: Duration = timedelta(0)
+    on_locked: OnLocked = "refuse"
 
 
 class Spec(_Strict):

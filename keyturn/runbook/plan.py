@@ -13,7 +13,10 @@ import secrets
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 
+from pydantic import BaseModel
+
 from keyturn.runbook.graph import topological_order
+from keyturn.runbook.identity import lock_key
 from keyturn.runbook.loader import decode, loads, read_bytes
 from keyturn.runbook.models import Credential, Runbook, Tier, TierGate
 from keyturn.runbook.plan_model import (
@@ -23,14 +26,19 @@ from keyturn.runbook.plan_model import (
     GatePoint,
     Location,
     NotifyPlan,
+    OnLocked,
     StorePlan,
     TierPlan,
 )
 from keyturn.runbook.validate import validate
 
 
-def plan(runbook: Runbook, *, run_id: str, requested_by: str, source_sha256: str) -> ExecutionPlan:
+def plan(runbook: Runbook, *, run_id: str, requested_by: str, source_sha256: str,
+         on_locked: OnLocked | None = None) -> ExecutionPlan:
     """The ExecutionPlan for one run of a runbook that passed `validate`.
+
+    `on_locked` (from `keyturn run --on-locked`) overrides what the runbook says
+    every credential does when another run holds its target.
 
     Raises RunbookError if a `distinct` gate cannot pass for this requester: too
     few approvers are left once the requester is excluded.
@@ -48,7 +56,7 @@ def plan(runbook: Runbook, *, run_id: str, requested_by: str, source_sha256: str
             name: StorePlan(name=name, type=store.type, config=store.config)
             for name, store in runbook.spec.stores.items()
         },
-        tiers=[_tier(runbook, tiers[tier_id], run_id) for tier_id in order],
+        tiers=[_tier(runbook, tiers[tier_id], run_id, on_locked) for tier_id in order],
         notify=[
             NotifyPlan(url_env=n.url_env, url=n.url, events=list(dict.fromkeys(n.events)))
             for n in runbook.spec.notify
@@ -72,6 +80,7 @@ def load_plan(
     now: datetime,
     known_providers: Collection[str] | None = None,
     run_id: str | None = None,
+    on_locked: OnLocked | None = None,
 ) -> ExecutionPlan:
     """Load, validate and plan the runbook at `path`; `run_id` defaults to `new_run_id`."""
     data = read_bytes(path)
@@ -81,26 +90,29 @@ def load_plan(
         run_id=run_id or new_run_id(runbook.metadata.name, now),
         requested_by=requested_by,
         source_sha256=hashlib.sha256(data).hexdigest(),
+        on_locked=on_locked,
     )
 
 
-def _tier(runbook: Runbook, tier: Tier, run_id: str) -> TierPlan:
+def _tier(runbook: Runbook, tier: Tier, run_id: str, on_locked: OnLocked | None) -> TierPlan:
     return TierPlan(
         id=tier.id,
         name=tier.name,
         after=tier.after,
         gate=_gate(runbook, tier.gate, "tier") if tier.gate else None,
         concurrency=tier.concurrency,
-        credentials=[_credential(runbook, tier.id, cred, run_id) for cred in tier.credentials],
+        credentials=[_credential(runbook, tier.id, cred, run_id, on_locked)
+                     for cred in tier.credentials],
     )
 
 
-def _credential(runbook: Runbook, tier_id: str, cred: Credential, run_id: str) -> CredentialPlan:
+def _credential(runbook: Runbook, tier_id: str, cred: Credential, run_id: str,
+                on_locked: OnLocked | None) -> CredentialPlan:
     defaults = runbook.spec.defaults
     deliver = [Location(store=target.store, path=target.path, fields=target.fields)
                for target in cred.deliver]
     staging_store = deliver[0].store if deliver else next(iter(runbook.spec.stores))
-    family, supplied, step_timeout = _provider_traits(cred.provider)
+    family, supplied, step_timeout, target_model = _provider_traits(cred.provider)
     return CredentialPlan(
         id=cred.id,
         tier=tier_id,
@@ -115,11 +127,14 @@ def _credential(runbook: Runbook, tier_id: str, cred: Credential, run_id: str) -
         depends_on=cred.depends_on,
         deliver=deliver,
         staging=Location(store=staging_store, path=f"keyturn/staging/{run_id}/{cred.id}"),
+        lock_key=lock_key(cred.provider, cred.target, target_model),
+        on_locked=on_locked or cred.on_locked or defaults.on_locked,
     )
 
 
-def _provider_traits(name: str) -> tuple[str, bool, timedelta | None]:
-    """(family, supplied, step_timeout) of an installed provider; ("", False, None) if absent.
+def _provider_traits(name: str) -> tuple[str, bool, timedelta | None, type[BaseModel] | None]:
+    """(family, supplied, step_timeout, target_model) of an installed provider;
+    ("", False, None, None) if absent.
 
     A plan can be made where a provider is not installed (validation decides
     whether that is acceptable); its activities then run on the run's own queue.
@@ -129,8 +144,9 @@ def _provider_traits(name: str) -> tuple[str, bool, timedelta | None]:
     try:
         cls = provider_class(name)
     except ProviderLoadError:
-        return "", False, None
-    return cls.family, bool(getattr(cls, "supplied", False)), getattr(cls, "step_timeout", None)
+        return "", False, None, None
+    return (cls.family, bool(getattr(cls, "supplied", False)), getattr(cls, "step_timeout", None),
+            cls.target_model)
 
 
 def _check_distinct_gates(runbook: Runbook, requested_by: str) -> None:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 Strategy = Literal["rotate", "revoke-first"]
 GatePoint = Literal["tier", "create", "promote", "revoke"]
 OnTimeout = Literal["fail", "reject"]
+OnLocked = Literal["refuse", "wait"]
 NotifyEventName = Literal["gate_opened", "credential_failed", "tier_ended", "run_ended"]
 
 
@@ -73,6 +74,10 @@ class CredentialPlan(_Frozen):
     supplied: the replacement is supplied by an operator (`keyturn supply`), not created.
     step_timeout: how long one step may take, for providers slower than the default
         (a new GCP key may take a minute to work); None: the default.
+    lock_key: the target's identity (keyturn.runbook.identity): one rotation of a
+        target at a time, across runs; empty (plans made before locks): no lock.
+    on_locked: what the rotation does when another run holds the target: "refuse"
+        (fail at the `lock` step) or "wait" until it is released.
     """
 
     id: str
@@ -88,6 +93,8 @@ class CredentialPlan(_Frozen):
     depends_on: list[str] = Field(default_factory=list)
     deliver: list[Location] = Field(default_factory=list)
     staging: Location
+    lock_key: str = ""
+    on_locked: OnLocked = "refuse"
 
     def gate(self, before: GatePoint) -> GatePlan | None:
         return next((g for g in self.gates if g.before == before), None)

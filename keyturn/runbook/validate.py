@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from keyturn.providers.base import SecretShape
 from keyturn.runbook.graph import find_cycle
+from keyturn.runbook.identity import describe_target, lock_key
 from keyturn.runbook.models import Runbook, TierGate
 from keyturn.runbook.source import Path, RunbookError
 
@@ -57,6 +58,8 @@ def problems(runbook: Runbook, known_providers: Collection[str]) -> Iterator[Run
     yield from _credential_order(runbook)
     yield from _staging(runbook)
     yield from _readable_staging(runbook)
+    if isinstance(known_providers, Mapping):
+        yield from _one_rotation_per_target(runbook, known_providers)
 
 
 def _tier_path(i: int) -> Path:
@@ -207,6 +210,32 @@ def _deliver_fields(runbook: Runbook) -> Iterator[RunbookError]:
                             f"'{name}'; map each to its own name",
                         )
                     seen.setdefault(name, field)
+
+
+def _one_rotation_per_target(
+    runbook: Runbook, models: Mapping[str, type[BaseModel]]
+) -> Iterator[RunbookError]:
+    """Two credentials of one runbook may not rotate the same target (same lock key).
+
+    The second would wait for, or be refused by, the first's hold on it. The
+    target models decide what "the same" means (defaults filled in), so the
+    check runs only where they are known.
+    """
+    seen: dict[str, tuple[str, Path]] = {}
+    for i, tier in enumerate(runbook.spec.tiers):
+        for j, cred in enumerate(tier.credentials):
+            key = lock_key(cred.provider, cred.target, models.get(cred.provider))
+            path = (*_cred_path(i, j), "target")
+            if key in seen:
+                first, first_path = seen[key]
+                line = runbook.source.position(first_path)[0]
+                yield runbook.source.error(
+                    path,
+                    f"credential '{cred.id}' rotates the same {cred.provider} target "
+                    f"({describe_target(cred.target)}) as credential '{first}' (target at line "
+                    f"{line}); a run rotates each target once: keep one of them",
+                )
+            seen.setdefault(key, (cred.id, path))
 
 
 RESERVED_PRINCIPALS = frozenset({"timeout", "worker"})

@@ -220,6 +220,20 @@ class NotifyInput(BaseModel):
     index: int
 
 
+class LockHold(BaseModel):
+    """Who holds a target: the input and memo of its TargetLockWorkflow (keyturn.workflows.lock).
+
+    References only: the holding run and credential, the provider, and a short
+    description of the target as the runbook names it (e.g. "user_name=ci").
+    """
+
+    lock_key: str
+    run_id: str
+    credential: str
+    provider: str
+    target: str
+
+
 class AuditInput(BaseModel):
     """A workflow-level audit record (gates, tiers, the run) written by an activity."""
 

@@ -1,6 +1,6 @@
 """CredentialRotationWorkflow: the rotation protocol for one credential.
 
-precheck -> [gate create] -> create -> verify_new -> [gate promote] -> promote
+lock -> precheck -> [gate create] -> create -> verify_new -> [gate promote] -> promote
 -> [gate revoke] -> revoke_old (disable, grace period, delete) -> confirm_revoked
 
 For a `supplied` credential (no API creates one, e.g. a GitHub PAT) the run
@@ -16,6 +16,10 @@ is deleted, staging is cleared and (revoke-first) the old credential is
 re-enabled. After promote there is nothing to roll back to; a failure there is
 reported, and both the new and (not yet deleted) old credential keep working.
 
+Before precheck the rotation holds its target (keyturn.workflows.lock), so one
+run at a time rotates it; it lets go once it has ended its work (after any
+rollback), and a rotation that ends in any other way lets go with it.
+
 The runbook's webhook targets hear when one of this credential's gates opens
 and when the rotation fails; the workflow waits for those deliveries only
 right before it ends (keyturn.workflows.notifications).
@@ -30,7 +34,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from keyturn.workflows import gates
+    from keyturn.workflows import gates, lock
     from keyturn.workflows.common import audit, call, gate_outcome, reason, wait_for_gate
     from keyturn.workflows.models import (
         ApprovalRequest,
@@ -70,6 +74,8 @@ class CredentialRotationWorkflow:
         self._awaiting_supply = False
         self._supplied: SupplyNotice | None = None
         self._notifier: Notifier | None = None
+        self._hold: workflow.ChildWorkflowHandle | None = None
+        self._lock_waiter = lock.Waiter()
 
     # ---- queries and updates --------------------------------------------------------
 
@@ -147,8 +153,10 @@ class CredentialRotationWorkflow:
             try:
                 await self._rollback_if_needed(step, "cancelled")
             finally:
+                await self._release_target()
                 await notifier.drain()
             raise
+        await self._release_target()
         await notifier.drain()
         await workflow.wait_condition(workflow.all_handlers_finished)
         if status.state == "failed":
@@ -158,6 +166,7 @@ class CredentialRotationWorkflow:
 
     async def _protocol(self, inp: CredentialInput, step: StepInput) -> None:
         cred = inp.credential
+        await self._hold_target(inp)
         pre: PrecheckResult = await self._step("precheck", step, PrecheckResult)
         step.old_credential_ids = list(pre.old_credential_ids)
         step.existing_credential_ids = list(pre.existing_credential_ids)
@@ -194,6 +203,31 @@ class CredentialRotationWorkflow:
             await workflow.sleep(cred.grace_period)
         await self._step("revoke_old", step.model_copy(update={"phase": "delete"}))
         await self._step("confirm_revoked", step)
+
+    # ---- one rotation per target (keyturn.workflows.lock) ------------------------------
+
+    async def _hold_target(self, inp: CredentialInput) -> None:
+        """Hold the target before precheck; another run's hold fails the credential at
+        `lock` (on_locked: refuse) or is waited out (wait). Plans made before locks
+        (no lock_key) and histories recorded before them hold nothing."""
+        if not inp.credential.lock_key or not workflow.patched("target-lock"):
+            return
+        try:
+            self._hold = await lock.acquire(inp.context, inp.credential, self._mark,
+                                            self._lock_waiter)
+        except lock.TargetHeld as held:
+            raise RotationFailed("lock", str(held)) from None
+
+    @workflow.signal(name=lock.RELEASED_SIGNAL)
+    def _target_released(self) -> None:
+        """The hold this rotation waits for was released (sent by TargetLockWorkflow)."""
+        self._lock_waiter.wake()
+
+    async def _release_target(self) -> None:
+        """Let go of the target as soon as the rotation's work is over."""
+        hold, self._hold = self._hold, None
+        if hold is not None:
+            await lock.release(hold)
 
     async def _await_supply(self, inp: CredentialInput) -> SupplyNotice:
         ctx, cred = inp.context, inp.credential

@@ -161,6 +161,38 @@ async def test_runs_are_listed_by_incident_and_state(api_stack):
     await api_stack.post(f"/v1/runs/{running}/cancel", "alice")
 
 
+async def test_held_targets_are_listed_and_a_run_may_be_told_to_wait(api_stack):
+    account = f"k{uid()}"
+    api_stack.seed(account)
+    text = runbook_yaml(tier("t1", gated(account, "{before: promote, approvals: 1, from: security}")))
+    holder = await api_stack.start(text)
+    await api_stack.open_gate(holder, account)
+
+    async def held():
+        response = await api_stack.get("/v1/runs", "bob")
+        assert response.status_code == 200
+        return [h for h in response.json()["locks"] if h["run_id"] == holder]
+    (lock,) = await eventually(held)
+    assert (lock["credential"], lock["provider"], lock["target"]) == (
+        account, "memory.key", f"account={account}")
+    assert lock["since"] and len(lock["lock_key"]) == 32
+
+    started = await api_stack.post("/v1/runs", "erin", {"runbook_yaml": text, "on_locked": "wait"})
+    assert started.status_code == 201, started.text
+    waiter = started.json()["run_id"]
+
+    async def waiting():
+        detail = (await api_stack.get(f"/v1/runs/{waiter}")).json()
+        steps = [c["steps"] for c in detail.get("credentials", []) if c["credential"] == account]
+        return steps and steps[0] and steps[0][-1]["step"] == "lock" \
+            and steps[0][-1]["outcome"] == "waiting" and holder in steps[0][-1]["detail"]
+    await eventually(waiting)
+    refused = await api_stack.post("/v1/runs", "erin", {"runbook_yaml": text, "on_locked": "no"})
+    assert refused.status_code == 422
+    for run_id in (waiter, holder):
+        await api_stack.post(f"/v1/runs/{run_id}/cancel", "alice")
+
+
 async def _when(awaitable, predicate):
     value = await awaitable
     return value if value and predicate(value) else None

@@ -325,7 +325,8 @@ async def test_status_lists_runs_from_the_servers_visibility(
             async def listed():
                 result = await cli("status", "-o", "json")
                 assert result.exit_code == 0, result.output
-                return next((r for r in json.loads(result.stdout) if r["run_id"] == run_id), None)
+                return next((r for r in json.loads(result.stdout)["runs"]
+                             if r["run_id"] == run_id), None)
 
             found = await eventually(listed)
             assert (found["runbook"], found["incident"], found["state"]) == (

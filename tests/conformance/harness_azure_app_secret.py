@@ -32,6 +32,7 @@ class AzureAppSecretHarness:
 
     provider_name = "azure.app_secret"
     quota = None
+    public_fields = frozenset({TENANT_ID, CLIENT_ID})  # ids the runbook's target names too
 
     def __init__(self, entra: EntraFake) -> None:
         self.entra = entra

@@ -150,7 +150,7 @@ async def test_runbook_rotates_end_to_end_through_the_cli(stack, iam_client, vau
 
     # the run is listed with its search attributes
     def listed():
-        runs = stack.cli_json("status")
+        runs = stack.cli_json("status")["runs"]
         return next((r for r in runs if r["run_id"] == run_id and r["state"] == "succeeded"), None)
     assert stack.wait_for(listed, what="run listed as succeeded")["incident"] == f"INC-IT-{tag}"
 

