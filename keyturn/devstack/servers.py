@@ -214,6 +214,10 @@ class DevServer:
         self.stop()
 
 
+PORT_RACE_RETRIES = 2
+PORT_TAKEN = "address already in use"
+
+
 class TemporalDevServer(DevServer):
     """`temporal server start-dev` on SQLite with keyturn's search attributes registered."""
 
@@ -239,6 +243,26 @@ class TemporalDevServer(DevServer):
     @property
     def http_url(self) -> str:
         return f"http://{HOST}:{self.http_port}"
+
+    def start(self, timeout: float = READY_TIMEOUT) -> Self:
+        """Start; again (at most PORT_RACE_RETRIES times) if the server lost a port race.
+
+        The server picks its internal services' ports itself (no option names them),
+        so another process can take one between its pick and its bind; it then exits
+        with "address already in use" before it is ready, and a new start picks anew.
+        """
+        attempt = 0
+        while True:
+            logged = self.log_path.stat().st_size if self.log_path.exists() else 0
+            try:
+                return super().start(timeout)
+            except DevServerError:
+                attempt += 1
+                with self.log_path.open("rb") as log:
+                    log.seek(logged)
+                    lost_a_port = PORT_TAKEN in log.read().decode(errors="replace")
+                if attempt > PORT_RACE_RETRIES or not lost_a_port:
+                    raise
 
     def args(self) -> list[str]:
         args = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 
 import boto3
@@ -45,6 +46,29 @@ def user_key(iam_client) -> tuple[str, dict[str, str]]:
     iam_client.create_user(UserName=user)
     key = iam_client.create_access_key(UserName=user)["AccessKey"]
     return user, key
+
+
+class RacedTemporal(TemporalDevServer):
+    """A dev server whose first `tries` starts lose a port race, as a real one can."""
+
+    def __init__(self, state_dir, tries: int) -> None:
+        super().__init__(state_dir)
+        self.lost, self.tries = 0, tries
+
+    def command(self) -> list[str]:
+        if self.lost < self.tries:
+            self.lost += 1
+            lost = ("import sys; print('Failed to start gRPC listener: listen tcp 127.0.0.1:1: "
+                    "bind: address already in use'); sys.exit(2)")
+            return [sys.executable, "-c", lost]
+        return super().command()
+
+
+def test_a_temporal_that_lost_a_port_race_is_started_again(tmp_path) -> None:
+    with RacedTemporal(tmp_path, tries=1) as server:
+        assert server.lost == 1 and pid_alive(server.pid)
+    with pytest.raises(DevServerError, match="address already in use"):
+        RacedTemporal(tmp_path / "again", tries=servers.PORT_RACE_RETRIES + 1).start()
 
 
 def test_free_port_is_free() -> None:
