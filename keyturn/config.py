@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from keyturn.ratelimits import RateLimitError, parse_overrides
+from keyturn.runbook.durations import parse_duration
 from keyturn.temporal_auth import TemporalAuth, TemporalAuthError
 
 DEFAULT_TASK_QUEUE = "keyturn"
+DEFAULT_SHUTDOWN_GRACE = timedelta(minutes=2)
+"""How long a stopping worker lets in-flight activities finish: longer than any step's
+timeout (GCP's 120 s is the longest), so a step is not cut off half-way."""
 
 
 class ConfigError(Exception):
@@ -29,6 +34,7 @@ class Settings:
     # so it stays out of repr().
     audit_dsn: str | None = field(default=None, repr=False)
     temporal_auth: TemporalAuth = field(default_factory=TemporalAuth)  # TLS, mTLS, API key
+    shutdown_grace: timedelta = DEFAULT_SHUTDOWN_GRACE
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -43,7 +49,18 @@ class Settings:
             rate_limits=_rate_limits(env.get("KEYTURN_RATE_LIMITS", "")),
             audit_dsn=env.get("KEYTURN_AUDIT_DSN") or None,
             temporal_auth=_temporal_auth(),
+            shutdown_grace=_duration("KEYTURN_WORKER_SHUTDOWN_GRACE", DEFAULT_SHUTDOWN_GRACE),
         )
+
+
+def _duration(name: str, default: timedelta) -> timedelta:
+    text = os.environ.get(name, "")
+    if not text:
+        return default
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={text!r}: {exc} (e.g. 90s, 2m)") from None
 
 
 def _rate_limits(text: str) -> dict[str, float]:

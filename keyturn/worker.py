@@ -16,6 +16,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from temporalio.client import Client
@@ -78,12 +79,14 @@ def build_workers(
     provider_for: Callable[[str], Provider] | None = None,
     store_for: Callable[[StorePlan], Store] | None = None,
     max_concurrent_activities: int = 16,
+    shutdown_grace: timedelta = timedelta(0),
 ) -> list[Worker]:
     """The workers of one process; tests inject providers, stores and the audit log.
 
     One worker polls `task_queue` for the workflows, their audit records and
     reads of target holds (unless workflows=False); one per provider family polls `<task_queue>.<family>`
-    for the protocol steps, limited to the family's activities per second.
+    for the protocol steps, limited to the family's activities per second. Once a
+    worker is told to stop, its in-flight activities get `shutdown_grace` to finish.
     """
     recorder = StepRecorder(audit_log)
     steps = RotationSteps(
@@ -102,6 +105,7 @@ def build_workers(
             activities=[recorder.append, notify, LockActivities(client).holder],
             activity_executor=executor,
             max_concurrent_activities=max_concurrent_activities,
+            graceful_shutdown_timeout=shutdown_grace,
         ))
     for family in installed_families() if families is None else families:
         workers.append(Worker(
@@ -120,13 +124,15 @@ def build_workers(
             activity_executor=executor,
             max_concurrent_activities=max_concurrent_activities,
             max_task_queue_activities_per_second=rate_limit(family, rate_limits),
+            graceful_shutdown_timeout=shutdown_grace,
         ))
     return workers
 
 
 @contextlib.asynccontextmanager
 async def running(workers: list[Worker]) -> AsyncIterator[list[Worker]]:
-    """Run every worker until the block ends, then let in-flight activities finish."""
+    """Run every worker until the block ends, then stop them: in-flight activities get the
+    `shutdown_grace` the workers were built with to finish."""
     async with contextlib.AsyncExitStack() as stack:
         for worker in workers:
             await stack.enter_async_context(worker)
@@ -173,6 +179,7 @@ async def serve(settings: Settings, queues: Iterable[str] = ()) -> None:
         families=families,
         workflows=workflows,
         rate_limits=settings.rate_limits,
+        shutdown_grace=settings.shutdown_grace,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -184,7 +191,8 @@ async def serve(settings: Settings, queues: Iterable[str] = ()) -> None:
             log.info("polling task queue %r%s at %s", worker.task_queue,
                      f" ({limit:g} activities/s)" if limit else "", settings.temporal_address)
         await stop.wait()
-        log.info("shutting down: finishing in-flight activities")
+        log.info("shutting down: in-flight activities get up to %s to finish "
+                 "(KEYTURN_WORKER_SHUTDOWN_GRACE)", settings.shutdown_grace)
 
 
 def main(queues: Iterable[str] = ()) -> None:
