@@ -11,12 +11,13 @@ import time
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
+from rich.text import Text
 
 from keyturn import locks, runs
 from keyturn.cli import api_client
@@ -58,6 +59,19 @@ class PreflightRefused(_Refused):
     def __init__(self, report: PreflightReport, output: OutputFormat) -> None:
         super().__init__(report)
         self.output = output
+
+
+def interrupted(run_id: str | None) -> NoReturn:
+    """Ctrl-C while following a run: it goes on without us; say how to find it again."""
+    if run_id is None:
+        err_console.print("interrupted before the run started: nothing was started",
+                          highlight=False)
+    else:
+        err_console.print(Text(
+            f"interrupted: run {run_id} goes on; follow it again with `keyturn wait {run_id}`, "
+            f"see it with `keyturn status {run_id}`, stop it with `keyturn cancel {run_id}`"),
+            highlight=False)
+    raise SystemExit(130)
 
 
 def _count(plan) -> int:
@@ -215,7 +229,10 @@ def _run_over_api(api: ApiClient, runbook: Path, wait: bool, output: OutputForma
     elif output == OutputFormat.text:
         console.print(f"started run [bold]{escape(run_id)}[/] ({escape(started['runbook'])}, "
                       f"requested by {escape(started['requested_by'])})")
-    return _follow_api(api, run_id, output) if wait else EXIT_OK
+    try:
+        return _follow_api(api, run_id, output) if wait else EXIT_OK
+    except KeyboardInterrupt:
+        interrupted(run_id)
 
 
 def _print_listing(listed: list[dict], held: list[dict], output: OutputFormat) -> None:
@@ -275,6 +292,8 @@ def register(app: typer.Typer) -> None:
         plan = plan_or_fail(runbook, principal, datetime.now(UTC), on_locked=chosen,
                             preflight=f"skipped by {principal}" if skip_preflight else "passed")
 
+        started: list[str] = []
+
         async def go() -> int:
             client = await connect(settings)
             if not skip_preflight:
@@ -285,6 +304,7 @@ def register(app: typer.Typer) -> None:
                 if not report.ready:
                     raise PreflightRefused(report, output)
             run_id = await runs.start(client, plan, settings.task_queue)
+            started.append(run_id)
             if output == OutputFormat.json and not wait:
                 print_json({"run_id": run_id, "runbook": plan.runbook, "incident": plan.incident})
             elif output == OutputFormat.text:
@@ -292,7 +312,10 @@ def register(app: typer.Typer) -> None:
                               f"requested by {escape(principal)})")
             return await _follow(client, run_id, output) if wait else EXIT_OK
 
-        raise typer.Exit(run_async(go()))
+        try:
+            raise typer.Exit(run_async(go()))
+        except KeyboardInterrupt:
+            interrupted(started[0] if started else None)
 
     @app.command()
     def status(
@@ -337,7 +360,10 @@ def register(app: typer.Typer) -> None:
         api = api_or_none()
         if api is not None:
             with api:
-                raise typer.Exit(_follow_api(api, run_id, output))
+                try:
+                    raise typer.Exit(_follow_api(api, run_id, output))
+                except KeyboardInterrupt:
+                    interrupted(run_id)
         settings = settings_or_fail()
 
         async def go() -> int:
@@ -345,7 +371,10 @@ def register(app: typer.Typer) -> None:
             await runs.describe(client, run_id)
             return await _follow(client, run_id, output)
 
-        raise typer.Exit(run_async(go()))
+        try:
+            raise typer.Exit(run_async(go()))
+        except KeyboardInterrupt:
+            interrupted(run_id)
 
     def _decide(run_id: str, target: str, as_: str | None, reason: str, approve: bool,
                 output: OutputFormat) -> None:
