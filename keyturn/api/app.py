@@ -3,7 +3,8 @@
     app = create_app()                                   # settings from the environment
     app = create_app(settings, client=c, store_for=f)    # tests: inject Temporal and stores
 
-`keyturn serve` runs it with uvicorn; the OpenAPI document is at /openapi.json.
+`keyturn serve` runs it with uvicorn; the OpenAPI document is at /openapi.json. RequestGuard
+(keyturn.api.guard) wraps everything: identity before any body is read, a body size cap.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from keyturn.api import audit_routes, errors, runs_routes, ui
 from keyturn.api.auth import Principal, current_principal
 from keyturn.api.context import ApiContext, ApiSettings
 from keyturn.api.errors import responses
+from keyturn.api.guard import RequestGuard
 from keyturn.api.models import Health, WhoAmI
 from keyturn.runbook.plan_model import StorePlan
 from keyturn.stores.base import Store
@@ -48,6 +50,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.keyturn = context
+    app.add_middleware(RequestGuard, max_body=context.settings.max_body,
+                       identified=context.identified)
     errors.install(app)
 
     @app.get("/healthz", response_model=Health, tags=["meta"], summary="Liveness")

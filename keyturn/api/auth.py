@@ -29,7 +29,7 @@ import yaml
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from keyturn.api.errors import ApiError, forbidden, unauthenticated
+from keyturn.api.errors import forbidden, unauthenticated
 
 TOKENS_ENV = "KEYTURN_API_TOKENS"
 DEFAULT_TOKENS = Path(".keyturn/api-tokens.yaml")
@@ -170,6 +170,12 @@ def _token_file(request: Request) -> TokenFile:
     return request.app.state.keyturn.tokens
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None."""
+    header = authorization or ""
+    return header[7:].strip() or None if header.lower().startswith("bearer ") else None
+
+
 def authenticate(request: Request, token: str | None, *, allow_cookie: bool = False) -> Principal:
     """The principal of `token` (or, for UI pages, of the session cookie); 401 if none."""
     if not token and allow_cookie:
@@ -187,17 +193,6 @@ async def current_principal(
 ) -> Principal:
     """Dependency: the authenticated principal of a /v1 request (bearer token only)."""
     return authenticate(request, credentials.credentials if credentials else None)
-
-
-async def ui_principal(request: Request) -> Principal | None:
-    """Dependency for /ui pages: the principal of the bearer token or session cookie, or
-    None when not logged in (the page then shows its login form)."""
-    header = request.headers.get("authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else None
-    try:
-        return authenticate(request, token, allow_cookie=True)
-    except ApiError:  # 401: not logged in
-        return None
 
 
 def check_role(principal: Principal, *roles: str) -> Principal:

@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import Request
+from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
 from temporalio.client import Client
 
-from keyturn.api.auth import TokenFile, tokens_path
+from keyturn.api.auth import SESSION_COOKIE, TokenFile, TokenFileError, bearer_token, tokens_path
 from keyturn.api.errors import invalid_request, not_found, temporal_unavailable
 from keyturn.config import ConfigError, Settings
 from keyturn.runbook.plan_model import StorePlan
@@ -21,6 +23,8 @@ from keyturn.stores.base import Store
 RUNBOOK_VARS_ENV = "KEYTURN_API_RUNBOOK_VARS"
 RUNBOOK_DIR_ENV = "KEYTURN_RUNBOOK_DIR"
 UI_URL_ENV = "KEYTURN_UI_URL"
+MAX_BODY_ENV = "KEYTURN_API_MAX_BODY"
+DEFAULT_MAX_BODY = 4 * 1024 * 1024
 _RUNBOOK_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
 
@@ -43,6 +47,7 @@ class ApiSettings:
     search_attributes: bool = True  # False only for servers without keyturn's (tests)
     known_providers: Collection[str] | None = None  # None: the installed providers
     runbook_vars: tuple[str, ...] = ("VAULT_ADDR",)  # ${VAR}s runbook YAML sent to the API may use
+    max_body: int = DEFAULT_MAX_BODY  # bytes; a larger request body is 413 before it is read
 
     @classmethod
     def from_env(cls) -> ApiSettings:
@@ -55,6 +60,7 @@ class ApiSettings:
                 v.strip() for v in os.environ.get(RUNBOOK_VARS_ENV, "VAULT_ADDR").split(",")
                 if v.strip()
             ),
+            max_body=_positive_int(MAX_BODY_ENV, DEFAULT_MAX_BODY),
         )
 
     def runbook_environ(self) -> dict[str, str]:
@@ -76,6 +82,15 @@ class ApiSettings:
         return path
 
 
+def _positive_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{name}={raw!r}: expected a positive number of bytes")
+    return int(raw)
+
+
 class ApiContext:
     """Per-app state, reachable from a request as `request.app.state.keyturn`."""
 
@@ -91,6 +106,17 @@ class ApiContext:
         self._client = client
         self._owns_client = client is None
         self._lock = asyncio.Lock()
+
+    def identified(self, path: str, headers: Headers) -> bool:
+        """Whether the request's bearer token (or, for /ui, session cookie) names a
+        principal; an unreadable token file counts as yes, for the route to report."""
+        token = bearer_token(headers.get("authorization"))
+        if not token and not path.startswith("/v1"):
+            token = cookie_parser(headers.get("cookie", "")).get(SESSION_COOKIE)
+        try:
+            return bool(token) and self.tokens.lookup(token) is not None
+        except TokenFileError:
+            return True
 
     @property
     def task_queue(self) -> str:
