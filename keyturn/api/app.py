@@ -3,7 +3,8 @@
     app = create_app()                                   # settings from the environment
     app = create_app(settings, client=c, store_for=f)    # tests: inject Temporal and stores
 
-`keyturn serve` runs it with uvicorn; the OpenAPI document is at /openapi.json. RequestGuard
+`keyturn serve` runs it with uvicorn; the OpenAPI document is at /openapi.json (the
+interactive /docs and /redoc only with ApiSettings.interactive_docs). RequestGuard
 (keyturn.api.guard) wraps everything: identity before any body is read, a body size cap.
 """
 
@@ -43,8 +44,13 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield  # the client is connected on first use, so the API starts while Temporal is away
 
+    docs = context.settings.interactive_docs
     app = FastAPI(
         title="keyturn",
+        # Off by default: Swagger UI and ReDoc load scripts from a CDN, and on this origin
+        # a compromised script could read the approvals page and approve.
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
         version=API_VERSION,
         summary="Rotate every credential a supply-chain breach exposed: runs, gates, audit.",
         lifespan=lifespan,

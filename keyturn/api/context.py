@@ -24,6 +24,7 @@ RUNBOOK_VARS_ENV = "KEYTURN_API_RUNBOOK_VARS"
 RUNBOOK_DIR_ENV = "KEYTURN_RUNBOOK_DIR"
 UI_URL_ENV = "KEYTURN_UI_URL"
 MAX_BODY_ENV = "KEYTURN_API_MAX_BODY"
+DOCS_ENV = "KEYTURN_API_DOCS"
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
 _RUNBOOK_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
@@ -48,6 +49,7 @@ class ApiSettings:
     known_providers: Collection[str] | None = None  # None: the installed providers
     runbook_vars: tuple[str, ...] = ("VAULT_ADDR",)  # ${VAR}s runbook YAML sent to the API may use
     max_body: int = DEFAULT_MAX_BODY  # bytes; a larger request body is 413 before it is read
+    interactive_docs: bool = False  # /docs and /redoc load Swagger UI and ReDoc from a CDN
 
     @classmethod
     def from_env(cls) -> ApiSettings:
@@ -61,6 +63,7 @@ class ApiSettings:
                 if v.strip()
             ),
             max_body=_positive_int(MAX_BODY_ENV, DEFAULT_MAX_BODY),
+            interactive_docs=os.environ.get(DOCS_ENV, "").lower() in ("1", "true", "yes"),
         )
 
     def runbook_environ(self) -> dict[str, str]:

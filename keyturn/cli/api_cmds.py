@@ -60,5 +60,5 @@ def register(root: typer.Typer) -> None:
             application = create_app()
         except ConfigError as exc:
             fail(str(exc))
-        console.print(f"keyturn API on http://{host}:{port} (docs /docs, approvals /ui)")
+        console.print(f"keyturn API on http://{host}:{port} (OpenAPI /openapi.json, approvals /ui)")
         uvicorn.run(application, host=host, port=port, log_level="info")

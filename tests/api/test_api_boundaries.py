@@ -1,5 +1,6 @@
 """The API's trust boundaries as an attacker tries them: a large body sent without a token
-is answered before a byte of it is read, no body over the limit is read at all, and every response says nosniff."""
+is answered before a byte of it is read, no body over the limit is read at all, no
+third-party script is served on the page's origin, and every response says nosniff."""
 
 from __future__ import annotations
 
@@ -107,3 +108,29 @@ async def test_every_response_says_nosniff(api_stack, path):
     for who in (None, "dave"):
         response = await api_stack.get(path, who)
         assert response.headers["x-content-type-options"] == "nosniff"
+
+
+SCRIPT_SRC = re.compile(r"<script[^>]*\bsrc=[\"']?([^\"' >]+)", re.IGNORECASE)
+
+
+async def test_no_page_on_the_origin_loads_a_third_party_script(api_stack):
+    pages = ["/docs", "/redoc", "/ui/login", "/docs/oauth2-redirect"]
+    served = []
+    for path in pages:
+        response = await api_stack.http.get(path)
+        if response.status_code == 200:
+            served.append(path)
+            for src in SCRIPT_SRC.findall(response.text):
+                assert not urlsplit(src).netloc, f"{path} loads {src}"
+    assert served == ["/ui/login"]
+    assert (await api_stack.http.get("/openapi.json")).status_code == 200
+
+
+async def test_interactive_docs_are_an_explicit_option(api_stack):
+    from dataclasses import replace
+
+    app = create_app(replace(api_stack.settings, interactive_docs=True), client=api_stack.client)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://api") as http:
+        assert (await http.get("/docs")).status_code == 200
+        assert (await http.get("/redoc")).status_code == 200
