@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from keyturn.cli.common import OutputFormat, console, err_console, fail, print_json
 
@@ -49,16 +50,38 @@ def register(root: typer.Typer) -> None:
     def serve(
         host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
         port: Annotated[int, typer.Option("--port", help="port to listen on")] = 8080,
+        tls_cert: Annotated[Path | None, typer.Option(
+            "--tls-cert", help="PEM certificate (chain): serve HTTPS")] = None,
+        tls_key: Annotated[Path | None, typer.Option(
+            "--tls-key", help="PEM private key of --tls-cert")] = None,
+        insecure_http: Annotated[bool, typer.Option(
+            "--insecure-http", help="DANGEROUS: allow plain HTTP on a non-loopback --host "
+            "(only behind a TLS proxy on a private network; logged)")] = False,
+        trusted_proxy: Annotated[list[str] | None, typer.Option(
+            "--trusted-proxy", help="address of a proxy whose X-Forwarded-Proto/-For are "
+            "believed (repeatable; default: none)")] = None,
     ) -> None:
-        """Serve the HTTP API (/v1, /openapi.json) and the approvals page (/ui)."""
+        """Serve the HTTP API (/v1, /openapi.json) and the approvals page (/ui).
+
+        A non-loopback --host needs --tls-cert and --tls-key (or --insecure-http).
+        """
+        import logging
+
         import uvicorn
 
         from keyturn.api import create_app
+        from keyturn.api.transport import Listen, TransportRefused
         from keyturn.config import ConfigError
 
+        listen = Listen(host, port, tls_cert, tls_key, insecure_http, tuple(trusted_proxy or ()))
         try:
+            listen.check()
             application = create_app()
-        except ConfigError as exc:
+        except (TransportRefused, ConfigError) as exc:
             fail(str(exc))
-        console.print(f"keyturn API on http://{host}:{port} (OpenAPI /openapi.json, approvals /ui)")
-        uvicorn.run(application, host=host, port=port, log_level="info")
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+        if warning := listen.warn_if_insecure():
+            err_console.print(Text.assemble(("WARNING:", "bold red"), " ", warning))
+        console.print(f"keyturn API on {listen.scheme}://{host}:{port} "
+                      "(OpenAPI /openapi.json, approvals /ui)", highlight=False)
+        uvicorn.run(application, log_level="info", **listen.uvicorn())
