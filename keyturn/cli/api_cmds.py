@@ -1,4 +1,4 @@
-"""`keyturn serve` (the HTTP API and approvals page) and `keyturn api token add`."""
+"""`keyturn serve` (the HTTP API and approvals page) and `keyturn api token add | revoke`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from rich.text import Text
 from keyturn.cli.common import OutputFormat, console, err_console, fail, print_json
 
 app = typer.Typer(help="Manage the HTTP API's principals and tokens.", no_args_is_help=True)
+TokensOption = Annotated[Path | None, typer.Option(
+    "--tokens", help="token file (default: $KEYTURN_API_TOKENS or .keyturn/api-tokens.yaml)")]
 token_app = typer.Typer(help="API tokens (only their SHA-256 is stored).", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 
@@ -20,27 +22,50 @@ def token_add(
     name: Annotated[str, typer.Argument(help="principal name, as runbook approver groups list it")],
     role: Annotated[list[str], typer.Option(
         "--role", help="operator, approver or auditor (repeatable)")],
-    tokens: Annotated[Path | None, typer.Option(
-        "--tokens", help="token file (default: $KEYTURN_API_TOKENS or .keyturn/api-tokens.yaml)")
-    ] = None,
+    tokens: TokensOption = None,
+    expires: Annotated[str | None, typer.Option(
+        "--expires", help='lifetime, e.g. "30d", "12h" (default: until revoked)')] = None,
     output: Annotated[OutputFormat, typer.Option("--output", "-o", help="text or json")] = (
         OutputFormat.text),
 ) -> None:
     """Create a token for NAME (replacing any earlier one) and print it once."""
     from keyturn.api.auth import TokenFileError, add_token, tokens_path
+    from keyturn.runbook.durations import parse_duration
 
     path = tokens or tokens_path()
     try:
-        token = add_token(path, name, role)
+        lifetime = parse_duration(expires) if expires is not None else None
+    except ValueError as exc:
+        fail(f"--expires: {exc}")
+    try:
+        token = add_token(path, name, role, expires_in=lifetime)
     except (TokenFileError, OSError) as exc:
         fail(str(exc))
     roles = sorted(set(role))
     if output == OutputFormat.json:
-        print_json({"principal": name, "roles": roles, "token": token, "tokens_file": str(path)})
+        print_json({"principal": name, "roles": roles, "token": token, "tokens_file": str(path),
+                    "expires_in_seconds": int(lifetime.total_seconds()) if lifetime else None})
         return
-    err_console.print(f"token for [bold]{name}[/] ({', '.join(roles)}) written to {path} "
-                      "as a hash; shown only now:", highlight=False)
+    until = f", expires in {expires}" if expires else ""
+    err_console.print(Text(f"token for {name} ({', '.join(roles)}{until}) written to {path} "
+                           "as a hash; shown only now:"), highlight=False)
     console.print(token, highlight=False, soft_wrap=True)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    name: Annotated[str, typer.Argument(help="the principal whose token to remove")],
+    tokens: TokensOption = None,
+) -> None:
+    """Remove NAME's token: its API requests and page sessions are refused from now on."""
+    from keyturn.api.auth import TokenFileError, revoke_token, tokens_path
+
+    path = tokens or tokens_path()
+    try:
+        revoke_token(path, name)
+    except (TokenFileError, OSError) as exc:
+        fail(str(exc))
+    err_console.print(Text(f"token of {name} revoked in {path}"), highlight=False)
 
 
 def register(root: typer.Typer) -> None:
