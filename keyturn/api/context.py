@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import Request
@@ -16,6 +18,7 @@ from temporalio.client import Client
 
 from keyturn.api.auth import SESSION_COOKIE, TokenFile, TokenFileError, bearer_token, tokens_path
 from keyturn.api.errors import invalid_request, not_found, temporal_unavailable
+from keyturn.api.sessions import DEFAULT_IDLE, DEFAULT_MAX_AGE, Sessions
 from keyturn.config import ConfigError, Settings
 from keyturn.runbook.plan_model import StorePlan
 from keyturn.stores.base import Store
@@ -50,6 +53,8 @@ class ApiSettings:
     runbook_vars: tuple[str, ...] = ("VAULT_ADDR",)  # ${VAR}s runbook YAML sent to the API may use
     max_body: int = DEFAULT_MAX_BODY  # bytes; a larger request body is 413 before it is read
     interactive_docs: bool = False  # /docs and /redoc load Swagger UI and ReDoc from a CDN
+    session_max_age: timedelta = DEFAULT_MAX_AGE  # a page session ends this long after login
+    session_idle: timedelta = DEFAULT_IDLE  # ... or after this long without a request
 
     @classmethod
     def from_env(cls) -> ApiSettings:
@@ -105,6 +110,8 @@ class ApiContext:
     ) -> None:
         self.settings = settings
         self.tokens = TokenFile(settings.tokens)
+        self.sessions = Sessions(settings.session_max_age, settings.session_idle)
+        self.secret = secrets.token_bytes(32)  # signs the page's flash cookie; dies with the app
         self.store_for = store_for or open_plan_store
         self._client = client
         self._owns_client = client is None
@@ -114,10 +121,13 @@ class ApiContext:
         """Whether the request's bearer token (or, for /ui, session cookie) names a
         principal; an unreadable token file counts as yes, for the route to report."""
         token = bearer_token(headers.get("authorization"))
-        if not token and not path.startswith("/v1"):
-            token = cookie_parser(headers.get("cookie", "")).get(SESSION_COOKIE)
         try:
-            return bool(token) and self.tokens.lookup(token) is not None
+            if token:
+                return self.tokens.lookup(token) is not None
+            if path.startswith("/v1"):
+                return False
+            session = self.sessions.get(cookie_parser(headers.get("cookie", "")).get(SESSION_COOKIE))
+            return session is not None and self.tokens.lookup_hash(session.token_sha256) is not None
         except TokenFileError:
             return True
 
