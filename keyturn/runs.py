@@ -13,14 +13,25 @@ from datetime import UTC
 
 from temporalio.api.common.v1 import Memo
 from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.converter import decode_typed_search_attributes
 from temporalio.service import RPCError
 
 from keyturn.config import ConfigError
 from keyturn.runbook.plan_model import ExecutionPlan
-from keyturn.workflows.models import ApprovalRequest, ApprovalResult, CredentialStatus, RunStatus
+from keyturn.workflows.models import (
+    ApprovalRequest,
+    ApprovalResult,
+    CancelRequest,
+    CredentialStatus,
+    RunStatus,
+)
 from keyturn.workflows.rotation import CredentialRotationWorkflow
 from keyturn.workflows.runbook import (
     INCIDENT_KEY,
@@ -185,9 +196,18 @@ async def decide(client: Client, run_id: str, target: str, principal: str, reaso
         raise RunError(f"{target!r} has no open gate in run {run_id} ({exc.message})") from exc
 
 
-async def cancel(client: Client, run_id: str) -> None:
+async def cancel(client: Client, run_id: str, principal: str, reason: str = "") -> None:
+    """Cancel the run as `principal`: tell the run who cancels it and why (its audit
+    record of the cancellation names them), then request the cancellation."""
     await run_plan(client, run_id)
-    await client.get_workflow_handle(run_id).cancel()
+    await cancel_as(client.get_workflow_handle(run_id), principal, reason)
+
+
+async def cancel_as(handle: WorkflowHandle, principal: str, reason: str = "") -> None:
+    """Signal `cancel_requested` (who, why) to the run's workflow, then cancel it."""
+    await handle.signal(RunbookWorkflow.cancel_requested,
+                        CancelRequest(principal=principal, reason=reason))
+    await handle.cancel()
 
 
 async def wait(client: Client, run_id: str) -> RunStatus:

@@ -116,6 +116,10 @@ class DecisionResult(BaseModel):
     principal: str
 
 
+class CancelRequest(_Strict):
+    reason: str = Field(default="", max_length=2000, description="why (in the audit log)")
+
+
 class CancelResult(BaseModel):
     run_id: str
     status: Literal["cancel_requested"] = "cancel_requested"

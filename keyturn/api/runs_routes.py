@@ -39,6 +39,7 @@ from keyturn.api.errors import (
 )
 from keyturn.api.models import (
     ApproveRequest,
+    CancelRequest,
     CancelResult,
     DecisionResult,
     OpenGate,
@@ -402,7 +403,9 @@ async def reject_gate(
 # ---- cancel and supply -------------------------------------------------------------------
 
 
-async def cancel_run(client: Client, run_id: str) -> CancelResult:
+async def cancel_run(client: Client, run_id: str, principal: Principal,
+                     reason: str = "") -> CancelResult:
+    """Cancel as `principal`, who (with the reason) is named in the audit log."""
     await load_plan_of(client, run_id)
     handle = client.get_workflow_handle(run_id)
     try:
@@ -410,7 +413,7 @@ async def cancel_run(client: Client, run_id: str) -> CancelResult:
         if status != WorkflowExecutionStatus.RUNNING:
             ended = status.name.lower() if status else "closed"
             raise conflict(f"run {run_id} has already ended ({ended})")
-        await handle.cancel()
+        await runs.cancel_as(handle, principal.name, reason)
     except RPCError as exc:
         if exc.status in _UNAVAILABLE:
             _rpc(exc, "")
@@ -424,9 +427,11 @@ async def post_cancel(
     run_id: RunId,
     principal: Annotated[Principal, Depends(require(OPERATOR))],
     client: Annotated[Client, Depends(get_client)],
+    body: Annotated[CancelRequest | None, Body()] = None,
 ) -> CancelResult:
-    """Request cancellation; credentials not yet promoted roll back."""
-    return await cancel_run(client, run_id)
+    """Request cancellation; credentials not yet promoted roll back. The audit log names
+    the caller and the reason."""
+    return await cancel_run(client, run_id, principal, body.reason if body else "")
 
 
 async def supply_value(ctx: ApiContext, client: Client, run_id: str, credential_id: str,

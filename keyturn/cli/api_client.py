@@ -122,8 +122,9 @@ class ApiClient:
             json={"reason": reason}, doing=f"{verb} a gate",
         )
 
-    def cancel(self, run_id: str) -> dict:
-        return self._call("POST", f"/v1/runs/{_segment(run_id)}/cancel", doing="cancel a run")
+    def cancel(self, run_id: str, reason: str = "") -> dict:
+        return self._call("POST", f"/v1/runs/{_segment(run_id)}/cancel", json={"reason": reason},
+                          doing="cancel a run")
 
     def supply(self, run_id: str, credential: str, value: str, field: str | None = None) -> dict:
         body: dict[str, Any] = {"value": value}

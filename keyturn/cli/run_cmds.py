@@ -383,19 +383,23 @@ def register(app: typer.Typer) -> None:
         _decide(run_id, target, as_, reason, False, output)
 
     @app.command()
-    def cancel(run_id: str) -> None:
-        """Cancel a run; credentials not yet promoted roll back."""
-        api = api_or_none()
+    def cancel(
+        run_id: str,
+        as_: As = None,
+        reason: Annotated[str, typer.Option("--reason", help="why (in the audit log)")] = "",
+    ) -> None:
+        """Cancel a run; credentials not yet promoted roll back. The audit log names who."""
+        api = api_or_none(as_)
         if api is not None:
             with api:
-                api_call(api.cancel, run_id)
+                api_call(api.cancel, run_id, reason)
             console.print(f"cancellation requested for {run_id}")
             return
         settings = settings_or_fail()
 
         async def go() -> None:
             client = await connect(settings)
-            await runs.cancel(client, run_id)
+            await runs.cancel(client, run_id, as_ or settings.principal, reason)
             console.print(f"cancellation requested for {run_id}")
 
         run_async(go())
