@@ -173,19 +173,39 @@ async def _requested_by(client: Client, memo: Memo) -> str | None:
     return decoded
 
 
+GATE_KINDS = ("tier", "credential")
+
+
+def gate_kind(plan: ExecutionPlan, target: str, kind: str | None = None) -> str:
+    """Whether `target` names a tier's gate or a credential's; `kind` (tier | credential),
+    when given, must agree. A run from before ids were unique across tiers and credentials
+    may have both: then `kind` is required, so nobody approves a gate they did not mean."""
+    found = [k for k, there in (("tier", plan.tier(target)), ("credential", plan.credential(target)))
+             if there is not None]
+    if kind is not None:
+        if kind not in found:
+            raise RunError(f"run {plan.run_id} has no {kind} {target!r}")
+        return kind
+    if not found:
+        raise RunError(f"{target!r} is neither a tier nor a credential of run {plan.run_id}")
+    if len(found) > 1:
+        raise RunError(f"{target!r} is both a tier and a credential of run {plan.run_id}: "
+                       "say which gate (kind tier or credential)")
+    return found[0]
+
+
 async def decide(client: Client, run_id: str, target: str, principal: str, reason: str,
-                 *, approve: bool) -> ApprovalResult:
-    """Approve or reject the open gate of `target` (a tier id or a credential id)."""
+                 *, approve: bool, kind: str | None = None) -> ApprovalResult:
+    """Approve or reject the open gate of `target` (a tier id or a credential id; `kind`
+    says which when given)."""
     plan = await run_plan(client, run_id)
     request = ApprovalRequest(target=target, principal=principal, reason=reason)
-    if plan.tier(target) is not None:
+    if gate_kind(plan, target, kind) == "tier":
         handle = client.get_workflow_handle(run_id)
         update = RunbookWorkflow.approve if approve else RunbookWorkflow.reject
-    elif plan.credential(target) is not None:
+    else:
         handle = client.get_workflow_handle(credential_workflow_id(run_id, target))
         update = CredentialRotationWorkflow.approve if approve else CredentialRotationWorkflow.reject
-    else:
-        raise RunError(f"{target!r} is neither a tier nor a credential of run {run_id}")
     try:
         return await handle.execute_update(update, request)
     except WorkflowUpdateFailedError as exc:

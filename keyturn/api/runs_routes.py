@@ -333,20 +333,24 @@ async def get_run(
 
 
 async def decide(client: Client, run_id: str, target: str, principal: Principal, reason: str,
-                 *, approve: bool) -> DecisionResult:
-    """Approve or reject the open gate of `target` as `principal` (the authenticated one)."""
+                 *, approve: bool, kind: str | None = None) -> DecisionResult:
+    """Approve or reject the open gate of `target` as `principal` (the authenticated one);
+    `kind` (tier | credential), when given, must be what `target` is."""
     the_plan = await load_plan_of(client, run_id)
     request = ApprovalRequest(target=target, principal=principal.name, reason=reason)
-    if the_plan.tier(target) is not None:
+    try:
+        which = runs.gate_kind(the_plan, target, kind)
+    except runs.RunError as exc:
+        both = the_plan.tier(target) is not None and the_plan.credential(target) is not None
+        raise (conflict(str(exc)) if both and kind is None else not_found(str(exc))) from None
+    if which == "tier":
         handle = client.get_workflow_handle(run_id)
         update = RunbookWorkflow.approve if approve else RunbookWorkflow.reject
         status_query = RunbookWorkflow.status
-    elif the_plan.credential(target) is not None:
+    else:
         handle = client.get_workflow_handle(credential_workflow_id(run_id, target))
         update = CredentialRotationWorkflow.approve if approve else CredentialRotationWorkflow.reject
         status_query = CredentialRotationWorkflow.status
-    else:
-        raise not_found(f"{target!r} is neither a tier nor a credential of run {run_id}")
     closed = gate_refused(gates.GATE_CLOSED, f"{target!r} has no open gate in run {run_id}")
     try:
         # A cancelled or ended workflow may still show its last gate as open while it
@@ -382,7 +386,8 @@ async def approve_gate(
     not_an_approver), not its requester when the gate is distinct (403 self_approval),
     and not have approved already (409 already_approved); a decided gate is 409 gate_closed."""
     reason = body.reason if body else ""
-    return await decide(client, run_id, target, principal, reason, approve=True)
+    return await decide(client, run_id, target, principal, reason, approve=True,
+                        kind=body.kind if body else None)
 
 
 @router.post("/runs/{run_id}/gates/{target}/reject", response_model=DecisionResult,
@@ -397,7 +402,8 @@ async def reject_gate(
     """Reject with a reason (422 gate_refused reason_required without one). Before promote
     the credential rolls back; at a revoke gate the old credential is kept; a rejected tier
     gate keeps the tier from starting."""
-    return await decide(client, run_id, target, principal, body.reason, approve=False)
+    return await decide(client, run_id, target, principal, body.reason, approve=False,
+                        kind=body.kind)
 
 
 # ---- cancel and supply -------------------------------------------------------------------

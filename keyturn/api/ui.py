@@ -333,7 +333,7 @@ async def run_page(request: Request, run_id: str) -> Response:
 
 
 async def _decide(request: Request, run_id: str, target: str, sent_csrf: str, reason: str,
-                  *, approve: bool) -> Response:
+                  kind: str, *, approve: bool) -> Response:
     session, refused = _viewer(request)
     if session is None:
         return refused
@@ -342,18 +342,20 @@ async def _decide(request: Request, run_id: str, target: str, sent_csrf: str, re
     principal = session.principal
     verb = "approve" if approve else "reject"
 
-    def back(kind: str, text: str) -> Response:
-        return _redirect(request, f"{base(request)}/runs/{quote(run_id, safe='')}", (kind, text))
+    def back(tone: str, text: str) -> Response:
+        return _redirect(request, f"{base(request)}/runs/{quote(run_id, safe='')}", (tone, text))
 
     if not principal.has(APPROVER):
         return back("error", f"{principal.name} cannot {verb} gates: that needs the approver role.")
+    if kind not in ("", *runs.GATE_KINDS):
+        return back("error", "A gate is a tier's or a credential's.")
     reason = reason.strip()
     if len(reason) > REASON_MAX:
         return back("error", f"The reason is longer than {REASON_MAX} characters.")
     ctx: ApiContext = get_context(request)
     try:
         result = await runs_routes.decide(await ctx.client(), run_id, target, principal, reason,
-                                          approve=approve)
+                                          approve=approve, kind=kind or None)
     except ApiError as exc:
         return back("error", f"Could not {verb} {target}: {exc.message}")
     done = "Approved" if approve else "Rejected"
@@ -364,12 +366,14 @@ async def _decide(request: Request, run_id: str, target: str, sent_csrf: str, re
 @router.post("/runs/{run_id}/gates/{target}/approve")
 async def approve_gate(request: Request, run_id: str, target: str,
                        csrf_token: Annotated[str, Form()] = "",
-                       reason: Annotated[str, Form()] = "") -> Response:
-    return await _decide(request, run_id, target, csrf_token, reason, approve=True)
+                       reason: Annotated[str, Form()] = "",
+                       kind: Annotated[str, Form()] = "") -> Response:
+    return await _decide(request, run_id, target, csrf_token, reason, kind, approve=True)
 
 
 @router.post("/runs/{run_id}/gates/{target}/reject")
 async def reject_gate(request: Request, run_id: str, target: str,
                       csrf_token: Annotated[str, Form()] = "",
-                      reason: Annotated[str, Form()] = "") -> Response:
-    return await _decide(request, run_id, target, csrf_token, reason, approve=False)
+                      reason: Annotated[str, Form()] = "",
+                      kind: Annotated[str, Form()] = "") -> Response:
+    return await _decide(request, run_id, target, csrf_token, reason, kind, approve=False)

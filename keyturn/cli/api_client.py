@@ -115,11 +115,13 @@ class ApiClient:
         """The run as `keyturn.runs.describe` gives it, so the CLI renders both paths alike."""
         return detail_from_api(self.run(run_id))
 
-    def decide(self, run_id: str, target: str, reason: str, *, approve: bool) -> dict:
+    def decide(self, run_id: str, target: str, reason: str, *, approve: bool,
+               kind: str | None = None) -> dict:
         verb = "approve" if approve else "reject"
+        body = {"reason": reason, **({"kind": kind} if kind else {})}
         return self._call(
             "POST", f"/v1/runs/{_segment(run_id)}/gates/{_segment(target)}/{verb}",
-            json={"reason": reason}, doing=f"{verb} a gate",
+            json=body, doing=f"{verb} a gate",
         )
 
     def cancel(self, run_id: str, reason: str = "") -> dict:

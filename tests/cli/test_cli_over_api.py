@@ -153,7 +153,11 @@ async def test_run_status_approve_wait_with_the_token_principal(api: Api) -> Non
     assert shown.exit_code == 0, shown.output
     assert run_id in shown.stdout and "cred-approve" in shown.stdout
 
-    approved = await api.cli("alice", "approve", run_id, "cred-approve", "--reason", "checked")
+    wrong_gate = await api.cli("alice", "approve", run_id, "cred-approve", "--kind", "tier")
+    assert wrong_gate.exit_code == 2
+    assert "no tier 'cred-approve'" in " ".join(wrong_gate.stderr.split())
+    approved = await api.cli("alice", "approve", run_id, "cred-approve", "--reason", "checked",
+                             "--kind", "credential")
     assert approved.exit_code == 0, approved.output
     assert "approved cred-approve (gate before promote) as alice: gate passed, 1/1" in (
         approved.stdout)
