@@ -19,6 +19,7 @@ from temporalio.client import Client
 from keyturn.api.auth import SESSION_COOKIE, TokenFile, TokenFileError, bearer_token, tokens_path
 from keyturn.api.errors import invalid_request, not_found, temporal_unavailable
 from keyturn.api.sessions import DEFAULT_IDLE, DEFAULT_MAX_AGE, Sessions
+from keyturn.api.throttle import LoginThrottle
 from keyturn.config import ConfigError, Settings
 from keyturn.runbook.plan_model import StorePlan
 from keyturn.stores.base import Store
@@ -111,6 +112,7 @@ class ApiContext:
         self.settings = settings
         self.tokens = TokenFile(settings.tokens)
         self.sessions = Sessions(settings.session_max_age, settings.session_idle)
+        self.logins = LoginThrottle()
         self.secret = secrets.token_bytes(32)  # signs the page's flash cookie; dies with the app
         self.store_for = store_for or open_plan_store
         self._client = client

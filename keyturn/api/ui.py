@@ -194,11 +194,16 @@ async def login(request: Request, token: Annotated[str, Form()] = "",
         return _message(request, None, 403, "Refused", "cross-site login refused")
     token = token.strip()
     ctx = get_context(request)
+    client = request.client.host if request.client else "unknown"
+    if (wait := ctx.logins.wait(client)) > 0:
+        return _message(request, None, 429, "Too many failed logins",
+                        f"Too many failed logins from {client}; try again in {int(wait) + 1} s.")
     try:
         principal = ctx.tokens.lookup(token) if 0 < len(token) <= TOKEN_MAX else None
     except TokenFileError as exc:
         return _message(request, None, 500, "Token file unreadable", str(exc))
     if principal is None:
+        ctx.logins.failed(client, "unknown, revoked or expired token")
         return _page(request, "login.html",
                      {"next": target, "error": "Unknown or revoked token."},
                      session=None, status=401)

@@ -1,6 +1,6 @@
 """Page sessions: the session cookie is a server-side session id, not the token; a cookie
 reused after logout, revocation or expiry opens nothing; sessions end when idle or old;
-the flash cookie cannot be forged."""
+the flash cookie cannot be forged; failed logins are logged and limited per client."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import base64
 import json
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import yaml
 from typer.testing import CliRunner
 
 from keyturn.api.sessions import Sessions
+from keyturn.api.throttle import LoginThrottle
 from keyturn.cli import app as cli
 
 
@@ -98,3 +100,34 @@ async def test_a_forged_flash_cookie_is_not_shown(api_stack):
         page = await api_stack.http.get("/ui/login")
         assert page.status_code == 200 and "go ahead" not in page.text
     api_stack.http.cookies.clear()
+
+
+async def test_failed_logins_are_logged_and_limited_per_client(api_stack, caplog):
+    caplog.set_level("WARNING", logger="keyturn.api")
+    guesses = [f"kt_guess-{n}" for n in range(10)]
+    for guess in guesses:
+        response = await api_stack.http.post("/ui/login", data={"token": guess})
+        assert response.status_code == 401
+    blocked = await api_stack.http.post("/ui/login", data={"token": api_stack.tokens["dave"]})
+    assert blocked.status_code == 429 and "Too many failed logins" in blocked.text
+    assert "set-cookie" not in blocked.headers
+    failures = [r.getMessage() for r in caplog.records if "failed login" in r.getMessage()]
+    assert len(failures) == 10 and all("127.0.0.1" in m for m in failures)
+    assert not any(guess in caplog.text for guess in guesses)
+
+    other = httpx.ASGITransport(app=api_stack.make_app(), client=("192.0.2.9", 4000))
+    async with httpx.AsyncClient(transport=other, base_url="http://api") as http:
+        assert (await http.post("/ui/login", data={"token": api_stack.tokens["dave"]})
+                ).status_code == 303
+
+
+def test_the_limit_lifts_as_failures_leave_the_window():
+    now = [0.0]
+    throttle = LoginThrottle(limit=3, window=60, clock=lambda: now[0])
+    for at in (0.0, 10.0, 20.0):
+        now[0] = at
+        assert throttle.wait("c") == 0
+        throttle.failed("c", "test")
+    assert throttle.wait("c") == 40.0 and throttle.wait("d") == 0
+    now[0] = 60.0
+    assert throttle.wait("c") == 0
