@@ -97,6 +97,7 @@ def register(root: typer.Typer) -> None:
         from keyturn.api import create_app
         from keyturn.api.transport import Listen, TransportRefused
         from keyturn.config import ConfigError
+        from keyturn.logsafe import inert_logs
 
         listen = Listen(host, port, tls_cert, tls_key, insecure_http, tuple(trusted_proxy or ()))
         try:
@@ -104,7 +105,9 @@ def register(root: typer.Typer) -> None:
             application = create_app()
         except (TransportRefused, ConfigError) as exc:
             fail(str(exc))
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+        log_format = "%(levelname)s:     %(name)s: %(message)s"
+        logging.basicConfig(level=logging.INFO, format=log_format)
+        inert_logs(log_format)
         if warning := listen.warn_if_insecure():
             err_console.print(Text.assemble(("WARNING:", "bold red"), " ", warning))
         console.print(f"keyturn API on {listen.scheme}://{host}:{port} "
