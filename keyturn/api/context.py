@@ -29,6 +29,7 @@ RUNBOOK_DIR_ENV = "KEYTURN_RUNBOOK_DIR"
 UI_URL_ENV = "KEYTURN_UI_URL"
 MAX_BODY_ENV = "KEYTURN_API_MAX_BODY"
 DOCS_ENV = "KEYTURN_API_DOCS"
+NOTIFY_HOSTS_ENV = "KEYTURN_API_NOTIFY_HOSTS"
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
 _RUNBOOK_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
@@ -54,6 +55,7 @@ class ApiSettings:
     runbook_vars: tuple[str, ...] = ("VAULT_ADDR",)  # ${VAR}s runbook YAML sent to the API may use
     max_body: int = DEFAULT_MAX_BODY  # bytes; a larger request body is 413 before it is read
     interactive_docs: bool = False  # /docs and /redoc load Swagger UI and ReDoc from a CDN
+    notify_hosts: tuple[str, ...] = ()  # webhook hosts a runbook posted to the API may name
     session_max_age: timedelta = DEFAULT_MAX_AGE  # a page session ends this long after login
     session_idle: timedelta = DEFAULT_IDLE  # ... or after this long without a request
 
@@ -70,6 +72,8 @@ class ApiSettings:
             ),
             max_body=_positive_int(MAX_BODY_ENV, DEFAULT_MAX_BODY),
             interactive_docs=os.environ.get(DOCS_ENV, "").lower() in ("1", "true", "yes"),
+            notify_hosts=tuple(h.strip() for h in os.environ.get(NOTIFY_HOSTS_ENV, "").split(",")
+                               if h.strip()),
         )
 
     def runbook_environ(self) -> dict[str, str]:

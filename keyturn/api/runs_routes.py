@@ -53,6 +53,7 @@ from keyturn.api.models import (
     SupplyRequest,
     SupplyResult,
 )
+from keyturn.api.posted import check_posted
 from keyturn.operations.preflight import PreflightRefused, PreflightReport, preflight
 from keyturn.runbook import RunbookError, loads, new_run_id, plan, validate
 from keyturn.runbook.loader import decode
@@ -120,6 +121,8 @@ def make_plan(ctx: ApiContext, body: StartRunRequest | PreflightRequest,
     text, filename, environ = _read_runbook(ctx, body)
     try:
         runbook = validate(loads(text, filename, environ), ctx.settings.known_providers)
+        if body.runbook_yaml is not None:
+            check_posted(runbook, ctx.settings.notify_hosts)
         return plan(runbook, run_id=new_run_id(runbook.metadata.name, datetime.now(UTC)),
                     requested_by=requested_by,
                     source_sha256=hashlib.sha256(text.encode()).hexdigest())
