@@ -13,14 +13,25 @@ from datetime import UTC
 
 from temporalio.api.common.v1 import Memo
 from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.converter import decode_typed_search_attributes
 from temporalio.service import RPCError
 
 from keyturn.config import ConfigError
 from keyturn.runbook.plan_model import ExecutionPlan
-from keyturn.workflows.models import ApprovalRequest, ApprovalResult, CredentialStatus, RunStatus
+from keyturn.workflows.models import (
+    ApprovalRequest,
+    ApprovalResult,
+    CancelRequest,
+    CredentialStatus,
+    RunStatus,
+)
 from keyturn.workflows.rotation import CredentialRotationWorkflow
 from keyturn.workflows.runbook import (
     INCIDENT_KEY,
@@ -162,19 +173,39 @@ async def _requested_by(client: Client, memo: Memo) -> str | None:
     return decoded
 
 
+GATE_KINDS = ("tier", "credential")
+
+
+def gate_kind(plan: ExecutionPlan, target: str, kind: str | None = None) -> str:
+    """Whether `target` names a tier's gate or a credential's; `kind` (tier | credential),
+    when given, must agree. A run from before ids were unique across tiers and credentials
+    may have both: then `kind` is required, so nobody approves a gate they did not mean."""
+    found = [k for k, there in (("tier", plan.tier(target)), ("credential", plan.credential(target)))
+             if there is not None]
+    if kind is not None:
+        if kind not in found:
+            raise RunError(f"run {plan.run_id} has no {kind} {target!r}")
+        return kind
+    if not found:
+        raise RunError(f"{target!r} is neither a tier nor a credential of run {plan.run_id}")
+    if len(found) > 1:
+        raise RunError(f"{target!r} is both a tier and a credential of run {plan.run_id}: "
+                       "say which gate (kind tier or credential)")
+    return found[0]
+
+
 async def decide(client: Client, run_id: str, target: str, principal: str, reason: str,
-                 *, approve: bool) -> ApprovalResult:
-    """Approve or reject the open gate of `target` (a tier id or a credential id)."""
+                 *, approve: bool, kind: str | None = None) -> ApprovalResult:
+    """Approve or reject the open gate of `target` (a tier id or a credential id; `kind`
+    says which when given)."""
     plan = await run_plan(client, run_id)
     request = ApprovalRequest(target=target, principal=principal, reason=reason)
-    if plan.tier(target) is not None:
+    if gate_kind(plan, target, kind) == "tier":
         handle = client.get_workflow_handle(run_id)
         update = RunbookWorkflow.approve if approve else RunbookWorkflow.reject
-    elif plan.credential(target) is not None:
+    else:
         handle = client.get_workflow_handle(credential_workflow_id(run_id, target))
         update = CredentialRotationWorkflow.approve if approve else CredentialRotationWorkflow.reject
-    else:
-        raise RunError(f"{target!r} is neither a tier nor a credential of run {run_id}")
     try:
         return await handle.execute_update(update, request)
     except WorkflowUpdateFailedError as exc:
@@ -185,9 +216,18 @@ async def decide(client: Client, run_id: str, target: str, principal: str, reaso
         raise RunError(f"{target!r} has no open gate in run {run_id} ({exc.message})") from exc
 
 
-async def cancel(client: Client, run_id: str) -> None:
+async def cancel(client: Client, run_id: str, principal: str, reason: str = "") -> None:
+    """Cancel the run as `principal`: tell the run who cancels it and why (its audit
+    record of the cancellation names them), then request the cancellation."""
     await run_plan(client, run_id)
-    await client.get_workflow_handle(run_id).cancel()
+    await cancel_as(client.get_workflow_handle(run_id), principal, reason)
+
+
+async def cancel_as(handle: WorkflowHandle, principal: str, reason: str = "") -> None:
+    """Signal `cancel_requested` (who, why) to the run's workflow, then cancel it."""
+    await handle.signal(RunbookWorkflow.cancel_requested,
+                        CancelRequest(principal=principal, reason=reason))
+    await handle.cancel()
 
 
 async def wait(client: Client, run_id: str) -> RunStatus:

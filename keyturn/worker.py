@@ -30,6 +30,7 @@ from keyturn.activities.steps import RotationSteps
 from keyturn.audit import AuditLog, JsonlAuditLog, open_log
 from keyturn.client import connect
 from keyturn.config import ConfigError, Settings
+from keyturn.logsafe import inert_logs
 from keyturn.providers.base import Provider
 from keyturn.providers.registry import get_provider, provider_class, provider_names
 from keyturn.ratelimits import rate_limit
@@ -195,8 +196,12 @@ async def serve(settings: Settings, queues: Iterable[str] = ()) -> None:
                  "(KEYTURN_WORKER_SHUTDOWN_GRACE)", settings.shutdown_grace)
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 def main(queues: Iterable[str] = ()) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    inert_logs(LOG_FORMAT)  # provider errors quote names from outside: no forged lines
     try:
         asyncio.run(serve(Settings.from_env(), queues))
     except ConfigError as exc:

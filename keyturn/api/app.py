@@ -3,7 +3,9 @@
     app = create_app()                                   # settings from the environment
     app = create_app(settings, client=c, store_for=f)    # tests: inject Temporal and stores
 
-`keyturn serve` runs it with uvicorn; the OpenAPI document is at /openapi.json.
+`keyturn serve` runs it with uvicorn; the OpenAPI document is at /openapi.json (the
+interactive /docs and /redoc only with ApiSettings.interactive_docs). RequestGuard
+(keyturn.api.guard) wraps everything: identity before any body is read, a body size cap.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from keyturn.api import audit_routes, errors, runs_routes, ui
 from keyturn.api.auth import Principal, current_principal
 from keyturn.api.context import ApiContext, ApiSettings
 from keyturn.api.errors import responses
+from keyturn.api.guard import RequestGuard
 from keyturn.api.models import Health, WhoAmI
 from keyturn.runbook.plan_model import StorePlan
 from keyturn.stores.base import Store
@@ -41,13 +44,20 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield  # the client is connected on first use, so the API starts while Temporal is away
 
+    docs = context.settings.interactive_docs
     app = FastAPI(
         title="keyturn",
+        # Off by default: Swagger UI and ReDoc load scripts from a CDN, and on this origin
+        # a compromised script could read the approvals page and approve.
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
         version=API_VERSION,
         summary="Rotate every credential a supply-chain breach exposed: runs, gates, audit.",
         lifespan=lifespan,
     )
     app.state.keyturn = context
+    app.add_middleware(RequestGuard, max_body=context.settings.max_body,
+                       identified=context.identified)
     errors.install(app)
 
     @app.get("/healthz", response_model=Health, tags=["meta"], summary="Liveness")

@@ -5,10 +5,12 @@ SHA-256 of each token:
 
     principals:
       alice: {roles: [operator, approver], token_sha256: "<hex>"}
+      bob: {roles: [approver], token_sha256: "<hex>", expires: "2026-12-31T00:00:00+00:00"}
 
 Roles: operator (start, cancel, supply), approver (decide gates; the runbook's
 groups still decide who may approve which gate), auditor (read runs and audit).
-The file is re-read when it changes, so `keyturn api token add` needs no restart.
+The file is re-read when it changes, so `keyturn api token add` and `revoke` need no
+restart; a token past its `expires` is refused like an unknown one.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -29,7 +32,8 @@ import yaml
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from keyturn.api.errors import ApiError, forbidden, unauthenticated
+from keyturn.api.errors import forbidden, unauthenticated
+from keyturn.runbook.validate import RESERVED_PRINCIPALS
 
 TOKENS_ENV = "KEYTURN_API_TOKENS"
 DEFAULT_TOKENS = Path(".keyturn/api-tokens.yaml")
@@ -58,6 +62,10 @@ class Principal:
 class _Entry:
     principal: Principal
     token_sha256: str
+    expires: datetime | None = None
+
+    def live(self, now: datetime) -> bool:
+        return self.expires is None or now < self.expires
 
 
 def tokens_path() -> Path:
@@ -95,8 +103,20 @@ def _entries(path: Path, data: dict) -> list[_Entry]:
         if not _HEX64.match(digest) or unknown:
             raise TokenFileError(f"{path}: principal {name!r}: token_sha256 must be 64 hex digits "
                                  f"and roles among {', '.join(ROLES)}")
-        entries.append(_Entry(Principal(str(name), frozenset(roles)), digest))
+        entries.append(_Entry(Principal(str(name), frozenset(roles)), digest,
+                              _expiry(path, name, spec.get("expires"))))
     return entries
+
+
+def _expiry(path: Path, name: object, value: object) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    except ValueError:
+        raise TokenFileError(f"{path}: principal {name!r}: expires must be an ISO 8601 time "
+                             f"(got {value!r})") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 class TokenFile:
@@ -121,11 +141,15 @@ class TokenFile:
             return self._entries
 
     def lookup(self, token: str) -> Principal | None:
-        """The principal whose token this is; every entry is compared in constant time."""
-        digest = hash_token(token)
+        """The principal whose live token this is; every entry is compared in constant time."""
+        return self.lookup_hash(hash_token(token))
+
+    def lookup_hash(self, digest: str) -> Principal | None:
+        """The principal whose live (unexpired) token has this SHA-256."""
         found = None
+        now = datetime.now(UTC)
         for entry in self._current():
-            if hmac.compare_digest(digest, entry.token_sha256):
+            if hmac.compare_digest(digest, entry.token_sha256) and entry.live(now):
                 found = entry.principal
         return found
 
@@ -133,8 +157,10 @@ class TokenFile:
         return [e.principal for e in self._current()]
 
 
-def add_token(path: str | os.PathLike[str], name: str, roles: Iterable[str]) -> str:
-    """Create a token for `name` with `roles` (replacing any previous one); return it.
+def add_token(path: str | os.PathLike[str], name: str, roles: Iterable[str],
+              expires_in: timedelta | None = None) -> str:
+    """Create a token for `name` with `roles` (replacing any previous one), valid for
+    `expires_in` (None: until revoked or replaced); return it.
 
     Only its hash is written; the file is replaced atomically with mode 0600.
     """
@@ -142,14 +168,40 @@ def add_token(path: str | os.PathLike[str], name: str, roles: Iterable[str]) -> 
     roles = sorted(set(roles))
     if not _NAME.match(name):
         raise TokenFileError(f"principal name {name!r}: letters, digits and . _ @ - only")
+    if name in RESERVED_PRINCIPALS:
+        raise TokenFileError(f"principal name {name!r} is reserved: the audit log uses it for "
+                             "what no person did")
     if not roles or any(r not in ROLES for r in roles):
         raise TokenFileError(f"roles must be among {', '.join(ROLES)} (got {', '.join(roles) or 'none'})")
+    if expires_in is not None and expires_in <= timedelta(0):
+        raise TokenFileError("a token's lifetime must be positive")
     data = _read(path)
     _entries(path, data)  # refuse to rewrite a file we could not read back
     token = new_token()
+    entry: dict[str, object] = {"roles": roles, "token_sha256": hash_token(token)}
+    if expires_in is not None:
+        entry["expires"] = (datetime.now(UTC) + expires_in).isoformat(timespec="seconds")
     principals = dict(data.get("principals") or {})
-    principals[name] = {"roles": roles, "token_sha256": hash_token(token)}
+    principals[name] = entry
     data["principals"] = principals
+    _write(path, data)
+    return token
+
+
+def revoke_token(path: str | os.PathLike[str], name: str) -> None:
+    """Remove `name`'s token: requests and page sessions with it are refused at once."""
+    path = Path(path)
+    data = _read(path)
+    _entries(path, data)
+    principals = dict(data.get("principals") or {})
+    if name not in principals:
+        raise TokenFileError(f"{path}: no principal {name!r}")
+    del principals[name]
+    data["principals"] = principals
+    _write(path, data)
+
+
+def _write(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -160,7 +212,6 @@ def add_token(path: str | os.PathLike[str], name: str, roles: Iterable[str]) -> 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return token
 
 
 bearer = HTTPBearer(auto_error=False, description="an API token: `Authorization: Bearer kt_...`")
@@ -168,6 +219,12 @@ bearer = HTTPBearer(auto_error=False, description="an API token: `Authorization:
 
 def _token_file(request: Request) -> TokenFile:
     return request.app.state.keyturn.tokens
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None."""
+    header = authorization or ""
+    return header[7:].strip() or None if header.lower().startswith("bearer ") else None
 
 
 def authenticate(request: Request, token: str | None, *, allow_cookie: bool = False) -> Principal:
@@ -187,17 +244,6 @@ async def current_principal(
 ) -> Principal:
     """Dependency: the authenticated principal of a /v1 request (bearer token only)."""
     return authenticate(request, credentials.credentials if credentials else None)
-
-
-async def ui_principal(request: Request) -> Principal | None:
-    """Dependency for /ui pages: the principal of the bearer token or session cookie, or
-    None when not logged in (the page then shows its login form)."""
-    header = request.headers.get("authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else None
-    try:
-        return authenticate(request, token, allow_cookie=True)
-    except ApiError:  # 401: not logged in
-        return None
 
 
 def check_role(principal: Principal, *roles: str) -> Principal:

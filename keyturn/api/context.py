@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import Request
+from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
 from temporalio.client import Client
 
-from keyturn.api.auth import TokenFile, tokens_path
+from keyturn.api.auth import SESSION_COOKIE, TokenFile, TokenFileError, bearer_token, tokens_path
 from keyturn.api.errors import invalid_request, not_found, temporal_unavailable
+from keyturn.api.sessions import DEFAULT_IDLE, DEFAULT_MAX_AGE, Sessions
+from keyturn.api.throttle import LoginThrottle
 from keyturn.config import ConfigError, Settings
 from keyturn.runbook.plan_model import StorePlan
 from keyturn.stores.base import Store
@@ -21,6 +27,10 @@ from keyturn.stores.base import Store
 RUNBOOK_VARS_ENV = "KEYTURN_API_RUNBOOK_VARS"
 RUNBOOK_DIR_ENV = "KEYTURN_RUNBOOK_DIR"
 UI_URL_ENV = "KEYTURN_UI_URL"
+MAX_BODY_ENV = "KEYTURN_API_MAX_BODY"
+DOCS_ENV = "KEYTURN_API_DOCS"
+NOTIFY_HOSTS_ENV = "KEYTURN_API_NOTIFY_HOSTS"
+DEFAULT_MAX_BODY = 4 * 1024 * 1024
 _RUNBOOK_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
 
@@ -43,6 +53,11 @@ class ApiSettings:
     search_attributes: bool = True  # False only for servers without keyturn's (tests)
     known_providers: Collection[str] | None = None  # None: the installed providers
     runbook_vars: tuple[str, ...] = ("VAULT_ADDR",)  # ${VAR}s runbook YAML sent to the API may use
+    max_body: int = DEFAULT_MAX_BODY  # bytes; a larger request body is 413 before it is read
+    interactive_docs: bool = False  # /docs and /redoc load Swagger UI and ReDoc from a CDN
+    notify_hosts: tuple[str, ...] = ()  # webhook hosts a runbook posted to the API may name
+    session_max_age: timedelta = DEFAULT_MAX_AGE  # a page session ends this long after login
+    session_idle: timedelta = DEFAULT_IDLE  # ... or after this long without a request
 
     @classmethod
     def from_env(cls) -> ApiSettings:
@@ -55,6 +70,10 @@ class ApiSettings:
                 v.strip() for v in os.environ.get(RUNBOOK_VARS_ENV, "VAULT_ADDR").split(",")
                 if v.strip()
             ),
+            max_body=_positive_int(MAX_BODY_ENV, DEFAULT_MAX_BODY),
+            interactive_docs=os.environ.get(DOCS_ENV, "").lower() in ("1", "true", "yes"),
+            notify_hosts=tuple(h.strip() for h in os.environ.get(NOTIFY_HOSTS_ENV, "").split(",")
+                               if h.strip()),
         )
 
     def runbook_environ(self) -> dict[str, str]:
@@ -76,6 +95,15 @@ class ApiSettings:
         return path
 
 
+def _positive_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{name}={raw!r}: expected a positive number of bytes")
+    return int(raw)
+
+
 class ApiContext:
     """Per-app state, reachable from a request as `request.app.state.keyturn`."""
 
@@ -87,10 +115,27 @@ class ApiContext:
     ) -> None:
         self.settings = settings
         self.tokens = TokenFile(settings.tokens)
+        self.sessions = Sessions(settings.session_max_age, settings.session_idle)
+        self.logins = LoginThrottle()
+        self.secret = secrets.token_bytes(32)  # signs the page's flash cookie; dies with the app
         self.store_for = store_for or open_plan_store
         self._client = client
         self._owns_client = client is None
         self._lock = asyncio.Lock()
+
+    def identified(self, path: str, headers: Headers) -> bool:
+        """Whether the request's bearer token (or, for /ui, session cookie) names a
+        principal; an unreadable token file counts as yes, for the route to report."""
+        token = bearer_token(headers.get("authorization"))
+        try:
+            if token:
+                return self.tokens.lookup(token) is not None
+            if path.startswith("/v1"):
+                return False
+            session = self.sessions.get(cookie_parser(headers.get("cookie", "")).get(SESSION_COOKIE))
+            return session is not None and self.tokens.lookup_hash(session.token_sha256) is not None
+        except TokenFileError:
+            return True
 
     @property
     def task_queue(self) -> str:

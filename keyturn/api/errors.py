@@ -7,7 +7,7 @@ Every error body is `{"code": "<stable code>", "message": "...", ...}`:
   gate_refused 403/409/422 (+ reason: not_an_approver | self_approval |
   already_approved | gate_closed | reason_required) | conflict 409
   preflight_failed 409 (+ report: what preflight found; nothing was changed)
-  store_error 502 | temporal_unavailable 503 | no_worker 503 | server_error 500
+  body_too_large 413 (keyturn.api.guard) | store_error 502 | temporal_unavailable 503 | no_worker 503 | server_error 500
 
 Request validation errors never echo what was sent (a supplied value could be in it).
 """
@@ -101,8 +101,10 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     described = {400: "Bad request", 401: "No or unknown bearer token",
                  403: "Role or gate refusal", 404: "No such run, gate or runbook",
                  409: "Conflicting state (gate closed, already approved, run ended)",
+                 413: "The request body is over the server's limit (body_too_large)",
                  422: "Invalid request or runbook", 502: "The secret store refused",
                  503: "Temporal unavailable"}
+    statuses = (*statuses, 413) if 413 not in statuses else statuses
     return {s: {"model": ErrorBody, "description": described.get(s, "Error")} for s in statuses}
 
 

@@ -115,12 +115,18 @@ class RunDetail(BaseModel):
     open_gates: list[OpenGate]
 
 
+GateKind = Literal["tier", "credential"]
+KIND_DESCRIPTION = "which gate `target` names: refused unless it is this kind"
+
+
 class ApproveRequest(_Strict):
     reason: str = Field(default="", max_length=2000)
+    kind: GateKind | None = Field(default=None, description=KIND_DESCRIPTION)
 
 
 class RejectRequest(_Strict):
     reason: str = Field(default="", max_length=2000, description="required: why")
+    kind: GateKind | None = Field(default=None, description=KIND_DESCRIPTION)
 
 
 class DecisionResult(BaseModel):
@@ -130,6 +136,10 @@ class DecisionResult(BaseModel):
     approvals: int
     needed: int
     principal: str
+
+
+class CancelRequest(_Strict):
+    reason: str = Field(default="", max_length=2000, description="why (in the audit log)")
 
 
 class CancelResult(BaseModel):

@@ -39,6 +39,7 @@ from keyturn.api.errors import (
 )
 from keyturn.api.models import (
     ApproveRequest,
+    CancelRequest,
     CancelResult,
     DecisionResult,
     HeldTarget,
@@ -53,6 +54,7 @@ from keyturn.api.models import (
     SupplyRequest,
     SupplyResult,
 )
+from keyturn.api.posted import check_posted
 from keyturn.operations.preflight import PreflightRefused, PreflightReport, preflight
 from keyturn.runbook import RunbookError, loads, new_run_id, plan, validate
 from keyturn.runbook.loader import decode
@@ -120,6 +122,8 @@ def make_plan(ctx: ApiContext, body: StartRunRequest | PreflightRequest,
     text, filename, environ = _read_runbook(ctx, body)
     try:
         runbook = validate(loads(text, filename, environ), ctx.settings.known_providers)
+        if body.runbook_yaml is not None:
+            check_posted(runbook, ctx.settings.notify_hosts)
         return plan(runbook, run_id=new_run_id(runbook.metadata.name, datetime.now(UTC)),
                     requested_by=requested_by,
                     source_sha256=hashlib.sha256(text.encode()).hexdigest(),
@@ -339,20 +343,24 @@ async def get_run(
 
 
 async def decide(client: Client, run_id: str, target: str, principal: Principal, reason: str,
-                 *, approve: bool) -> DecisionResult:
-    """Approve or reject the open gate of `target` as `principal` (the authenticated one)."""
+                 *, approve: bool, kind: str | None = None) -> DecisionResult:
+    """Approve or reject the open gate of `target` as `principal` (the authenticated one);
+    `kind` (tier | credential), when given, must be what `target` is."""
     the_plan = await load_plan_of(client, run_id)
     request = ApprovalRequest(target=target, principal=principal.name, reason=reason)
-    if the_plan.tier(target) is not None:
+    try:
+        which = runs.gate_kind(the_plan, target, kind)
+    except runs.RunError as exc:
+        both = the_plan.tier(target) is not None and the_plan.credential(target) is not None
+        raise (conflict(str(exc)) if both and kind is None else not_found(str(exc))) from None
+    if which == "tier":
         handle = client.get_workflow_handle(run_id)
         update = RunbookWorkflow.approve if approve else RunbookWorkflow.reject
         status_query = RunbookWorkflow.status
-    elif the_plan.credential(target) is not None:
+    else:
         handle = client.get_workflow_handle(credential_workflow_id(run_id, target))
         update = CredentialRotationWorkflow.approve if approve else CredentialRotationWorkflow.reject
         status_query = CredentialRotationWorkflow.status
-    else:
-        raise not_found(f"{target!r} is neither a tier nor a credential of run {run_id}")
     closed = gate_refused(gates.GATE_CLOSED, f"{target!r} has no open gate in run {run_id}")
     try:
         # A cancelled or ended workflow may still show its last gate as open while it
@@ -388,7 +396,8 @@ async def approve_gate(
     not_an_approver), not its requester when the gate is distinct (403 self_approval),
     and not have approved already (409 already_approved); a decided gate is 409 gate_closed."""
     reason = body.reason if body else ""
-    return await decide(client, run_id, target, principal, reason, approve=True)
+    return await decide(client, run_id, target, principal, reason, approve=True,
+                        kind=body.kind if body else None)
 
 
 @router.post("/runs/{run_id}/gates/{target}/reject", response_model=DecisionResult,
@@ -403,13 +412,16 @@ async def reject_gate(
     """Reject with a reason (422 gate_refused reason_required without one). Before promote
     the credential rolls back; at a revoke gate the old credential is kept; a rejected tier
     gate keeps the tier from starting."""
-    return await decide(client, run_id, target, principal, body.reason, approve=False)
+    return await decide(client, run_id, target, principal, body.reason, approve=False,
+                        kind=body.kind)
 
 
 # ---- cancel and supply -------------------------------------------------------------------
 
 
-async def cancel_run(client: Client, run_id: str) -> CancelResult:
+async def cancel_run(client: Client, run_id: str, principal: Principal,
+                     reason: str = "") -> CancelResult:
+    """Cancel as `principal`, who (with the reason) is named in the audit log."""
     await load_plan_of(client, run_id)
     handle = client.get_workflow_handle(run_id)
     try:
@@ -417,7 +429,7 @@ async def cancel_run(client: Client, run_id: str) -> CancelResult:
         if status != WorkflowExecutionStatus.RUNNING:
             ended = status.name.lower() if status else "closed"
             raise conflict(f"run {run_id} has already ended ({ended})")
-        await handle.cancel()
+        await runs.cancel_as(handle, principal.name, reason)
     except RPCError as exc:
         if exc.status in _UNAVAILABLE:
             _rpc(exc, "")
@@ -431,9 +443,11 @@ async def post_cancel(
     run_id: RunId,
     principal: Annotated[Principal, Depends(require(OPERATOR))],
     client: Annotated[Client, Depends(get_client)],
+    body: Annotated[CancelRequest | None, Body()] = None,
 ) -> CancelResult:
-    """Request cancellation; credentials not yet promoted roll back."""
-    return await cancel_run(client, run_id)
+    """Request cancellation; credentials not yet promoted roll back. The audit log names
+    the caller and the reason."""
+    return await cancel_run(client, run_id, principal, body.reason if body else "")
 
 
 async def supply_value(ctx: ApiContext, client: Client, run_id: str, credential_id: str,

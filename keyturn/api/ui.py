@@ -2,25 +2,20 @@
 will do, approve/reject buttons, and a run's audit timeline. Server-rendered HTML
 (Jinja2, autoescaped) plus one small script; no build step.
 
-Identity is the same token as the API's: the login form checks it against the token
-file and keeps it in an HttpOnly, SameSite=Strict cookie (`keyturn_session`, path /ui).
-Every POST carries a CSRF token derived from the session (HMAC of a fixed label keyed
-by the session token) in a hidden field, and a cross-site Origin is refused.
+Logging in with an API token opens a server-side session (keyturn.api.sessions) whose
+random id is kept in an HttpOnly, SameSite=Strict cookie (`keyturn_session`, path /ui);
+logout ends it. Sessions, CSRF tokens and the signed flash cookie: keyturn.api.ui_session.
 The pages call the same functions as the JSON routes (runs_routes.list_runs,
 run_detail, decide; audit_routes.run_records); their refusals become flash messages.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import jinja2
 from fastapi import APIRouter, Form, Request
@@ -29,10 +24,31 @@ from fastapi.templating import Jinja2Templates
 
 from keyturn import runs
 from keyturn.api import audit_routes, runs_routes
-from keyturn.api.auth import APPROVER, AUDITOR, ROLES, SESSION_COOKIE, Principal, TokenFileError
+from keyturn.api.auth import (
+    APPROVER,
+    AUDITOR,
+    ROLES,
+    SESSION_COOKIE,
+    Principal,
+    TokenFileError,
+    hash_token,
+)
 from keyturn.api.context import ApiContext, get_context
 from keyturn.api.errors import ApiError
 from keyturn.api.models import RunDetail
+from keyturn.api.ui_session import (
+    FLASH_COOKIE,
+    PREFIX,
+    TOKEN_MAX,
+    Viewer,
+    base,
+    csrf_ok,
+    csrf_token,
+    read_flash,
+    same_origin,
+    set_flash,
+    viewer,
+)
 from keyturn.workflows import gates
 from keyturn.workflows.models import GateState
 
@@ -62,16 +78,12 @@ ASSETS = {
     "ui.css": ("static/ui.css", "text/css; charset=utf-8"),
 }
 
-FLASH_COOKIE = "keyturn_flash"
-SESSION_MAX_AGE = 12 * 3600
 REASON_MAX = 2000
-TOKEN_MAX = 512
 LIVE = ("pending", "running", "waiting")
 RUN_REFRESH_SECONDS = 10
 LIST_REFRESH_SECONDS = 15
 RUN_STATES = ("pending", "running", "waiting", "succeeded", "failed", "skipped", "cancelled")
 INCIDENT_PATTERN = runs.INCIDENT_FILTER  # as GET /v1/runs
-CSRF_LABEL = b"keyturn-ui-csrf-v1"
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -82,61 +94,10 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
-router = APIRouter(prefix="/ui", include_in_schema=False)
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 
-# ---- sessions, CSRF, flash -----------------------------------------------------------
-
-
-def csrf_token(session_token: str) -> str:
-    """The CSRF token of a session: only someone who holds the session token can make it."""
-    return hmac.new(session_token.encode(), CSRF_LABEL, hashlib.sha256).hexdigest()
-
-
-def _base(request: Request) -> str:
-    return request.scope.get("root_path", "").rstrip("/") + router.prefix
-
-
-def _session(request: Request) -> tuple[Principal, str] | None:
-    """(principal, token) of the bearer header or the session cookie; None if not logged in."""
-    header = request.headers.get("authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else None
-    token = token or request.cookies.get(SESSION_COOKIE)
-    if not token or len(token) > TOKEN_MAX:
-        return None
-    principal = get_context(request).tokens.lookup(token)
-    return (principal, token) if principal else None
-
-
-def _same_origin(request: Request) -> bool:
-    """False for a browser POST from another site (its Origin names another host)."""
-    origin = request.headers.get("origin")
-    if origin is None:
-        return True  # not a browser, or one that omits it: the CSRF token still decides
-    allowed = {request.headers.get("host", "")}
-    ui_url = get_context(request).settings.ui_url
-    if ui_url:
-        allowed.add(urlsplit(ui_url).netloc)
-    return urlsplit(origin).netloc in allowed
-
-
-def _flash_value(kind: str, text: str) -> str:
-    raw = json.dumps({"kind": kind, "text": text[:1500]}).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _read_flash(request: Request) -> dict[str, str] | None:
-    value = request.cookies.get(FLASH_COOKIE)
-    if not value:
-        return None
-    try:
-        data = json.loads(base64.urlsafe_b64decode(value.encode()))
-        kind, text = data["kind"], data["text"]
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        return None
-    if kind not in ("ok", "error") or not isinstance(text, str):
-        return None
-    return {"kind": kind, "text": text}
+# ---- responses ---------------------------------------------------------------------------
 
 
 def _secure(response: Response) -> Response:
@@ -147,31 +108,29 @@ def _secure(response: Response) -> Response:
 def _redirect(request: Request, to: str, flash: tuple[str, str] | None = None) -> Response:
     response = RedirectResponse(to, status_code=303)
     if flash:
-        response.set_cookie(FLASH_COOKIE, _flash_value(*flash), max_age=60, path=_base(request),
-                            httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https")
+        set_flash(request, response, *flash)
     return _secure(response)
 
 
 def _page(request: Request, name: str, context: dict[str, Any], *,
-          session: tuple[Principal, str] | None, status: int = 200,
+          session: Viewer | None, status: int = 200,
           flash: dict[str, str] | None = None) -> Response:
-    flash = flash or _read_flash(request)
+    flash = flash or read_flash(request)
     full = {
-        "ui": _base(request),
-        "principal": session[0] if session else None,
-        "csrf": csrf_token(session[1]) if session else "",
+        "ui": base(request),
+        "principal": session.principal if session else None,
+        "csrf": csrf_token(session.key) if session else "",
         "flash": flash,
         "refresh": None,
         **context,
     }
     response = templates.TemplateResponse(request, name, full, status_code=status)
     if request.cookies.get(FLASH_COOKIE):
-        response.delete_cookie(FLASH_COOKIE, path=_base(request))
+        response.delete_cookie(FLASH_COOKIE, path=base(request))
     return _secure(response)
 
 
-def _message(request: Request, session: tuple[Principal, str] | None, status: int,
+def _message(request: Request, session: Viewer | None, status: int,
              heading: str, message: str) -> Response:
     return _page(request, "message.html", {"heading": heading, "message": message},
                  session=session, status=status)
@@ -180,33 +139,33 @@ def _message(request: Request, session: tuple[Principal, str] | None, status: in
 def _to_login(request: Request) -> Response:
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if request.method != "GET":  # a form posted after the session ended: back to the list
-        here = _base(request)
-    response = _redirect(request, f"{_base(request)}/login?next={quote(here, safe='')}")
-    if request.cookies.get(SESSION_COOKIE):  # unknown or revoked token: forget it
-        response.delete_cookie(SESSION_COOKIE, path=_base(request))
+        here = base(request)
+    response = _redirect(request, f"{base(request)}/login?next={quote(here, safe='')}")
+    if request.cookies.get(SESSION_COOKIE):  # an ended session: forget it
+        response.delete_cookie(SESSION_COOKIE, path=base(request))
     return response
 
 
-def _viewer(request: Request) -> tuple[tuple[Principal, str] | None, Response | None]:
-    """The session of a page that needs one, or the response to send instead."""
+def _viewer(request: Request) -> tuple[Viewer | None, Response | None]:
+    """The viewer of a page that needs one, or the response to send instead."""
     try:
-        session = _session(request)
+        session = viewer(request)
     except TokenFileError as exc:
         return None, _message(request, None, 500, "Token file unreadable", str(exc))
     if session is None:
         return None, _to_login(request)
-    if not any(session[0].has(role) for role in ROLES):
+    if not any(session.principal.has(role) for role in ROLES):
         return None, _message(request, session, 403, "No role",
-                              f"{session[0].name} has no role: ask for operator, approver "
+                              f"{session.principal.name} has no role: ask for operator, approver "
                               "or auditor.")
     return session, None
 
 
 def _safe_next(request: Request, target: str) -> str:
-    base = _base(request)
-    inside = target == base or target.startswith((base + "/", base + "?"))
+    prefix = base(request)
+    inside = target == prefix or target.startswith((prefix + "/", prefix + "?"))
     ok = inside and "//" not in target and "\\" not in target
-    return target if ok else base
+    return target if ok else prefix
 
 
 # ---- assets, login, logout -----------------------------------------------------------
@@ -231,31 +190,34 @@ async def login_form(request: Request, next: str = "") -> Response:
 async def login(request: Request, token: Annotated[str, Form()] = "",
                 next: Annotated[str, Form()] = "") -> Response:
     target = _safe_next(request, next)
-    if not _same_origin(request):
+    if not same_origin(request):
         return _message(request, None, 403, "Refused", "cross-site login refused")
     token = token.strip()
+    ctx = get_context(request)
+    client = request.client.host if request.client else "unknown"
+    if (wait := ctx.logins.wait(client)) > 0:
+        return _message(request, None, 429, "Too many failed logins",
+                        f"Too many failed logins from {client}; try again in {int(wait) + 1} s.")
     try:
-        principal = get_context(request).tokens.lookup(token) if 0 < len(token) <= TOKEN_MAX \
-            else None
+        principal = ctx.tokens.lookup(token) if 0 < len(token) <= TOKEN_MAX else None
     except TokenFileError as exc:
         return _message(request, None, 500, "Token file unreadable", str(exc))
     if principal is None:
+        ctx.logins.failed(client, "unknown, revoked or expired token")
         return _page(request, "login.html",
                      {"next": target, "error": "Unknown or revoked token."},
                      session=None, status=401)
+    session_id = ctx.sessions.open(principal.name, hash_token(token))
     response = _redirect(request, target)
-    response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_MAX_AGE, path=_base(request),
-                        httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    response.set_cookie(SESSION_COOKIE, session_id, path=base(request), httponly=True,
+                        max_age=int(ctx.sessions.max_age), samesite="strict",
+                        secure=request.url.scheme == "https")
     return response
 
 
-def _csrf_refusal(request: Request, session: tuple[Principal, str] | None,
-                  sent: str) -> Response | None:
+def _csrf_refusal(request: Request, session: Viewer | None, sent: str) -> Response | None:
     """A 403 page unless the POST is same-origin and carries the session's CSRF token."""
-    if session is None:
-        return None
-    if _same_origin(request) and hmac.compare_digest(sent.encode(),
-                                                     csrf_token(session[1]).encode()):
+    if session is None or csrf_ok(request, session, sent):
         return None
     return _message(request, session, 403, "Refused",
                     "The form was stale or did not come from this page (CSRF check failed). "
@@ -269,8 +231,9 @@ async def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> R
         return refused or _to_login(request)
     if (denied := _csrf_refusal(request, session, csrf_token)) is not None:
         return denied
-    response = _redirect(request, f"{_base(request)}/login", ("ok", "Logged out."))
-    response.delete_cookie(SESSION_COOKIE, path=_base(request))
+    get_context(request).sessions.end(session.session_id)
+    response = _redirect(request, f"{base(request)}/login", ("ok", "Logged out."))
+    response.delete_cookie(SESSION_COOKIE, path=base(request))
     return response
 
 
@@ -351,7 +314,7 @@ async def run_page(request: Request, run_id: str) -> Response:
     session, refused = _viewer(request)
     if session is None:
         return refused
-    principal = session[0]
+    principal = session.principal
     ctx: ApiContext = get_context(request)
     try:
         detail = await runs_routes.run_detail(await ctx.client(), run_id)
@@ -375,27 +338,29 @@ async def run_page(request: Request, run_id: str) -> Response:
 
 
 async def _decide(request: Request, run_id: str, target: str, sent_csrf: str, reason: str,
-                  *, approve: bool) -> Response:
+                  kind: str, *, approve: bool) -> Response:
     session, refused = _viewer(request)
     if session is None:
         return refused
     if (denied := _csrf_refusal(request, session, sent_csrf)) is not None:
         return denied
-    principal = session[0]
+    principal = session.principal
     verb = "approve" if approve else "reject"
 
-    def back(kind: str, text: str) -> Response:
-        return _redirect(request, f"{_base(request)}/runs/{quote(run_id, safe='')}", (kind, text))
+    def back(tone: str, text: str) -> Response:
+        return _redirect(request, f"{base(request)}/runs/{quote(run_id, safe='')}", (tone, text))
 
     if not principal.has(APPROVER):
         return back("error", f"{principal.name} cannot {verb} gates: that needs the approver role.")
+    if kind not in ("", *runs.GATE_KINDS):
+        return back("error", "A gate is a tier's or a credential's.")
     reason = reason.strip()
     if len(reason) > REASON_MAX:
         return back("error", f"The reason is longer than {REASON_MAX} characters.")
     ctx: ApiContext = get_context(request)
     try:
         result = await runs_routes.decide(await ctx.client(), run_id, target, principal, reason,
-                                          approve=approve)
+                                          approve=approve, kind=kind or None)
     except ApiError as exc:
         return back("error", f"Could not {verb} {target}: {exc.message}")
     done = "Approved" if approve else "Rejected"
@@ -406,12 +371,14 @@ async def _decide(request: Request, run_id: str, target: str, sent_csrf: str, re
 @router.post("/runs/{run_id}/gates/{target}/approve")
 async def approve_gate(request: Request, run_id: str, target: str,
                        csrf_token: Annotated[str, Form()] = "",
-                       reason: Annotated[str, Form()] = "") -> Response:
-    return await _decide(request, run_id, target, csrf_token, reason, approve=True)
+                       reason: Annotated[str, Form()] = "",
+                       kind: Annotated[str, Form()] = "") -> Response:
+    return await _decide(request, run_id, target, csrf_token, reason, kind, approve=True)
 
 
 @router.post("/runs/{run_id}/gates/{target}/reject")
 async def reject_gate(request: Request, run_id: str, target: str,
                       csrf_token: Annotated[str, Form()] = "",
-                      reason: Annotated[str, Form()] = "") -> Response:
-    return await _decide(request, run_id, target, csrf_token, reason, approve=False)
+                      reason: Annotated[str, Form()] = "",
+                      kind: Annotated[str, Form()] = "") -> Response:
+    return await _decide(request, run_id, target, csrf_token, reason, kind, approve=False)

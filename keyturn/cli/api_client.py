@@ -119,15 +119,18 @@ class ApiClient:
         """The run as `keyturn.runs.describe` gives it, so the CLI renders both paths alike."""
         return detail_from_api(self.run(run_id))
 
-    def decide(self, run_id: str, target: str, reason: str, *, approve: bool) -> dict:
+    def decide(self, run_id: str, target: str, reason: str, *, approve: bool,
+               kind: str | None = None) -> dict:
         verb = "approve" if approve else "reject"
+        body = {"reason": reason, **({"kind": kind} if kind else {})}
         return self._call(
             "POST", f"/v1/runs/{_segment(run_id)}/gates/{_segment(target)}/{verb}",
-            json={"reason": reason}, doing=f"{verb} a gate",
+            json=body, doing=f"{verb} a gate",
         )
 
-    def cancel(self, run_id: str) -> dict:
-        return self._call("POST", f"/v1/runs/{_segment(run_id)}/cancel", doing="cancel a run")
+    def cancel(self, run_id: str, reason: str = "") -> dict:
+        return self._call("POST", f"/v1/runs/{_segment(run_id)}/cancel", json={"reason": reason},
+                          doing="cancel a run")
 
     def supply(self, run_id: str, credential: str, value: str, field: str | None = None) -> dict:
         body: dict[str, Any] = {"value": value}

@@ -1,4 +1,4 @@
-"""`keyturn serve` (the HTTP API and approvals page) and `keyturn api token add`."""
+"""`keyturn serve` (the HTTP API and approvals page) and `keyturn api token add | revoke`."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from keyturn.cli.common import OutputFormat, console, err_console, fail, print_json
 
 app = typer.Typer(help="Manage the HTTP API's principals and tokens.", no_args_is_help=True)
+TokensOption = Annotated[Path | None, typer.Option(
+    "--tokens", help="token file (default: $KEYTURN_API_TOKENS or .keyturn/api-tokens.yaml)")]
 token_app = typer.Typer(help="API tokens (only their SHA-256 is stored).", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 
@@ -19,27 +22,50 @@ def token_add(
     name: Annotated[str, typer.Argument(help="principal name, as runbook approver groups list it")],
     role: Annotated[list[str], typer.Option(
         "--role", help="operator, approver or auditor (repeatable)")],
-    tokens: Annotated[Path | None, typer.Option(
-        "--tokens", help="token file (default: $KEYTURN_API_TOKENS or .keyturn/api-tokens.yaml)")
-    ] = None,
+    tokens: TokensOption = None,
+    expires: Annotated[str | None, typer.Option(
+        "--expires", help='lifetime, e.g. "30d", "12h" (default: until revoked)')] = None,
     output: Annotated[OutputFormat, typer.Option("--output", "-o", help="text or json")] = (
         OutputFormat.text),
 ) -> None:
     """Create a token for NAME (replacing any earlier one) and print it once."""
     from keyturn.api.auth import TokenFileError, add_token, tokens_path
+    from keyturn.runbook.durations import parse_duration
 
     path = tokens or tokens_path()
     try:
-        token = add_token(path, name, role)
+        lifetime = parse_duration(expires) if expires is not None else None
+    except ValueError as exc:
+        fail(f"--expires: {exc}")
+    try:
+        token = add_token(path, name, role, expires_in=lifetime)
     except (TokenFileError, OSError) as exc:
         fail(str(exc))
     roles = sorted(set(role))
     if output == OutputFormat.json:
-        print_json({"principal": name, "roles": roles, "token": token, "tokens_file": str(path)})
+        print_json({"principal": name, "roles": roles, "token": token, "tokens_file": str(path),
+                    "expires_in_seconds": int(lifetime.total_seconds()) if lifetime else None})
         return
-    err_console.print(f"token for [bold]{name}[/] ({', '.join(roles)}) written to {path} "
-                      "as a hash; shown only now:", highlight=False)
+    until = f", expires in {expires}" if expires else ""
+    err_console.print(Text(f"token for {name} ({', '.join(roles)}{until}) written to {path} "
+                           "as a hash; shown only now:"), highlight=False)
     console.print(token, highlight=False, soft_wrap=True)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    name: Annotated[str, typer.Argument(help="the principal whose token to remove")],
+    tokens: TokensOption = None,
+) -> None:
+    """Remove NAME's token: its API requests and page sessions are refused from now on."""
+    from keyturn.api.auth import TokenFileError, revoke_token, tokens_path
+
+    path = tokens or tokens_path()
+    try:
+        revoke_token(path, name)
+    except (TokenFileError, OSError) as exc:
+        fail(str(exc))
+    err_console.print(Text(f"token of {name} revoked in {path}"), highlight=False)
 
 
 def register(root: typer.Typer) -> None:
@@ -49,16 +75,41 @@ def register(root: typer.Typer) -> None:
     def serve(
         host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
         port: Annotated[int, typer.Option("--port", help="port to listen on")] = 8080,
+        tls_cert: Annotated[Path | None, typer.Option(
+            "--tls-cert", help="PEM certificate (chain): serve HTTPS")] = None,
+        tls_key: Annotated[Path | None, typer.Option(
+            "--tls-key", help="PEM private key of --tls-cert")] = None,
+        insecure_http: Annotated[bool, typer.Option(
+            "--insecure-http", help="DANGEROUS: allow plain HTTP on a non-loopback --host "
+            "(only behind a TLS proxy on a private network; logged)")] = False,
+        trusted_proxy: Annotated[list[str] | None, typer.Option(
+            "--trusted-proxy", help="address of a proxy whose X-Forwarded-Proto/-For are "
+            "believed (repeatable; default: none)")] = None,
     ) -> None:
-        """Serve the HTTP API (/v1, /openapi.json) and the approvals page (/ui)."""
+        """Serve the HTTP API (/v1, /openapi.json) and the approvals page (/ui).
+
+        A non-loopback --host needs --tls-cert and --tls-key (or --insecure-http).
+        """
+        import logging
+
         import uvicorn
 
         from keyturn.api import create_app
+        from keyturn.api.transport import Listen, TransportRefused
         from keyturn.config import ConfigError
+        from keyturn.logsafe import inert_logs
 
+        listen = Listen(host, port, tls_cert, tls_key, insecure_http, tuple(trusted_proxy or ()))
         try:
+            listen.check()
             application = create_app()
-        except ConfigError as exc:
+        except (TransportRefused, ConfigError) as exc:
             fail(str(exc))
-        console.print(f"keyturn API on http://{host}:{port} (docs /docs, approvals /ui)")
-        uvicorn.run(application, host=host, port=port, log_level="info")
+        log_format = "%(levelname)s:     %(name)s: %(message)s"
+        logging.basicConfig(level=logging.INFO, format=log_format)
+        inert_logs(log_format)
+        if warning := listen.warn_if_insecure():
+            err_console.print(Text.assemble(("WARNING:", "bold red"), " ", warning))
+        console.print(f"keyturn API on {listen.scheme}://{host}:{port} "
+                      "(OpenAPI /openapi.json, approvals /ui)", highlight=False)
+        uvicorn.run(application, log_level="info", **listen.uvicorn())

@@ -44,6 +44,9 @@ from keyturn.workflows.models import GateState
 
 Output = Annotated[OutputFormat, typer.Option("--output", "-o", help="text or json")]
 As = Annotated[str | None, typer.Option("--as", help="principal acting (default: $KEYTURN_PRINCIPAL or $USER)")]
+GateKind = Enum("GateKind", {k: k for k in runs.GATE_KINDS}, type=str)
+Kind = Annotated[GateKind | None, typer.Option(
+    "--kind", help="which gate TARGET names, tier or credential (refused if it is not)")]
 POLL_SECONDS = 1.0
 OUTAGE_SECONDS = 300.0
 """How long `wait` over the API keeps polling through an outage of the API or Temporal."""
@@ -377,12 +380,14 @@ def register(app: typer.Typer) -> None:
             interrupted(run_id)
 
     def _decide(run_id: str, target: str, as_: str | None, reason: str, approve: bool,
-                output: OutputFormat) -> None:
+                output: OutputFormat, kind: GateKind | None = None) -> None:
         verb = "approved" if approve else "rejected"
+        kind_name = kind.value if kind else None
         api = api_or_none(as_)
         if api is not None:
             with api:
-                decided = api_call(api.decide, run_id, target, reason, approve=approve)
+                decided = api_call(api.decide, run_id, target, reason, approve=approve,
+                                   kind=kind_name)
             if output == OutputFormat.json:
                 print_json(decided)
             else:
@@ -395,7 +400,8 @@ def register(app: typer.Typer) -> None:
 
         async def go() -> None:
             client = await connect(settings)
-            result = await runs.decide(client, run_id, target, principal, reason, approve=approve)
+            result = await runs.decide(client, run_id, target, principal, reason, approve=approve,
+                                       kind=kind_name)
             if output == OutputFormat.json:
                 print_json(result.model_dump(mode="json"))
             else:
@@ -410,10 +416,11 @@ def register(app: typer.Typer) -> None:
         target: Annotated[str, typer.Argument(help="credential id or tier id with an open gate")],
         as_: As = None,
         reason: Annotated[str, typer.Option("--reason", help="why")] = "",
+        kind: Kind = None,
         output: Output = OutputFormat.text,
     ) -> None:
         """Approve an open gate."""
-        _decide(run_id, target, as_, reason, True, output)
+        _decide(run_id, target, as_, reason, True, output, kind)
 
     @app.command()
     def reject(
@@ -421,6 +428,7 @@ def register(app: typer.Typer) -> None:
         target: Annotated[str, typer.Argument(help="credential id or tier id with an open gate")],
         reason: Annotated[str, typer.Option("--reason", help="why (required)")],
         as_: As = None,
+        kind: Kind = None,
         output: Output = OutputFormat.text,
     ) -> None:
         """Reject an open gate.
@@ -429,22 +437,26 @@ def register(app: typer.Typer) -> None:
         gate the new credential stays delivered and the old one is not deleted; a
         rejected tier gate keeps the tier from starting.
         """
-        _decide(run_id, target, as_, reason, False, output)
+        _decide(run_id, target, as_, reason, False, output, kind)
 
     @app.command()
-    def cancel(run_id: str) -> None:
-        """Cancel a run; credentials not yet promoted roll back."""
-        api = api_or_none()
+    def cancel(
+        run_id: str,
+        as_: As = None,
+        reason: Annotated[str, typer.Option("--reason", help="why (in the audit log)")] = "",
+    ) -> None:
+        """Cancel a run; credentials not yet promoted roll back. The audit log names who."""
+        api = api_or_none(as_)
         if api is not None:
             with api:
-                api_call(api.cancel, run_id)
+                api_call(api.cancel, run_id, reason)
             console.print(f"cancellation requested for {run_id}")
             return
         settings = settings_or_fail()
 
         async def go() -> None:
             client = await connect(settings)
-            await runs.cancel(client, run_id)
+            await runs.cancel(client, run_id, as_ or settings.principal, reason)
             console.print(f"cancellation requested for {run_id}")
 
         run_async(go())

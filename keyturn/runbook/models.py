@@ -100,7 +100,21 @@ GroupNames = Annotated[
 ]
 ProviderName = _name_like(_PROVIDER, "aws.iam_access_key")
 StoreType = _name_like(_STORE_TYPE, "vault_kv")
-Principal = Annotated[str, Field(min_length=1)]
+_UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _plain_text(value: str) -> str:
+    """Refuse control and bidi-override characters: this text is shown to approvers and
+    written to logs, and must read as it is (no forged lines, no reversed words)."""
+    found = _UNSAFE_TEXT.search(value)
+    if found:
+        raise ValueError(f"contains the control or bidi character U+{ord(found.group()):04X} "
+                         f"at offset {found.start()}; use plain text")
+    return value
+
+
+PlainText = Annotated[str, AfterValidator(_plain_text)]
+Principal = Annotated[str, Field(min_length=1), AfterValidator(_plain_text)]
 Strategy = Literal["rotate", "revoke-first"]
 OnTimeout = Literal["fail", "reject"]
 OnLocked = Literal["refuse", "wait"]
@@ -209,7 +223,7 @@ class Credential(_Strict):
 
 class Tier(_Strict):
     id: Slug
-    name: str = ""
+    name: PlainText = ""
     after: list[Slug] = Field(default_factory=list)
     gate: TierGate | None = None
     concurrency: int = Field(10, ge=1)
@@ -281,7 +295,7 @@ class Spec(_Strict):
 
 class Metadata(_Strict):
     name: Slug
-    incident: str | None = None
+    incident: PlainText | None = None
     description: str | None = None
 
 

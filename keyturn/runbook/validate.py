@@ -106,6 +106,11 @@ def _uniqueness(runbook: Runbook) -> Iterator[RunbookError]:
                     f"{line}); credential ids are unique across the runbook",
                 )
             creds.setdefault(cred.id, path)
+    for cid, path in creds.items():  # an approval names its gate by id: one id, one gate
+        if cid in tiers:
+            line = src.position(tiers[cid])[0]
+            yield src.error(path, f"credential id '{cid}' is also a tier id (line {line}); "
+                                  "ids are unique across tiers and credentials")
 
 
 def _store_config(runbook: Runbook) -> Iterator[RunbookError]:

@@ -56,6 +56,14 @@ class ApprovalRequest(BaseModel):
     reason: str = ""
 
 
+class CancelRequest(BaseModel):
+    """The `cancel_requested` signal, sent just before a run is cancelled: who cancels it
+    and why, for the audit record of the cancellation."""
+
+    principal: str
+    reason: str = ""
+
+
 class SupplyNotice(BaseModel):
     """A `supply` Update: an operator put the replacement into the staging store.
 

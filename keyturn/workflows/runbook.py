@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         ApprovalRequest,
         ApprovalResult,
         AuditInput,
+        CancelRequest,
         GateState,
         RunContext,
         RunStatus,
@@ -40,6 +41,8 @@ with workflow.unsafe.imports_passed_through():
 STATE_KEY = SearchAttributeKey.for_keyword("KeyturnState")
 RUNBOOK_KEY = SearchAttributeKey.for_keyword("KeyturnRunbook")
 INCIDENT_KEY = SearchAttributeKey.for_keyword("KeyturnIncident")
+STARTED_BY_REQUESTER = "run-started-by-requester"
+"""Patch: the `run started` record names the requester as its actor (was: worker)."""
 
 
 def tier_workflow_id(run_id: str, tier_id: str) -> str:
@@ -60,6 +63,7 @@ class RunbookWorkflow:
         self._status: RunStatus | None = None
         self._plan: ExecutionPlan | None = None
         self._notifier: Notifier | None = None
+        self._cancel: CancelRequest | None = None
 
     @workflow.query
     def status(self) -> RunStatus:
@@ -70,6 +74,11 @@ class RunbookWorkflow:
     def plan(self) -> ExecutionPlan:
         assert self._plan is not None
         return self._plan
+
+    @workflow.signal
+    def cancel_requested(self, request: CancelRequest) -> None:
+        """Who is about to cancel this run, and why (runs.cancel sends it first)."""
+        self._cancel = request
 
     def _tier(self, tier_id: str) -> TierStatus | None:
         return next((t for t in self._status.tiers if t.tier == tier_id), None)
@@ -133,7 +142,8 @@ class RunbookWorkflow:
         )
         self._notifier = Notifier(context)
         self._set_state("running")
-        await self._record("run", "started", [], details={
+        starter = plan.requested_by if workflow.patched(STARTED_BY_REQUESTER) else "worker"
+        await self._record("run", "started", [], actor=starter, details={
             "runbook": plan.runbook,
             "incident": plan.incident,
             "requested_by": plan.requested_by,
@@ -147,7 +157,9 @@ class RunbookWorkflow:
             status.state = "cancelled"
             status.ended_at = workflow.now()
             self._set_state("cancelled")
-            await self._record("run", "cancelled", [], details={})
+            cancel = self._cancel  # None: cancelled without saying who (e.g. temporal CLI)
+            await self._record("run", "cancelled", [], actor=cancel.principal if cancel else
+                               "worker", details={"reason": cancel.reason} if cancel else {})
             await self._run_ended()
             raise
         ok = all(t.state == "succeeded" for t in status.tiers)

@@ -361,10 +361,21 @@ async def test_an_operator_cancels_a_run_and_its_gate_closes(api_stack):
         tier("t1", gated(account, "{before: promote, approvals: 1, from: security}"))))
     await api_stack.open_gate(run_id, account)
 
-    response = await api_stack.post(f"/v1/runs/{run_id}/cancel", "alice")
+    # alice cancels a run erin started: the audit log says so, with her reason
+    response = await api_stack.post(f"/v1/runs/{run_id}/cancel", "alice",
+                                    {"reason": "wrong incident"})
     assert response.status_code == 202
     assert response.json() == {"run_id": run_id, "status": "cancel_requested"}
     detail = await api_stack.until(run_id, lambda d: d["state"] == "cancelled")
+
+    async def run_records() -> dict | None:
+        found = {r.outcome: r for r in api_stack.records(run_id) if r.step == "run"}
+        return found if "cancelled" in found else None
+
+    records = await eventually(run_records)
+    assert (records["started"].actor, records["started"].details["requested_by"]) == ("erin",) * 2
+    assert (records["cancelled"].actor, records["cancelled"].details) == (
+        "alice", {"reason": "wrong incident"})
     assert detail["credentials"][0]["state"] == "cancelled"
     late = await api_stack.post(f"/v1/runs/{run_id}/gates/{account}/approve", "bob")
     assert late.status_code == 409 and late.json()["reason"] == "gate_closed"

@@ -153,7 +153,11 @@ async def test_run_status_approve_wait_with_the_token_principal(api: Api) -> Non
     assert shown.exit_code == 0, shown.output
     assert run_id in shown.stdout and "cred-approve" in shown.stdout
 
-    approved = await api.cli("alice", "approve", run_id, "cred-approve", "--reason", "checked")
+    wrong_gate = await api.cli("alice", "approve", run_id, "cred-approve", "--kind", "tier")
+    assert wrong_gate.exit_code == 2
+    assert "no tier 'cred-approve'" in " ".join(wrong_gate.stderr.split())
+    approved = await api.cli("alice", "approve", run_id, "cred-approve", "--reason", "checked",
+                             "--kind", "credential")
     assert approved.exit_code == 0, approved.output
     assert "approved cred-approve (gate before promote) as alice: gate passed, 1/1" in (
         approved.stdout)
@@ -233,7 +237,7 @@ async def test_cancel_ends_the_run(api: Api) -> None:
     assert "requested by dave" in result.stdout
     await api.gate_open(run_id, "cred-cancel")
 
-    cancelled = await api.cli("dave", "cancel", run_id)
+    cancelled = await api.cli("dave", "cancel", run_id, "--reason", "rotating by hand")
     assert cancelled.exit_code == 0, cancelled.output
     assert f"cancellation requested for {run_id}" in cancelled.stdout
 
@@ -241,6 +245,8 @@ async def test_cancel_ends_the_run(api: Api) -> None:
     assert waited.exit_code == 1
     assert json.loads(waited.stdout)["state"] == "cancelled"
     assert old in api.h.provider.keys["cred-cancel"]  # nothing promoted: the old key stays
+    (record,) = [r for r in api.h.records(run_id) if (r.step, r.outcome) == ("run", "cancelled")]
+    assert (record.actor, record.details) == ("dave", {"reason": "rotating by hand"})
 
 
 async def test_supply_sends_the_value_to_the_store_only(api: Api) -> None:

@@ -119,6 +119,25 @@ def test_runbook_name_must_be_a_slug() -> None:
     assert_error(rejects(doc(ONE_TIER, head=head)), 3, 18, "name: 'NPM axios' is not a slug")
 
 
+@pytest.mark.parametrize(("escape", "code"), [("\\u202e", "202E"), ("\\u2066", "2066"),
+                                               ("\\e", "001B"), ("\\n", "000A"),
+                                               ("\\x85", "0085")])
+def test_control_and_bidi_characters_are_refused_in_incidents_names_and_principals(
+        escape, code) -> None:
+    # U+202E shows "INC-7 evil" to an approver as "INC-7 live"; a newline or an escape
+    # would forge a log line or drive a terminal
+    char = chr(int(code, 16))
+    head = ("apiVersion: keyturn/v1\nkind: Runbook\n"
+            f'metadata: {{name: test-rb, incident: "INC-7 {escape}evil"}}\n')
+    err = rejects(doc(ONE_TIER, head=head))
+    assert_error(err, 3, 37, f"control or bidi character U+{code}")
+    assert char not in str(err)
+    err = rejects(doc(ONE_TIER.replace("id: t1", f'id: t1\n  name: "Tier {escape}1"')))
+    assert_error(err, 10, 13, f"U+{code}")
+    err = rejects(doc(ONE_TIER, approvers=f'{{security: ["bob{escape}"]}}'))
+    assert f"U+{code}" in err.reason and char not in str(err)
+
+
 def test_api_version_must_be_v1() -> None:
     head = "apiVersion: keyturn/v2\nkind: Runbook\nmetadata: {name: test-rb}\n"
     assert_error(

@@ -105,6 +105,22 @@ def test_duplicate_credential_id_across_tiers() -> None:
     assert_error(err, 13, 16, "duplicate credential id 'a' (first used at line 10)")
 
 
+def test_a_credential_id_equal_to_a_tier_id() -> None:
+    # approvals name a gate by id: with a clash, approving the credential's gate would
+    # pass the tier's (the gate shown is not the gate approved)
+    err = rejects(
+        doc("""
+        - id: t1
+          credentials:
+            - {id: a, provider: aws.iam_access_key, target: {}}
+        - id: t2
+          credentials:
+            - {id: t1, provider: aws.iam_access_key, target: {}}
+    """)
+    )
+    assert_error(err, 13, 16, "credential id 't1' is also a tier id (line 8)")
+
+
 def test_store_option_that_looks_like_a_secret() -> None:
     err = rejects(
         doc(

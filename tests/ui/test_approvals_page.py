@@ -265,7 +265,7 @@ def decide(driver: WebDriver, action: str, reason: str) -> str:
     with next_page(driver):
         form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         alert = WebDriverWait(driver, 5).until(ec.alert_is_present())
-        assert CRED in alert.text
+        assert f"credential gate of {CRED} (before promote)" in alert.text
         alert.accept()
     return text_of(driver, "#flash")
 

@@ -121,6 +121,11 @@ async def skip_grace(h: Harness, run_id: str, credential: str, grace: timedelta)
     await h.env.sleep(grace)
 
 
+async def cancel(h: Harness, run_id: str) -> None:
+    await gate_opened(h, run_id, "a")
+    await runs.cancel(h.client, run_id, "erin", "history: wrong incident")
+
+
 async def quorum_then_grace(h: Harness, run_id: str) -> None:
     await approve(h, run_id, "a", "alice", "bob")
     await skip_grace(h, run_id, "a", timedelta(hours=1))
@@ -219,6 +224,12 @@ SCENARIOS = [
         waiter_gets_the_hold,
         holder=HEADER + tier("tier1", cred("l", HOLDER_GATE)),
     ),
+    Scenario(
+        "cancelled",
+        HEADER + tier("tier1", cred("a", "gate: {before: promote, approvals: 1, from: security}")),
+        "cancelled",
+        cancel,
+    ),
 ]
 
 
@@ -295,7 +306,7 @@ async def record(scenario: Scenario, tmp: Path, out: Path) -> list[Path]:
         await runs.start(h.client, plan, h.task_queue, search_attributes=False)
         if scenario.drive:
             await scenario.drive(h, plan.run_id)
-        status = await h.client.get_workflow_handle(plan.run_id, result_type=RunStatus).result()
+        status = await runs.wait(h.client, plan.run_id)
         if status.state != scenario.expect:
             raise AssertionError(f"{scenario.name}: run {status.state}, expected {scenario.expect}")
         histories = []

@@ -99,4 +99,4 @@ async def test_supply_is_refused_when_nothing_waits_for_it(tmp_path):
         with pytest.raises(RunError, match="no credential 'nope'"):
             await supply(h.client, plan.run_id, "nope", {"token": "t"}, "alice",
                          store_for=lambda _: h.store)
-        await runs.cancel(h.client, plan.run_id)
+        await runs.cancel(h.client, plan.run_id, "erin")

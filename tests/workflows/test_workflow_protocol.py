@@ -263,7 +263,7 @@ async def test_unknown_target_is_refused(tmp_path):
             await runs.decide(h.client, plan.run_id, "nope", "erin", "", approve=True)
         with pytest.raises((runs.RunError, WorkflowUpdateFailedError)):
             await runs.decide(h.client, plan.run_id, "a", "erin", "", approve=True)
-        await runs.cancel(h.client, plan.run_id)
+        await runs.cancel(h.client, plan.run_id, "erin")
 
 
 async def test_cancel_before_promote_rolls_back(tmp_path):
@@ -273,14 +273,16 @@ async def test_cancel_before_promote_rolls_back(tmp_path):
         old = seed(h, "a")
         plan, _ = await start(h, text)
         await open_gate(h, credential_workflow_id(plan.run_id, "a"), CredentialRotationWorkflow.status)
-        await runs.cancel(h.client, plan.run_id)
+        await runs.cancel(h.client, plan.run_id, "erin")
         final = await runs.wait(h.client, plan.run_id)
         assert final.state == "cancelled"
         assert list(h.provider.keys["a"]) == [old["a"]]
         assert h.provider.keys["a"][old["a"]]["active"]
         assert not [p for p in h.store.paths if p.startswith("keyturn/staging/")]
         assert ("rollback", "succeeded") in steps_of(h.records(plan.run_id), "a")
-        assert [r.outcome for r in h.records(plan.run_id) if r.step == "run"] == ["started", "cancelled"]
+        run_records = [r for r in h.records(plan.run_id) if r.step == "run"]
+        assert [(r.outcome, r.actor) for r in run_records] == [
+            ("started", plan.requested_by), ("cancelled", "erin")]
 
 
 async def test_concurrency_one_rotates_strictly_one_at_a_time(tmp_path):
