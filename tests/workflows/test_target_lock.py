@@ -164,7 +164,7 @@ async def test_a_cancelled_waiter_leaves_the_holder_alone(tmp_path):
         first, _ = await hold_at_gate(h)
         second, _ = await start(h, runbook("second", "again", on_locked="wait"))
         await at_step(h, second.run_id, "again", "lock", "waiting")
-        await runs.cancel(h.client, second.run_id)
+        await runs.cancel(h.client, second.run_id, "dave")
         assert (await runs.wait(h.client, second.run_id)).state == "cancelled"
         assert (await holder_of(h.client, lock_of(first))).run_id == first.run_id
         assert prechecks(h) == 1
@@ -183,7 +183,7 @@ async def test_a_cancelled_rotation_lets_go_after_its_rollback(tmp_path):
         seed(h)
         plan, _ = await hold_at_gate(h)
         assert await holder_of(h.client, lock_of(plan)) is not None
-        await runs.cancel(h.client, plan.run_id)
+        await runs.cancel(h.client, plan.run_id, "dave")
         assert (await runs.wait(h.client, plan.run_id)).state == "cancelled"
         assert await holder_of(h.client, lock_of(plan)) is None
         assert_one_key_the_stores(h)  # rolled back: the old key, as the store holds it
