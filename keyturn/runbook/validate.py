@@ -47,6 +47,7 @@ def problems(runbook: Runbook, known_providers: Collection[str]) -> Iterator[Run
     yield from _presence(runbook)
     yield from _uniqueness(runbook)
     yield from _store_config(runbook)
+    yield from _store_types(runbook)
     yield from _credential_references(runbook, known_providers)
     if isinstance(known_providers, Mapping):
         yield from _targets(runbook, known_providers)
@@ -124,6 +125,19 @@ def _store_config(runbook: Runbook) -> Iterator[RunbookError]:
                     "through its environment",
                     key=True,
                 )
+
+
+def _store_types(runbook: Runbook) -> Iterator[RunbookError]:
+    """Each store's type is an installed store type (their options are checked when the
+    store opens: at preflight, or the run's first step)."""
+    from keyturn.stores.registry import store_names
+
+    known = store_names()
+    for name, store in runbook.spec.stores.items():
+        if store.type not in known:
+            yield runbook.source.error(("spec", "stores", name, "type"),
+                                       f"unknown store type '{store.type}'"
+                                       + _suggest(store.type, known, "store types"))
 
 
 def _credential_references(

@@ -451,3 +451,13 @@ def test_deliver_fields_that_fit_pass() -> None:
                    fields: {aws_access_key_id: ACCESS_KEY, aws_secret_access_key: SECRET_KEY}}
     """))
     assert validate(runbook, PROVIDERS) is runbook
+
+
+def test_an_unknown_store_type_is_refused_with_a_suggestion() -> None:
+    err = rejects(doc("""
+        - id: t1
+          credentials:
+            - {id: a, provider: aws.iam_access_key, target: {}}
+    """, stores="{vault: {type: hashicorp_vault, mount: secret}}"))
+    assert_error(err, 6, 26, "unknown store type 'hashicorp_vault'")
+    assert "vault_kv" in err.reason
