@@ -16,6 +16,9 @@ class ConfigError(Exception):
     """A required setting is missing or malformed; the message says which variable to set."""
 
 
+REQUESTER_MAY_APPROVE_ENV = "KEYTURN_REQUESTER_MAY_APPROVE"
+
+
 @dataclass(frozen=True)
 class Settings:
     temporal_address: str
@@ -29,6 +32,9 @@ class Settings:
     # so it stays out of repr().
     audit_dsn: str | None = field(default=None, repr=False)
     temporal_auth: TemporalAuth = field(default_factory=TemporalAuth)  # TLS, mTLS, API key
+    # Policy: may a run's requester approve its own gates? Never, unless the operators of
+    # the server (or CLI) say so; a runbook cannot.
+    requester_may_approve: bool = False
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -43,7 +49,17 @@ class Settings:
             rate_limits=_rate_limits(env.get("KEYTURN_RATE_LIMITS", "")),
             audit_dsn=env.get("KEYTURN_AUDIT_DSN") or None,
             temporal_auth=_temporal_auth(),
+            requester_may_approve=_yes_no(REQUESTER_MAY_APPROVE_ENV),
         )
+
+
+def _yes_no(name: str) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name}={value!r}: use true or false")
 
 
 def _rate_limits(text: str) -> dict[str, float]:

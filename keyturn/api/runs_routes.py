@@ -125,7 +125,8 @@ def make_plan(ctx: ApiContext, body: StartRunRequest | PreflightRequest,
             check_posted(runbook, ctx.settings.notify_hosts)
         return plan(runbook, run_id=new_run_id(runbook.metadata.name, datetime.now(UTC)),
                     requested_by=requested_by,
-                    source_sha256=hashlib.sha256(text.encode()).hexdigest())
+                    source_sha256=hashlib.sha256(text.encode()).hexdigest(),
+                    requester_may_approve=ctx.settings.keyturn.requester_may_approve)
     except RunbookError as exc:
         raise ApiError(422, "invalid_runbook", str(exc), file=exc.file, line=exc.line,
                        column=exc.column) from None
