@@ -21,6 +21,9 @@ class ConfigError(Exception):
     """A required setting is missing or malformed; the message says which variable to set."""
 
 
+REQUESTER_MAY_APPROVE_ENV = "KEYTURN_REQUESTER_MAY_APPROVE"
+
+
 @dataclass(frozen=True)
 class Settings:
     temporal_address: str
@@ -35,6 +38,9 @@ class Settings:
     audit_dsn: str | None = field(default=None, repr=False)
     temporal_auth: TemporalAuth = field(default_factory=TemporalAuth)  # TLS, mTLS, API key
     shutdown_grace: timedelta = DEFAULT_SHUTDOWN_GRACE
+    # Policy: may a run's requester approve its own gates? Never, unless the operators of
+    # the server (or CLI) say so; a runbook cannot.
+    requester_may_approve: bool = False
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -50,6 +56,7 @@ class Settings:
             audit_dsn=env.get("KEYTURN_AUDIT_DSN") or None,
             temporal_auth=_temporal_auth(),
             shutdown_grace=_duration("KEYTURN_WORKER_SHUTDOWN_GRACE", DEFAULT_SHUTDOWN_GRACE),
+            requester_may_approve=_yes_no(REQUESTER_MAY_APPROVE_ENV),
         )
 
 
@@ -61,6 +68,15 @@ def _duration(name: str, default: timedelta) -> timedelta:
         return parse_duration(text)
     except ValueError as exc:
         raise ConfigError(f"{name}={text!r}: {exc} (e.g. 90s, 2m)") from None
+
+
+def _yes_no(name: str) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name}={value!r}: use true or false")
 
 
 def _rate_limits(text: str) -> dict[str, float]:

@@ -32,7 +32,7 @@ import yaml
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from keyturn.api.errors import forbidden, unauthenticated
+from keyturn.api.errors import forbidden, too_many_failures, unauthenticated
 from keyturn.runbook.validate import RESERVED_PRINCIPALS
 
 TOKENS_ENV = "KEYTURN_API_TOKENS"
@@ -217,24 +217,24 @@ def _write(path: Path, data: dict) -> None:
 bearer = HTTPBearer(auto_error=False, description="an API token: `Authorization: Bearer kt_...`")
 
 
-def _token_file(request: Request) -> TokenFile:
-    return request.app.state.keyturn.tokens
-
-
 def bearer_token(authorization: str | None) -> str | None:
     """The token of an `Authorization: Bearer <token>` header, or None."""
     header = authorization or ""
     return header[7:].strip() or None if header.lower().startswith("bearer ") else None
 
 
-def authenticate(request: Request, token: str | None, *, allow_cookie: bool = False) -> Principal:
-    """The principal of `token` (or, for UI pages, of the session cookie); 401 if none."""
-    if not token and allow_cookie:
-        token = request.cookies.get(SESSION_COOKIE)
+def authenticate(request: Request, token: str | None) -> Principal:
+    """The principal of bearer `token`; 401 if none, 429 after too many unknown tokens from
+    the client (each logged with its address, never the token)."""
     if not token:
         raise unauthenticated()
-    principal = _token_file(request).lookup(token)
+    ctx = request.app.state.keyturn
+    client = request.client.host if request.client else "unknown"
+    if (wait := ctx.logins.wait(client)) > 0:
+        raise too_many_failures(wait)
+    principal = ctx.tokens.lookup(token)
     if principal is None:
+        ctx.logins.failed(client, "unknown, revoked or expired API token")
         raise unauthenticated("unknown or revoked token")
     return principal
 

@@ -7,7 +7,8 @@ Every error body is `{"code": "<stable code>", "message": "...", ...}`:
   gate_refused 403/409/422 (+ reason: not_an_approver | self_approval |
   already_approved | gate_closed | reason_required) | conflict 409
   preflight_failed 409 (+ report: what preflight found; nothing was changed)
-  body_too_large 413 (keyturn.api.guard) | store_error 502 | temporal_unavailable 503 | no_worker 503 | server_error 500
+  body_too_large 413 (keyturn.api.guard) | too_many_failures 429 (keyturn.api.throttle)
+  store_error 502 | temporal_unavailable 503 | no_worker 503 | server_error 500
 
 Request validation errors never echo what was sent (a supplied value could be in it).
 """
@@ -71,6 +72,11 @@ def unauthenticated(message: str = "a bearer token is required") -> ApiError:
     return ApiError(401, "unauthenticated", message)
 
 
+def too_many_failures(wait: float) -> ApiError:
+    return ApiError(429, "too_many_failures", f"too many failed logins or unknown tokens from "
+                    f"this address; try again in {int(wait) + 1} s")
+
+
 def forbidden(message: str) -> ApiError:
     return ApiError(403, "forbidden", message)
 
@@ -102,9 +108,10 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
                  403: "Role or gate refusal", 404: "No such run, gate or runbook",
                  409: "Conflicting state (gate closed, already approved, run ended)",
                  413: "The request body is over the server's limit (body_too_large)",
+                 429: "Too many unknown tokens from this address (too_many_failures)",
                  422: "Invalid request or runbook", 502: "The secret store refused",
                  503: "Temporal unavailable"}
-    statuses = (*statuses, 413) if 413 not in statuses else statuses
+    statuses = tuple(dict.fromkeys((*statuses, 413, *((429,) if 401 in statuses else ()))))
     return {s: {"model": ErrorBody, "description": described.get(s, "Error")} for s in statuses}
 
 

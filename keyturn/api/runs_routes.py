@@ -127,7 +127,8 @@ def make_plan(ctx: ApiContext, body: StartRunRequest | PreflightRequest,
         return plan(runbook, run_id=new_run_id(runbook.metadata.name, datetime.now(UTC)),
                     requested_by=requested_by,
                     source_sha256=hashlib.sha256(text.encode()).hexdigest(),
-                    on_locked=body.on_locked)
+                    on_locked=body.on_locked,
+                    requester_may_approve=ctx.settings.keyturn.requester_may_approve)
     except RunbookError as exc:
         raise ApiError(422, "invalid_runbook", str(exc), file=exc.file, line=exc.line,
                        column=exc.column) from None

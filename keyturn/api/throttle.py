@@ -1,4 +1,5 @@
-"""Failed logins: logged (client address only, never what was typed) and limited per client.
+"""Failed logins (the page's form, unknown API tokens): logged (client address only, never
+what was typed) and limited per client.
 
 A client with `limit` failed logins within `window` is refused (429) until the oldest
 of them leaves the window; a successful login does not reset the count, so guessing
@@ -46,7 +47,7 @@ class LoginThrottle:
                 self._failures = {c: d for c, d in self._failures.items()
                                   if d and d[-1] > now - self.window}
             self._recent(client, now).append(now)
-        log.warning("failed login to the approvals page from %s: %s", client, why)
+        log.warning("failed login from %s: %s", client, why)
 
     def _recent(self, client: str, now: float) -> deque[float]:
         recent = self._failures.setdefault(client, deque())

@@ -29,13 +29,11 @@ from keyturn.api.auth import (
     AUDITOR,
     ROLES,
     SESSION_COOKIE,
-    Principal,
     TokenFileError,
     hash_token,
 )
 from keyturn.api.context import ApiContext, get_context
 from keyturn.api.errors import ApiError
-from keyturn.api.models import RunDetail
 from keyturn.api.ui_session import (
     FLASH_COOKIE,
     PREFIX,
@@ -49,8 +47,7 @@ from keyturn.api.ui_session import (
     set_flash,
     viewer,
 )
-from keyturn.workflows import gates
-from keyturn.workflows.models import GateState
+from keyturn.api.ui_views import open_gates, tiers
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(env=jinja2.Environment(
@@ -262,53 +259,6 @@ async def runs_page(request: Request, state: str = "", incident: str = "") -> Re
     }, session=session, flash=flash)
 
 
-def _gate_states(detail: RunDetail) -> dict[str, GateState]:
-    """The open gates' states by target (tier id or credential id)."""
-    found = {t.tier: t.gate for t in detail.tiers if t.gate and t.gate.status == "open"}
-    for cs in detail.credentials:
-        gate = next((g for g in cs.gates if g.status == "open"), None)
-        if gate is not None:
-            found[cs.credential] = gate
-    return found
-
-
-def _open_gates(detail: RunDetail, principal: Principal) -> list[dict[str, Any]]:
-    """The API's open gates, with the approvals' reasons and, for this principal, why
-    approving would be refused (the workflow's own rule, so the page never guesses)."""
-    states = _gate_states(detail)
-    shown = []
-    for gate in detail.open_gates:
-        state = states.get(gate.target)
-        note = gates.refusal(state, principal.name, detail.requested_by) if state else None
-        shown.append({
-            **gate.model_dump(),
-            "approved_by": [d.model_dump() for d in state.approvals] if state else
-            [{"principal": p, "reason": ""} for p in gate.approved_by],
-            "note": f"You cannot approve this gate: {note}." if note else None,
-        })
-    return shown
-
-
-def _tiers(detail: RunDetail) -> list[dict[str, Any]]:
-    by_tier: dict[str, list[dict[str, Any]]] = {t.tier: [] for t in detail.tiers}
-    for cs in detail.credentials:
-        gate = next((g for g in cs.gates if g.status == "open"), None) or \
-            (cs.gates[-1] if cs.gates else None)
-        by_tier.setdefault(cs.tier, []).append({
-            "id": cs.credential,
-            "state": cs.state,
-            "step": cs.step,
-            "error": cs.error,
-            "old": ", ".join(cs.old_credential_ids) or "-",
-            "new": cs.new_credential_id or "…",
-            "fingerprint": cs.new_fingerprint or "",
-            "gate": (f"before {gate.plan.before}: {gates.summary(gate)}" if gate else ""),
-        })
-    return [{"tier": t.tier, "name": t.name, "after": t.after, "state": t.state,
-             "gate": gates.summary(t.gate), "credentials": by_tier.get(t.tier, [])}
-            for t in detail.tiers]
-
-
 @router.get("/runs/{run_id}")
 async def run_page(request: Request, run_id: str) -> Response:
     session, refused = _viewer(request)
@@ -328,9 +278,9 @@ async def run_page(request: Request, run_id: str) -> Response:
         return _message(request, session, exc.status, heading, exc.message)
     return _page(request, "run.html", {
         "run": detail,
-        "open_gates": _open_gates(detail, principal),
+        "open_gates": open_gates(detail, principal),
         "can_decide": principal.has(APPROVER),
-        "tiers": _tiers(detail),
+        "tiers": tiers(detail),
         "audit": audit,
         "reason_max": REASON_MAX,
         "refresh": RUN_REFRESH_SECONDS if detail.state in LIVE else None,

@@ -113,7 +113,8 @@ def plan_or_fail(runbook: Path, principal: str, now: datetime, *, preflight: str
                  on_locked: OnLocked | None = None):
     """The runbook planned for `principal`; an invalid runbook exits 2 naming file:line:col."""
     try:
-        plan = load_plan(runbook, requested_by=principal, now=now, on_locked=on_locked)
+        plan = load_plan(runbook, requested_by=principal, now=now, on_locked=on_locked,
+                         requester_may_approve=settings_or_fail().requester_may_approve)
     except RunbookError as exc:
         fail(str(exc))
     return plan.model_copy(update={"preflight": preflight}) if preflight else plan

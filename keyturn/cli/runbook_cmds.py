@@ -54,8 +54,10 @@ def plan_command(
 ) -> None:
     """Show the execution plan: tiers in the order they run, gates, strategies, targets."""
     try:
+        settings = Settings.from_env()
         execution = load_plan(
-            path, requested_by=Settings.from_env().principal, now=datetime.now(UTC), run_id=PREVIEW_RUN_ID
+            path, requested_by=settings.principal, now=datetime.now(UTC), run_id=PREVIEW_RUN_ID,
+            requester_may_approve=settings.requester_may_approve,
         )
     except (RunbookError, ConfigError) as err:
         typer.echo(str(err), err=True)

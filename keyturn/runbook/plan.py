@@ -34,16 +34,18 @@ from keyturn.runbook.validate import validate
 
 
 def plan(runbook: Runbook, *, run_id: str, requested_by: str, source_sha256: str,
-         on_locked: OnLocked | None = None) -> ExecutionPlan:
+         on_locked: OnLocked | None = None,
+         requester_may_approve: bool = False) -> ExecutionPlan:
     """The ExecutionPlan for one run of a runbook that passed `validate`.
 
     `on_locked` (from `keyturn run --on-locked`) overrides what the runbook says
-    every credential does when another run holds its target.
-
-    Raises RunbookError if a `distinct` gate cannot pass for this requester: too
-    few approvers are left once the requester is excluded.
+    every credential does when another run holds its target. Unless
+    `requester_may_approve` (a server-side setting, never the runbook's), every
+    gate is `distinct`: the requester of a run never approves its gates. Raises
+    RunbookError if a distinct gate cannot pass for this requester: too few approvers
+    are left once the requester is excluded.
     """
-    _check_distinct_gates(runbook, requested_by)
+    _check_distinct_gates(runbook, requested_by, every_gate=not requester_may_approve)
     tiers = {tier.id: tier for tier in runbook.spec.tiers}
     order = topological_order({tier.id: tier.after for tier in runbook.spec.tiers})
     return ExecutionPlan(
@@ -56,7 +58,8 @@ def plan(runbook: Runbook, *, run_id: str, requested_by: str, source_sha256: str
             name: StorePlan(name=name, type=store.type, config=store.config)
             for name, store in runbook.spec.stores.items()
         },
-        tiers=[_tier(runbook, tiers[tier_id], run_id, on_locked) for tier_id in order],
+        tiers=[_tier(runbook, tiers[tier_id], run_id, on_locked, not requester_may_approve)
+               for tier_id in order],
         notify=[
             NotifyPlan(url_env=n.url_env, url=n.url, events=list(dict.fromkeys(n.events)))
             for n in runbook.spec.notify
@@ -81,6 +84,7 @@ def load_plan(
     known_providers: Collection[str] | None = None,
     run_id: str | None = None,
     on_locked: OnLocked | None = None,
+    requester_may_approve: bool = False,
 ) -> ExecutionPlan:
     """Load, validate and plan the runbook at `path`; `run_id` defaults to `new_run_id`."""
     data = read_bytes(path)
@@ -91,23 +95,25 @@ def load_plan(
         requested_by=requested_by,
         source_sha256=hashlib.sha256(data).hexdigest(),
         on_locked=on_locked,
+        requester_may_approve=requester_may_approve,
     )
 
 
-def _tier(runbook: Runbook, tier: Tier, run_id: str, on_locked: OnLocked | None) -> TierPlan:
+def _tier(runbook: Runbook, tier: Tier, run_id: str, on_locked: OnLocked | None,
+          distinct: bool) -> TierPlan:
     return TierPlan(
         id=tier.id,
         name=tier.name,
         after=tier.after,
-        gate=_gate(runbook, tier.gate, "tier") if tier.gate else None,
+        gate=_gate(runbook, tier.gate, "tier", distinct) if tier.gate else None,
         concurrency=tier.concurrency,
-        credentials=[_credential(runbook, tier.id, cred, run_id, on_locked)
+        credentials=[_credential(runbook, tier.id, cred, run_id, on_locked, distinct)
                      for cred in tier.credentials],
     )
 
 
 def _credential(runbook: Runbook, tier_id: str, cred: Credential, run_id: str,
-                on_locked: OnLocked | None) -> CredentialPlan:
+                on_locked: OnLocked | None, distinct: bool) -> CredentialPlan:
     defaults = runbook.spec.defaults
     deliver = [Location(store=target.store, path=target.path, fields=target.fields)
                for target in cred.deliver]
@@ -123,7 +129,7 @@ def _credential(runbook: Runbook, tier_id: str, cred: Credential, run_id: str,
         step_timeout=step_timeout,
         strategy=cred.strategy or defaults.strategy,
         grace_period=cred.grace_period if cred.grace_period is not None else defaults.grace_period,
-        gates=[_gate(runbook, cred.gate, cred.gate.before)] if cred.gate else [],
+        gates=[_gate(runbook, cred.gate, cred.gate.before, distinct)] if cred.gate else [],
         depends_on=cred.depends_on,
         deliver=deliver,
         staging=Location(store=staging_store, path=f"keyturn/staging/{run_id}/{cred.id}"),
@@ -149,14 +155,15 @@ def _provider_traits(name: str) -> tuple[str, bool, timedelta | None, type[BaseM
             cls.target_model)
 
 
-def _check_distinct_gates(runbook: Runbook, requested_by: str) -> None:
-    """Refuse a run whose `distinct` gate its requester would leave without enough approvers."""
+def _check_distinct_gates(runbook: Runbook, requested_by: str, *, every_gate: bool) -> None:
+    """Refuse a run whose distinct gate (`every_gate`: any gate) its requester would leave
+    without enough approvers."""
     for i, tier in enumerate(runbook.spec.tiers):
         gates = [(("spec", "tiers", i, "gate"), tier.gate)]
         gates += [(("spec", "tiers", i, "credentials", j, "gate"), cred.gate)
                   for j, cred in enumerate(tier.credentials)]
         for path, gate in gates:
-            if gate is None or not gate.distinct:
+            if gate is None or not (gate.distinct or every_gate):
                 continue
             groups = runbook.spec.approvers
             others = {p for g in gate.from_ for p in groups.get(g, [])} - {requested_by}
@@ -170,7 +177,7 @@ def _check_distinct_gates(runbook: Runbook, requested_by: str) -> None:
                 )
 
 
-def _gate(runbook: Runbook, gate: TierGate, before: GatePoint) -> GatePlan:
+def _gate(runbook: Runbook, gate: TierGate, before: GatePoint, distinct: bool) -> GatePlan:
     groups = list(dict.fromkeys(gate.from_))
     principals = {p for group in groups for p in runbook.spec.approvers.get(group, [])}
     return GatePlan(
@@ -178,7 +185,7 @@ def _gate(runbook: Runbook, gate: TierGate, before: GatePoint) -> GatePlan:
         approvals=gate.approvals,
         groups=groups,
         approvers=sorted(principals),
-        distinct=gate.distinct,
+        distinct=gate.distinct or distinct,
         timeout=gate.timeout,
         on_timeout=gate.on_timeout,
     )

@@ -49,6 +49,10 @@ async def _clashing_run(api_stack) -> tuple[str, str]:
 async def test_an_ambiguous_approval_is_refused_and_kind_picks_the_gate(api_stack):
     run_id, account = await _clashing_run(api_stack)
     approve = f"/v1/runs/{run_id}/gates/{account}/approve"
+    page = (await api_stack.get(f"/ui/runs/{run_id}", "bob")).text
+    for kind, before in (("tier", "tier"), ("credential", "promote")):
+        assert f'{kind} <span class="mono">{account}</span>: gate before {before}' in page
+        assert f'name="kind" value="{kind}"' in page
 
     ambiguous = await api_stack.post(approve, "bob", {"reason": "looks right"})
     assert ambiguous.status_code == 409, ambiguous.text

@@ -131,3 +131,16 @@ def test_the_limit_lifts_as_failures_leave_the_window():
     assert throttle.wait("c") == 40.0 and throttle.wait("d") == 0
     now[0] = 60.0
     assert throttle.wait("c") == 0
+
+
+async def test_unknown_api_tokens_are_logged_and_limited_per_client(api_stack, caplog):
+    caplog.set_level("WARNING", logger="keyturn.api")
+    guesses = [f"kt_guess-{n}" for n in range(10)]
+    for guess in guesses:
+        response = await api_stack.http.get("/v1/runs", headers={"Authorization": f"Bearer {guess}"})
+        assert response.status_code == 401
+    blocked = await api_stack.get("/v1/whoami", "dave")
+    assert blocked.status_code == 429 and blocked.json()["code"] == "too_many_failures"
+    assert sum("failed login from 127.0.0.1" in r.getMessage() for r in caplog.records) == 10
+    assert not any(guess in caplog.text for guess in guesses)
+    assert (await api_stack.http.get("/healthz")).status_code == 200

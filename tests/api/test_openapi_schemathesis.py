@@ -142,7 +142,8 @@ def _serve(address: str, tmp: Path, live: Live, ready: threading.Event,
         key_id, secret = provider.seed("fuzz-named")
         store.write("app/fuzz-named", secret, {"credential_id": key_id})
         api_settings = ApiSettings(
-            keyturn=Settings(temporal_address=address, namespace="default",
+            keyturn=Settings(requester_may_approve=True,  # PRINCIPAL is requester and approver
+                             temporal_address=address, namespace="default",
                              task_queue=task_queue, audit_log=audit_path, codec_key=key,
                              principal="nobody"),
             tokens=tmp / "api-tokens.yaml", runbook_dir=runbook_dir,

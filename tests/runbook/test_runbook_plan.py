@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from keyturn.runbook import load_plan, loads, new_run_id, plan, validate
+from keyturn.runbook import RunbookError, load_plan, loads, new_run_id, plan, validate
 from keyturn.runbook.plan_model import ExecutionPlan, GatePlan, Location
 
 DEMO = Path(__file__).resolve().parents[2] / "runbooks" / "demo.yaml"
@@ -58,9 +58,10 @@ spec:
 """
 
 
-def compiled(text: str = RUNBOOK) -> ExecutionPlan:
+def compiled(text: str = RUNBOOK, *, requester_may_approve: bool = False) -> ExecutionPlan:
     runbook = validate(loads(text), PROVIDERS)
-    return plan(runbook, run_id="run-1", requested_by="alice", source_sha256="ab" * 32)
+    return plan(runbook, run_id="run-1", requested_by="alice", source_sha256="ab" * 32,
+                requester_may_approve=requester_may_approve)
 
 
 def test_tiers_in_topological_order_with_file_order_among_equals() -> None:
@@ -91,10 +92,25 @@ def test_tier_gate_resolves_groups_to_sorted_unique_principals() -> None:
         approvals=2,
         groups=["ops", "security"],
         approvers=["alice", "bob", "carol", "dave"],
-        distinct=False,
+        distinct=True,  # the requester never approves, whatever the runbook says
         timeout=timedelta(hours=1),
     )
     assert last.after == ["middle", "first"]
+
+
+def test_a_gate_is_distinct_as_written_only_where_requesters_may_approve() -> None:
+    last = compiled(requester_may_approve=True).tier("last")
+    assert last is not None and last.gate is not None and last.gate.distinct is False
+
+
+def test_a_runbook_cannot_make_its_requester_an_approver_of_its_own_gates() -> None:
+    # the attack: an operator who is also an approver posts a runbook naming herself
+    text = RUNBOOK.replace("{before: promote, from: security, distinct: true}",
+                           "{before: promote, from: self}").replace(
+        "  approvers:\n", "  approvers:\n    self: [alice]\n", 1)
+    with pytest.raises(RunbookError, match="without 'alice' who requests this run"):
+        compiled(text)
+    assert compiled(text, requester_may_approve=True).credential("delivers-to-asm")
 
 
 def test_credential_gate_keeps_its_point_and_distinct() -> None:

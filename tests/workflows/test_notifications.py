@@ -92,7 +92,8 @@ async def test_gates_tiers_and_the_run_are_announced_with_a_link_to_the_approval
 
             first = await eventually(lambda: _first(hooks, "/all"))
             assert first["text"] == (f"keyturn: approval needed before promote of credential a "
-                                     f"in run {plan.run_id} (INC-7): 1 approval from security")
+                                     f"in run {plan.run_id} (INC-7): 1 approval from security "
+                                     "(not dave, who started the run)")
             body = section(first)
             assert body.startswith("*Approval needed* before promote of credential a\n")
             assert "Approving will promote the new value to every deliver target" in body

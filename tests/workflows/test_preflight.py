@@ -39,7 +39,7 @@ async def test_preflight_reports_each_problem_and_changes_nothing(tmp_path):
         stale = checks["stale"].problems[0]
         assert stale.check == "provider precheck" and "stale-k0" in stale.message
         assert [g.gate for g in report.gates] == ["tier tier1"]
-        assert report.gates[0].eligible == ["alice", "bob", "carol", "dave"]
+        assert report.gates[0].eligible == ["alice", "bob", "carol"]  # dave requested the run
         # nothing changed: no step past precheck, no store write
         assert {step for _, step in h.provider.calls} == {"precheck"}
         assert {p: len(v) for p, v in h.store.paths.items()} == versions
