@@ -8,9 +8,7 @@ import sys
 import uuid
 
 import pytest
-from stack_support import make_stack, seed_user
-
-from keyturn.codec import new_key
+from stack_support import seed_user
 
 RUNBOOK = """\
 apiVersion: keyturn/v1
@@ -32,11 +30,9 @@ spec:
 
 
 @pytest.fixture
-def stack(tmp_path, temporal_dev_server, openbao, moto):
-    s = make_stack(tmp_path, temporal_dev_server, openbao, moto, new_key())
-    s.start_worker()
-    yield s
-    s.stop()
+def stack(worker_stack):
+    """Every test here starts with a worker running."""
+    return worker_stack
 
 
 @pytest.mark.parametrize("command", ["wait", "run"])

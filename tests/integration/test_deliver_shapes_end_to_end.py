@@ -15,9 +15,8 @@ import uuid
 
 import boto3
 import pytest
-from stack_support import make_stack, sts_accepts
+from stack_support import sts_accepts
 
-from keyturn.codec import new_key
 from keyturn.devstack.servers import MOTO_REGION
 
 HEADER = """\
@@ -47,11 +46,9 @@ MAPPED = "              fields: {{aws_access_key_id: ACCESS_KEY, aws_secret_acce
 
 
 @pytest.fixture
-def stack(tmp_path, temporal_dev_server, openbao, moto):
-    s = make_stack(tmp_path, temporal_dev_server, openbao, moto, new_key())
-    s.start_worker()
-    yield s
-    s.stop()
+def stack(worker_stack):
+    """Every test here starts with a worker running."""
+    return worker_stack
 
 
 @pytest.fixture

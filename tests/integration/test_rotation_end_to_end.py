@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 import uuid
 
-import pytest
-from stack_support import make_stack, run_histories, run_workflow_ids, seed_user, sts_accepts
+from stack_support import run_histories, run_workflow_ids, seed_user, sts_accepts
 from temporalio.client import Client
 
-from keyturn.codec import data_converter, new_key
+from keyturn.codec import data_converter
 
 RUNBOOK = """\
 apiVersion: keyturn/v1
@@ -52,13 +51,6 @@ spec:
           strategy: revoke-first
           gate: {{before: revoke, approvals: 2, from: security, distinct: true}}
 """
-
-
-@pytest.fixture
-def stack(tmp_path, temporal_dev_server, openbao, moto):
-    s = make_stack(tmp_path, temporal_dev_server, openbao, moto, new_key())
-    yield s
-    s.stop()
 
 
 def open_gates(stack, run_id: str) -> list[str]:

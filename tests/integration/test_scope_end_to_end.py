@@ -9,10 +9,7 @@ import json
 import uuid
 from pathlib import Path
 
-import pytest
-from stack_support import make_stack, seed_user, sts_accepts
-
-from keyturn.codec import new_key
+from stack_support import seed_user, sts_accepts
 
 ADVISORY = {
     "id": "MAL-2025-0099",
@@ -64,13 +61,6 @@ def checkout(root: Path) -> Path:
             "": {"name": "shop", "dependencies": {"@acme/ui": "^2.1.0"}},
             "node_modules/@acme/ui": {"version": "2.1.0"}}}, indent=2))
     return root
-
-
-@pytest.fixture
-def stack(tmp_path, temporal_dev_server, openbao, moto):
-    s = make_stack(tmp_path, temporal_dev_server, openbao, moto, new_key())
-    yield s
-    s.stop()
 
 
 def test_a_scoped_runbook_rotates_what_the_package_could_read(stack, iam_client, vault_client,

@@ -12,12 +12,12 @@ import sys
 import uuid
 
 import pytest
-from stack_support import make_stack, seed_user, sts_accepts
+from stack_support import seed_user, sts_accepts
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from keyturn import runs
-from keyturn.codec import data_converter, new_key
+from keyturn.codec import data_converter
 
 RUNBOOK = """\
 apiVersion: keyturn/v1
@@ -40,11 +40,9 @@ spec:
 
 
 @pytest.fixture
-def stack(tmp_path, temporal_dev_server, openbao, moto):
-    s = make_stack(tmp_path, temporal_dev_server, openbao, moto, new_key())
-    s.start_worker()
-    yield s
-    s.stop()
+def stack(worker_stack):
+    """Every test here starts with a worker running."""
+    return worker_stack
 
 
 @pytest.fixture

@@ -6,10 +6,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 
-import pytest
-from stack_support import make_stack, seed_user, sts_accepts
-
-from keyturn.codec import new_key
+from stack_support import seed_user, sts_accepts
 
 RUNBOOK = """\
 apiVersion: keyturn/v1
@@ -35,13 +32,6 @@ CREDENTIAL = """\
           target: {{user_name: {cid}-{tag}}}
           deliver: [{{store: vault, path: crash-{tag}/{cid}}}]
 """
-
-
-@pytest.fixture
-def stack(tmp_path, temporal_dev_server, openbao, moto):
-    s = make_stack(tmp_path, temporal_dev_server, openbao, moto, new_key())
-    yield s
-    s.stop()
 
 
 def test_sigkilled_worker_is_replaced_without_losing_or_repeating_a_step(
