@@ -92,12 +92,17 @@ class Delivery:
             )
         return current
 
-    def check_not_stale(self, current: Current, existing: list[str]) -> None:
-        """Refuse a first target whose credential id the service no longer has."""
+    def check_not_stale(self, current: Current, list_ids: Callable[[], list[str]]) -> None:
+        """Refuse a first target whose credential id the service no longer has.
+
+        `list_ids` (the provider's listing) is called only when the stored value
+        names its credential id, so other providers make no extra request.
+        """
         id_field = self.shape.id_field
         if id_field is None or current.secret is None or id_field not in current.secret:
             return
         held = current.secret[id_field]
+        existing = list_ids()
         if held not in existing:
             first = self.targets()[0]
             raise StaleStore(

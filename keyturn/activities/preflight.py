@@ -69,8 +69,7 @@ class PreflightChecks:
                 current = delivery.check_current()
             ctx = ProviderContext(old_secret=current.secret, credential=cred.id, dry_run=True)
             with checking("provider precheck"):
-                if delivery.shape.id_field is not None and current.secret is not None:
-                    delivery.check_not_stale(current, provider.list_credential_ids(target, ctx))
+                delivery.check_not_stale(current, lambda: provider.list_credential_ids(target, ctx))
                 found = provider.precheck(target, ctx)
             notes.append(f"would replace {', '.join(found.old_credential_ids) or 'nothing'}")
             notes += [f"would delete inactive {i} to make room (quota)"

@@ -126,8 +126,7 @@ class RotationSteps:
             delivery = self.delivery(inp)
             current = delivery.check_current()
             ctx = self._context(inp, old=current.secret)
-            if delivery.shape.id_field is not None and current.secret is not None:
-                delivery.check_not_stale(current, provider.list_credential_ids(target, ctx))
+            delivery.check_not_stale(current, lambda: provider.list_credential_ids(target, ctx))
             found = provider.precheck(target, ctx)
             existing = provider.list_credential_ids(target, ctx)
             details.update(
