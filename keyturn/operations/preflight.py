@@ -28,6 +28,8 @@ from keyturn.workflows.models import CredentialCheck, Problem
 from keyturn.workflows.preflight import PreflightWorkflow, preflight_workflow_id
 
 PREFLIGHT_TIMEOUT = timedelta(minutes=5)
+MID_ROTATION_CHECKS = frozenset({"store shape", "provider precheck"})
+"""Checks of a target's current state, which another run holding it may be changing."""
 WORKER_GRACE_SECONDS = 10.0
 """How long preflight waits for a worker to poll the queues a run needs."""
 
@@ -118,7 +120,14 @@ async def _with_hold(client: Client, plan: ExecutionPlan,
     held = (f"run {holder.run_id} (credential {holder.credential}) is rotating this "
             f"{holder.provider} target ({holder.target})")
     if cred.on_locked == "wait":
-        return check.model_copy(update={"notes": [*check.notes, f"would wait: {held}"]})
+        # The holder is changing this target now, so what its provider and store show is
+        # mid-rotation; the run checks them again in precheck, once it holds the target.
+        moot = [p for p in check.problems if p.check in MID_ROTATION_CHECKS]
+        kept = [p for p in check.problems if p not in moot]
+        notes = [*check.notes, f"would wait: {held}",
+                 *(f"checked while held, so checked again at precheck: {p.check}: {p.message}"
+                   for p in moot)]
+        return check.model_copy(update={"ready": not kept, "problems": kept, "notes": notes})
     problem = Problem(check="lock", message=f"{held}; wait for it to end, or run with "
                       "--on-locked wait")
     return check.model_copy(update={"ready": False, "problems": [*check.problems, problem]})
