@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Collection
 
+from keyturn.policy.model import Policy
 from keyturn.runbook.loader import load, loads
 from keyturn.runbook.models import Runbook
 from keyturn.runbook.plan import load_plan, new_run_id, plan
@@ -19,10 +20,12 @@ from keyturn.runbook.validate import validate
 def check(
     path_or_runbook: str | os.PathLike[str] | Runbook,
     known_providers: Collection[str] | None = None,
+    policy: Policy | None = None,
 ) -> Runbook:
-    """Load (unless given a Runbook) and validate; return the runbook or raise RunbookError."""
+    """Load (unless given a Runbook) and validate under `policy`; return the runbook or
+    raise RunbookError."""
     runbook = path_or_runbook if isinstance(path_or_runbook, Runbook) else load(path_or_runbook)
-    return validate(runbook, known_providers)
+    return validate(runbook, known_providers, policy)
 
 
 __all__ = [

@@ -114,6 +114,9 @@ def _plain_text(value: str) -> str:
 
 
 PlainText = Annotated[str, AfterValidator(_plain_text)]
+RESERVED_PRINCIPALS = frozenset({"timeout", "worker"})
+"""Actors keyturn writes itself (a gate's timeout, the worker); no person may be one."""
+
 Principal = Annotated[str, Field(min_length=1), AfterValidator(_plain_text)]
 Strategy = Literal["rotate", "revoke-first"]
 OnTimeout = Literal["fail", "reject"]

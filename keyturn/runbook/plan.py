@@ -15,10 +15,12 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
 
+from keyturn.policy import gates as policy_gates
+from keyturn.policy.model import Policy
 from keyturn.runbook.graph import topological_order
 from keyturn.runbook.identity import lock_key
 from keyturn.runbook.loader import decode, loads, read_bytes
-from keyturn.runbook.models import Credential, Runbook, Tier, TierGate
+from keyturn.runbook.models import Credential, Runbook, TierGate
 from keyturn.runbook.plan_model import (
     CredentialPlan,
     ExecutionPlan,
@@ -32,22 +34,28 @@ from keyturn.runbook.plan_model import (
 )
 from keyturn.runbook.validate import validate
 
+Groups = dict[str, list[str]]
+
 
 def plan(runbook: Runbook, *, run_id: str, requested_by: str, source_sha256: str,
-         on_locked: OnLocked | None = None,
-         requester_may_approve: bool = False) -> ExecutionPlan:
-    """The ExecutionPlan for one run of a runbook that passed `validate`.
+         on_locked: OnLocked | None = None, policy: Policy | None = None) -> ExecutionPlan:
+    """The ExecutionPlan for one run of a runbook that passed `validate` (under `policy`).
 
     `on_locked` (from `keyturn run --on-locked`) overrides what the runbook says
-    every credential does when another run holds its target. Unless
-    `requester_may_approve` (a server-side setting, never the runbook's), every
-    gate is `distinct`: the requester of a run never approves its gates. Raises
-    RunbookError if a distinct gate cannot pass for this requester: too few approvers
-    are left once the requester is excluded.
+    every credential does when another run holds its target. The approval
+    `policy` (default: the built-in one) gives the approver groups and the
+    minimum gates; unless it lets requesters approve, every gate is `distinct`:
+    the requester of a run never approves its gates. Raises RunbookError if a
+    gate cannot pass: too few approvers, once the requester is excluded.
     """
-    _check_distinct_gates(runbook, requested_by, every_gate=not requester_may_approve)
-    tiers = {tier.id: tier for tier in runbook.spec.tiers}
+    policy = policy or Policy.default()
+    groups = policy_gates.approver_groups(policy, runbook)
+    distinct = not policy.requesters_may_approve
+    index = {tier.id: i for i, tier in enumerate(runbook.spec.tiers)}
     order = topological_order({tier.id: tier.after for tier in runbook.spec.tiers})
+    tiers = [_tier(runbook, policy, groups, index[tier_id], run_id, on_locked, distinct)
+             for tier_id in order]
+    _check_passable(runbook, tiers, index, requested_by)
     return ExecutionPlan(
         run_id=run_id,
         runbook=runbook.metadata.name,
@@ -58,12 +66,12 @@ def plan(runbook: Runbook, *, run_id: str, requested_by: str, source_sha256: str
             name: StorePlan(name=name, type=store.type, config=store.config)
             for name, store in runbook.spec.stores.items()
         },
-        tiers=[_tier(runbook, tiers[tier_id], run_id, on_locked, not requester_may_approve)
-               for tier_id in order],
+        tiers=tiers,
         notify=[
             NotifyPlan(url_env=n.url_env, url=n.url, events=list(dict.fromkeys(n.events)))
             for n in runbook.spec.notify
         ],
+        policy=policy.sha256,
     )
 
 
@@ -84,36 +92,44 @@ def load_plan(
     known_providers: Collection[str] | None = None,
     run_id: str | None = None,
     on_locked: OnLocked | None = None,
-    requester_may_approve: bool = False,
+    policy: Policy | None = None,
 ) -> ExecutionPlan:
-    """Load, validate and plan the runbook at `path`; `run_id` defaults to `new_run_id`."""
+    """Load, validate and plan the runbook at `path` under `policy` (default: the built-in
+    one); `run_id` defaults to `new_run_id`."""
     data = read_bytes(path)
-    runbook = validate(loads(decode(data, str(path)), filename=str(path)), known_providers)
+    runbook = validate(loads(decode(data, str(path)), filename=str(path)), known_providers,
+                       policy)
     return plan(
         runbook,
         run_id=run_id or new_run_id(runbook.metadata.name, now),
         requested_by=requested_by,
         source_sha256=hashlib.sha256(data).hexdigest(),
         on_locked=on_locked,
-        requester_may_approve=requester_may_approve,
+        policy=policy,
     )
 
 
-def _tier(runbook: Runbook, tier: Tier, run_id: str, on_locked: OnLocked | None,
-          distinct: bool) -> TierPlan:
+def _tier(runbook: Runbook, policy: Policy, groups: Groups, i: int, run_id: str,
+          on_locked: OnLocked | None, distinct: bool) -> TierPlan:
+    tier = runbook.spec.tiers[i]
+    gate = policy_gates.tier_gate(policy, runbook, i)
     return TierPlan(
         id=tier.id,
         name=tier.name,
         after=tier.after,
-        gate=_gate(runbook, tier.gate, "tier", distinct) if tier.gate else None,
+        gate=_gate(groups, gate, "tier", distinct) if gate else None,
         concurrency=tier.concurrency,
-        credentials=[_credential(runbook, tier.id, cred, run_id, on_locked, distinct)
-                     for cred in tier.credentials],
+        credentials=[
+            _credential(runbook, tier.id, cred, run_id, on_locked,
+                        [_gate(groups, g, g.before, distinct)
+                         for g in policy_gates.credential_gates(policy, runbook, i, j)])
+            for j, cred in enumerate(tier.credentials)
+        ],
     )
 
 
 def _credential(runbook: Runbook, tier_id: str, cred: Credential, run_id: str,
-                on_locked: OnLocked | None, distinct: bool) -> CredentialPlan:
+                on_locked: OnLocked | None, gates: list[GatePlan]) -> CredentialPlan:
     defaults = runbook.spec.defaults
     deliver = [Location(store=target.store, path=target.path, fields=target.fields)
                for target in cred.deliver]
@@ -129,7 +145,7 @@ def _credential(runbook: Runbook, tier_id: str, cred: Credential, run_id: str,
         step_timeout=step_timeout,
         strategy=cred.strategy or defaults.strategy,
         grace_period=cred.grace_period if cred.grace_period is not None else defaults.grace_period,
-        gates=[_gate(runbook, cred.gate, cred.gate.before, distinct)] if cred.gate else [],
+        gates=gates,
         depends_on=cred.depends_on,
         deliver=deliver,
         staging=Location(store=staging_store, path=f"keyturn/staging/{run_id}/{cred.id}"),
@@ -155,35 +171,39 @@ def _provider_traits(name: str) -> tuple[str, bool, timedelta | None, type[BaseM
             cls.target_model)
 
 
-def _check_distinct_gates(runbook: Runbook, requested_by: str, *, every_gate: bool) -> None:
-    """Refuse a run whose distinct gate (`every_gate`: any gate) its requester would leave
-    without enough approvers."""
-    for i, tier in enumerate(runbook.spec.tiers):
+def _check_passable(runbook: Runbook, tiers: list[TierPlan], index: dict[str, int],
+                    requested_by: str) -> None:
+    """Refuse a run with a gate its approvers cannot pass: too few of them, once the
+    requester is left out of a distinct gate."""
+    for tier in tiers:
+        i = index[tier.id]
         gates = [(("spec", "tiers", i, "gate"), tier.gate)]
-        gates += [(("spec", "tiers", i, "credentials", j, "gate"), cred.gate)
-                  for j, cred in enumerate(tier.credentials)]
+        gates += [(("spec", "tiers", i, "credentials", j, "gate"), gate)
+                  for j, cred in enumerate(tier.credentials) for gate in cred.gates]
         for path, gate in gates:
-            if gate is None or not (gate.distinct or every_gate):
+            if gate is None:
                 continue
-            groups = runbook.spec.approvers
-            others = {p for g in gate.from_ for p in groups.get(g, [])} - {requested_by}
-            if gate.approvals > len(others):
-                raise runbook.source.error(
-                    (*path, "approvals"),
-                    f"the gate needs {gate.approvals} distinct approvals but, without "
-                    f"{requested_by!r} who requests this run, its groups "
-                    f"({', '.join(gate.from_)}) have only {len(others)} "
-                    + ("principal" if len(others) == 1 else "principals"),
-                )
+            others = set(gate.approvers) - ({requested_by} if gate.distinct else set())
+            if gate.approvals <= len(others):
+                continue
+            count = "principal" if len(others) == 1 else "principals"
+            if gate.distinct:
+                reason = (f"the gate needs {gate.approvals} distinct approvals but, without "
+                          f"{requested_by!r} who requests this run, its groups "
+                          f"({', '.join(gate.groups)}) have only {len(others)} {count}")
+            else:
+                reason = (f"the gate needs {gate.approvals} approvals but its groups "
+                          f"({', '.join(gate.groups)}) have only {len(others)} {count}")
+            raise runbook.source.error((*path, "approvals"), reason)
 
 
-def _gate(runbook: Runbook, gate: TierGate, before: GatePoint, distinct: bool) -> GatePlan:
-    groups = list(dict.fromkeys(gate.from_))
-    principals = {p for group in groups for p in runbook.spec.approvers.get(group, [])}
+def _gate(groups: Groups, gate: TierGate, before: GatePoint, distinct: bool) -> GatePlan:
+    names = list(dict.fromkeys(gate.from_))
+    principals = {p for group in names for p in groups.get(group, [])}
     return GatePlan(
         before=before,
         approvals=gate.approvals,
-        groups=groups,
+        groups=names,
         approvers=sorted(principals),
         distinct=gate.distinct or distinct,
         timeout=gate.timeout,

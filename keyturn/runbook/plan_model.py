@@ -123,6 +123,9 @@ class ExecutionPlan(_Frozen):
     preflight: str = ""
     """How the run was let start: "passed", "skipped by <principal>" (break-glass), or
     "" where no face ran preflight (plans started by code, plans made before preflight)."""
+    policy: str = ""
+    """The SHA-256 of the approval policy file the gates were drawn from; "" under the
+    built-in default (no policy file) and in plans made before policy files."""
 
     def credential(self, credential_id: str) -> CredentialPlan | None:
         for tier in self.tiers:

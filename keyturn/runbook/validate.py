@@ -14,10 +14,12 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 
+from keyturn.policy import gates as policy_gates
+from keyturn.policy.model import Policy
 from keyturn.providers.base import SecretShape
 from keyturn.runbook.graph import find_cycle
 from keyturn.runbook.identity import describe_target, lock_key
-from keyturn.runbook.models import Runbook, TierGate
+from keyturn.runbook.models import RESERVED_PRINCIPALS, Runbook, TierGate
 from keyturn.runbook.source import Path, RunbookError
 
 _SECRET_KEY = re.compile(
@@ -25,24 +27,27 @@ _SECRET_KEY = re.compile(
 )
 
 
-def validate(runbook: Runbook, known_providers: Collection[str] | None = None) -> Runbook:
+def validate(runbook: Runbook, known_providers: Collection[str] | None = None,
+             policy: Policy | None = None) -> Runbook:
     """Raise the first semantic problem as a RunbookError; return the runbook if there is none.
 
     `known_providers` defaults to the installed providers (keyturn.providers.registry),
     whose target models then check every credential's `target` too. A mapping of
-    provider name to target model does the same for other providers.
+    provider name to target model does the same for other providers. With a
+    `policy` file in force, gates draw on its groups, and loosening it is a problem.
     """
     if known_providers is None:
         from keyturn.providers.registry import provider_class, provider_names
 
         known_providers = {name: provider_class(name).target_model for name in provider_names()}
-    problem = next(problems(runbook, known_providers), None)
+    problem = next(problems(runbook, known_providers, policy or Policy.default()), None)
     if problem is not None:
         raise problem
     return runbook
 
 
-def problems(runbook: Runbook, known_providers: Collection[str]) -> Iterator[RunbookError]:
+def problems(runbook: Runbook, known_providers: Collection[str],
+             policy: Policy) -> Iterator[RunbookError]:
     """Every semantic problem, lazily, in check order."""
     yield from _presence(runbook)
     yield from _uniqueness(runbook)
@@ -53,7 +58,8 @@ def problems(runbook: Runbook, known_providers: Collection[str]) -> Iterator[Run
         yield from _targets(runbook, known_providers)
     yield from _deliver_fields(runbook)
     yield from _approvers(runbook)
-    yield from _gates(runbook)
+    yield from _gates(runbook, policy_gates.approver_groups(policy, runbook))
+    yield from policy_gates.problems(policy, runbook)
     yield from _notify(runbook)
     yield from _tier_order(runbook)
     yield from _credential_order(runbook)
@@ -257,8 +263,6 @@ def _one_rotation_per_target(
             seen.setdefault(key, (cred.id, path))
 
 
-RESERVED_PRINCIPALS = frozenset({"timeout", "worker"})
-"""Actors keyturn writes itself (a gate's timeout, the worker); no person may be one."""
 
 _SECRET_WEBHOOK_HOSTS = ("hooks.slack.com",)
 
@@ -287,17 +291,18 @@ def _notify(runbook: Runbook) -> Iterator[RunbookError]:
             )
 
 
-def _gates(runbook: Runbook) -> Iterator[RunbookError]:
+def _gates(runbook: Runbook, groups: Mapping[str, list[str]]) -> Iterator[RunbookError]:
     for i, tier in enumerate(runbook.spec.tiers):
         if tier.gate is not None:
-            yield from _gate(runbook, tier.gate, (*_tier_path(i), "gate"))
+            yield from _gate(runbook, groups, tier.gate, (*_tier_path(i), "gate"))
         for j, cred in enumerate(tier.credentials):
             if cred.gate is not None:
-                yield from _gate(runbook, cred.gate, (*_cred_path(i, j), "gate"))
+                yield from _gate(runbook, groups, cred.gate, (*_cred_path(i, j), "gate"))
 
 
-def _gate(runbook: Runbook, gate: TierGate, path: Path) -> Iterator[RunbookError]:
-    groups, src = runbook.spec.approvers, runbook.source
+def _gate(runbook: Runbook, groups: Mapping[str, list[str]], gate: TierGate,
+          path: Path) -> Iterator[RunbookError]:
+    src = runbook.source
     principals: set[str] = set()
     for k, group in enumerate(gate.from_):
         if group not in groups:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from keyturn.policy.model import Policy
 from keyturn.runbook import RunbookError, load_plan, loads, new_run_id, plan, validate
 from keyturn.runbook.plan_model import ExecutionPlan, GatePlan, Location
 
@@ -61,7 +62,7 @@ spec:
 def compiled(text: str = RUNBOOK, *, requester_may_approve: bool = False) -> ExecutionPlan:
     runbook = validate(loads(text), PROVIDERS)
     return plan(runbook, run_id="run-1", requested_by="alice", source_sha256="ab" * 32,
-                requester_may_approve=requester_may_approve)
+                policy=Policy.default(requesters_may_approve=requester_may_approve))
 
 
 def test_tiers_in_topological_order_with_file_order_among_equals() -> None:
