@@ -24,6 +24,7 @@ from temporalio.converter import decode_typed_search_attributes
 from temporalio.service import RPCError
 
 from keyturn.config import ConfigError
+from keyturn.policy.model import Policy
 from keyturn.runbook.plan_model import ExecutionPlan
 from keyturn.workflows.models import (
     ApprovalRequest,
@@ -216,11 +217,24 @@ async def decide(client: Client, run_id: str, target: str, principal: str, reaso
         raise RunError(f"{target!r} has no open gate in run {run_id} ({exc.message})") from exc
 
 
-async def cancel(client: Client, run_id: str, principal: str, reason: str = "") -> None:
+async def cancel(client: Client, run_id: str, principal: str, reason: str = "",
+                 policy: Policy | None = None) -> None:
     """Cancel the run as `principal`: tell the run who cancels it and why (its audit
-    record of the cancellation names them), then request the cancellation."""
-    await run_plan(client, run_id)
+    record of the cancellation names them), then request the cancellation. RunError
+    if the approval `policy` does not let `principal` cancel a run someone else started."""
+    plan = await run_plan(client, run_id)
+    refusal = cancel_refusal(policy, principal, plan.requested_by)
+    if refusal:
+        raise RunError(refusal)
     await cancel_as(client.get_workflow_handle(run_id), principal, reason)
+
+
+def cancel_refusal(policy: Policy | None, principal: str, requested_by: str) -> str | None:
+    """Why the policy keeps `principal` from cancelling a run of `requested_by`, or None."""
+    if policy is None or policy.may_cancel(principal, requested_by):
+        return None
+    return (f"{principal!r} may not cancel a run {requested_by!r} started: the approval "
+            f"policy lets only {', '.join(policy.cancel_others or [])} cancel others' runs")
 
 
 async def cancel_as(handle: WorkflowHandle, principal: str, reason: str = "") -> None:

@@ -4,6 +4,7 @@ client (one per app, connected on first use) and how supplied values reach store
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 from collections.abc import Callable, Collection
@@ -17,10 +18,12 @@ from starlette.requests import cookie_parser
 from temporalio.client import Client
 
 from keyturn.api.auth import SESSION_COOKIE, TokenFile, TokenFileError, bearer_token, tokens_path
-from keyturn.api.errors import invalid_request, not_found, temporal_unavailable
+from keyturn.api.errors import ApiError, invalid_request, not_found, temporal_unavailable
 from keyturn.api.sessions import DEFAULT_IDLE, DEFAULT_MAX_AGE, Sessions
 from keyturn.api.throttle import LoginThrottle
 from keyturn.config import ConfigError, Settings
+from keyturn.policy.load import PolicyError, load_policy
+from keyturn.policy.model import Policy
 from keyturn.runbook.plan_model import StorePlan
 from keyturn.stores.base import Store
 
@@ -32,6 +35,7 @@ DOCS_ENV = "KEYTURN_API_DOCS"
 NOTIFY_HOSTS_ENV = "KEYTURN_API_NOTIFY_HOSTS"
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
 _RUNBOOK_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+log = logging.getLogger(__name__)
 
 
 def open_plan_store(plan: StorePlan) -> Store:
@@ -136,6 +140,16 @@ class ApiContext:
             return session is not None and self.tokens.lookup_hash(session.token_sha256) is not None
         except TokenFileError:
             return True
+
+    def policy(self) -> Policy:
+        """The approval policy in force, read afresh (an edit applies to the next request);
+        an invalid policy file refuses what needs it (500 policy_invalid)."""
+        try:
+            return load_policy(requester_may_approve=self.settings.keyturn.requester_may_approve,
+                               tokens=self.settings.tokens)
+        except PolicyError as exc:
+            log.error("%s", exc)
+            raise ApiError(500, "policy_invalid", str(exc)) from None
 
     @property
     def task_queue(self) -> str:

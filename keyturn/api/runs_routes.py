@@ -31,6 +31,7 @@ from keyturn.api.context import ApiContext, get_client, get_context
 from keyturn.api.errors import (
     ApiError,
     conflict,
+    forbidden,
     gate_refused,
     invalid_request,
     not_found,
@@ -56,6 +57,7 @@ from keyturn.api.models import (
 )
 from keyturn.api.posted import check_posted
 from keyturn.operations.preflight import PreflightRefused, PreflightReport, preflight
+from keyturn.policy.model import Policy
 from keyturn.runbook import RunbookError, loads, new_run_id, plan, validate
 from keyturn.runbook.loader import decode
 from keyturn.runbook.plan_model import CredentialPlan, ExecutionPlan, GatePlan, TierPlan
@@ -120,15 +122,15 @@ def make_plan(ctx: ApiContext, body: StartRunRequest | PreflightRequest,
               requested_by: str) -> ExecutionPlan:
     """Load, validate and plan the runbook; 422 invalid_runbook names file, line and column."""
     text, filename, environ = _read_runbook(ctx, body)
+    policy = ctx.policy()
     try:
-        runbook = validate(loads(text, filename, environ), ctx.settings.known_providers)
+        runbook = validate(loads(text, filename, environ), ctx.settings.known_providers, policy)
         if body.runbook_yaml is not None:
             check_posted(runbook, ctx.settings.notify_hosts)
         return plan(runbook, run_id=new_run_id(runbook.metadata.name, datetime.now(UTC)),
                     requested_by=requested_by,
                     source_sha256=hashlib.sha256(text.encode()).hexdigest(),
-                    on_locked=body.on_locked,
-                    requester_may_approve=ctx.settings.keyturn.requester_may_approve)
+                    on_locked=body.on_locked, policy=policy)
     except RunbookError as exc:
         raise ApiError(422, "invalid_runbook", str(exc), file=exc.file, line=exc.line,
                        column=exc.column) from None
@@ -421,9 +423,13 @@ async def reject_gate(
 
 
 async def cancel_run(client: Client, run_id: str, principal: Principal,
-                     reason: str = "") -> CancelResult:
-    """Cancel as `principal`, who (with the reason) is named in the audit log."""
-    await load_plan_of(client, run_id)
+                     reason: str = "", policy: Policy | None = None) -> CancelResult:
+    """Cancel as `principal`, who (with the reason) is named in the audit log; 403 where
+    the approval `policy` keeps them from cancelling someone else's run."""
+    the_plan = await load_plan_of(client, run_id)
+    refusal = runs.cancel_refusal(policy, principal.name, the_plan.requested_by)
+    if refusal:
+        raise forbidden(refusal)
     handle = client.get_workflow_handle(run_id)
     try:
         status = (await handle.describe()).status
@@ -443,12 +449,15 @@ async def cancel_run(client: Client, run_id: str, principal: Principal,
 async def post_cancel(
     run_id: RunId,
     principal: Annotated[Principal, Depends(require(OPERATOR))],
+    ctx: Annotated[ApiContext, Depends(get_context)],
     client: Annotated[Client, Depends(get_client)],
     body: Annotated[CancelRequest | None, Body()] = None,
 ) -> CancelResult:
     """Request cancellation; credentials not yet promoted roll back. The audit log names
-    the caller and the reason."""
-    return await cancel_run(client, run_id, principal, body.reason if body else "")
+    the caller and the reason. The approval policy may keep operators from cancelling
+    runs others started (403)."""
+    return await cancel_run(client, run_id, principal, body.reason if body else "",
+                            ctx.policy())
 
 
 async def supply_value(ctx: ApiContext, client: Client, run_id: str, credential_id: str,

@@ -38,6 +38,8 @@ from keyturn.client import connect
 from keyturn.config import ConfigError, Settings
 from keyturn.operations.preflight import PreflightRefused as _Refused
 from keyturn.operations.preflight import PreflightReport, preflight
+from keyturn.policy.load import PolicyError, load_policy
+from keyturn.policy.model import Policy
 from keyturn.runbook import RunbookError, load_plan
 from keyturn.runbook.plan_model import OnLocked
 from keyturn.workflows.models import GateState
@@ -114,7 +116,7 @@ def plan_or_fail(runbook: Path, principal: str, now: datetime, *, preflight: str
     """The runbook planned for `principal`; an invalid runbook exits 2 naming file:line:col."""
     try:
         plan = load_plan(runbook, requested_by=principal, now=now, on_locked=on_locked,
-                         requester_may_approve=settings_or_fail().requester_may_approve)
+                         policy=policy_or_fail())
     except RunbookError as exc:
         fail(str(exc))
     return plan.model_copy(update={"preflight": preflight}) if preflight else plan
@@ -129,6 +131,15 @@ def settings_or_fail() -> Settings:
     try:
         return Settings.from_env()
     except ConfigError as exc:
+        fail(str(exc))
+
+
+def policy_or_fail() -> Policy:
+    """The approval policy in force for runs started from this shell; an invalid policy
+    file is a usage error."""
+    try:
+        return load_policy(requester_may_approve=settings_or_fail().requester_may_approve)
+    except PolicyError as exc:
         fail(str(exc))
 
 
@@ -457,7 +468,7 @@ def register(app: typer.Typer) -> None:
 
         async def go() -> None:
             client = await connect(settings)
-            await runs.cancel(client, run_id, as_ or settings.principal, reason)
+            await runs.cancel(client, run_id, as_ or settings.principal, reason, policy_or_fail())
             console.print(f"cancellation requested for {run_id}")
 
         run_async(go())

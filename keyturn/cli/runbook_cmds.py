@@ -17,6 +17,7 @@ from rich.table import Table
 
 from keyturn.cli.common import EXIT_USAGE, OutputFormat, console, print_json
 from keyturn.config import ConfigError, Settings
+from keyturn.policy.load import PolicyError, load_policy
 from keyturn.runbook import RunbookError, check, load_plan
 from keyturn.runbook.durations import format_duration
 from keyturn.runbook.plan_model import CredentialPlan, ExecutionPlan, GatePlan, TierPlan
@@ -33,11 +34,17 @@ def register(app: typer.Typer) -> None:
 def validate_command(
     paths: Annotated[list[Path], typer.Argument(help="Runbook files to check.")],
 ) -> None:
-    """Check runbooks: YAML, format, references, cycles, providers. Exit 2 on any problem."""
+    """Check runbooks: YAML, format, references, cycles, providers, and the approval policy
+    when one is in force. Exit 2 on any problem."""
+    try:
+        policy = load_policy()
+    except PolicyError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(EXIT_USAGE) from None
     failed = False
     for path in paths:
         try:
-            runbook = check(path)
+            runbook = check(path, policy=policy)
         except RunbookError as err:
             typer.echo(str(err), err=True)
             failed = True
@@ -57,7 +64,7 @@ def plan_command(
         settings = Settings.from_env()
         execution = load_plan(
             path, requested_by=settings.principal, now=datetime.now(UTC), run_id=PREVIEW_RUN_ID,
-            requester_may_approve=settings.requester_may_approve,
+            policy=load_policy(requester_may_approve=settings.requester_may_approve),
         )
     except (RunbookError, ConfigError) as err:
         typer.echo(str(err), err=True)

@@ -150,6 +150,7 @@ class RunbookWorkflow:
             "source_sha256": plan.source_sha256,
             "tiers": [t.id for t in plan.tiers],
             "preflight": plan.preflight or "not run",
+            "policy": plan.policy or "built-in",
         })
         try:
             await asyncio.gather(*(self._run_tier(t, context) for t in plan.tiers))
