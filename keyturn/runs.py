@@ -94,7 +94,7 @@ async def describe(client: Client, run_id: str, detail_limit: int = DETAIL_LIMIT
     except RPCError as exc:
         raise RunError(f"no run {run_id!r}: {exc.message}") from exc
     for tier in status.tiers:
-        if tier.state == "running":
+        if tier.state in ("running", "cancelled"):  # the run's own record lags or stopped
             handle = client.get_workflow_handle(tier_workflow_id(run_id, tier.tier))
             with contextlib.suppress(RPCError):  # between the tier's start and its first task
                 tier.credentials.update(await handle.query(TierWorkflow.outcomes))

@@ -9,6 +9,7 @@ from rich.text import Text
 from keyturn.runs import RunDetail
 from keyturn.workflows import gates
 from keyturn.workflows.models import CredentialStatus, GateState
+from keyturn.workflows.schedule import FINISHED
 
 STYLE = {
     "succeeded": "green",
@@ -89,9 +90,16 @@ def locks_table(held: list[dict]) -> Table:
 
 
 def open_gates(detail: RunDetail) -> dict[str, GateState]:
-    """Gates waiting for approval, by target as `keyturn approve` takes it (tier or credential)."""
+    """Gates waiting for approval, by target as `keyturn approve` takes it (tier or credential).
+
+    A run or credential that ended (cancelled, say) waits for nothing, whatever its
+    last gate's state says."""
+    if detail.status.state in FINISHED:
+        return {}
     found = {t.tier: t.gate for t in detail.status.tiers if t.gate and t.gate.status == "open"}
     for cred_id, cs in detail.credentials.items():
+        if cs.state in FINISHED:
+            continue
         gate = next((g for g in cs.gates if g.status == "open"), None)
         if gate is not None:
             found[cred_id] = gate

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
-from temporalio.exceptions import ChildWorkflowError
+from temporalio.exceptions import CancelledError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from keyturn.runbook.plan_model import ExecutionPlan, TierPlan
@@ -232,8 +232,9 @@ class RunbookWorkflow:
             final, credentials = result.state, result.credentials
             details = {"credentials": result.credentials, "errors": result.errors}
         except ChildWorkflowError as err:
-            final, credentials = "failed", ts.credentials
-            details = {"error": reason(err)}
+            # cancelled: the tier workflow's `outcomes` query says how each credential ended
+            final = "cancelled" if isinstance(err.cause, CancelledError) else "failed"
+            credentials, details = ts.credentials, {"error": reason(err)}
         # Record the end before publishing it: tiers waiting on this one start after the record.
         await self._record("tier", final, [tier.id, "ended"], tier=tier.id, details=details)
         ts.state, ts.credentials = final, credentials

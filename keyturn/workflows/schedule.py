@@ -72,6 +72,13 @@ class TierSchedule:
             if self._waiting[dependent] == 0:
                 self._ready.append(dependent)
 
+    def cancel(self) -> None:
+        """The tier was cancelled: every credential that had not finished ends cancelled."""
+        for cid, outcome in self.outcomes.items():
+            if outcome not in FINISHED:
+                self.outcomes[cid] = "cancelled"
+        self.changes += 1
+
     def _skip(self, cid: str, blocked: list[str]) -> None:
         stack = [(cid, blocked)]
         while stack:

@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from temporalio import workflow
-from temporalio.exceptions import ChildWorkflowError
+from temporalio.exceptions import CancelledError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from keyturn.workflows.common import reason
@@ -54,7 +54,7 @@ class TierWorkflow:
                     id=credential_workflow_id(inp.context.run_id, cid),
                 )
             except ChildWorkflowError as err:
-                outcome = "failed"
+                outcome = "cancelled" if isinstance(err.cause, CancelledError) else "failed"
                 errors[cid] = reason(err)
             schedule.finish(cid, outcome)
 
@@ -64,6 +64,7 @@ class TierWorkflow:
             for task in list(running):  # cancel the children; they roll back what they can
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
+            schedule.cancel()  # for the `outcomes` query of the closed workflow
             raise
 
         ok = all(o == "succeeded" for o in schedule.outcomes.values())

@@ -66,3 +66,15 @@ def test_changes_counts_finishes():
     schedule.finish("b", "cancelled")
     assert schedule.changes == 2
     assert schedule.done
+
+
+def test_a_cancelled_tier_ends_every_unfinished_credential_cancelled():
+    schedule = TierSchedule(creds({"a": [], "b": [], "c": ["b"], "d": []}))
+    schedule.next_ready()
+    schedule.start("a")
+    schedule.finish("a", "succeeded")
+    schedule.start("b")
+    schedule.cancel()
+    assert schedule.outcomes == {"a": "succeeded", "b": "cancelled", "c": "cancelled",
+                                 "d": "cancelled"}
+    assert schedule.done
