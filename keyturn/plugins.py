@@ -10,7 +10,8 @@ rotation starts. A name declared by two packages is refused rather than guessed.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from importlib.metadata import entry_points
 
 
@@ -62,6 +63,16 @@ class PluginRegistry:
     def unregister(self, name: str) -> None:
         """Remove an in-process registration (missing names are ignored)."""
         self._registered.pop(name, None)
+
+    @contextmanager
+    def isolated(self) -> Iterator[None]:
+        """Inside: nothing registered in-process and nothing loaded yet (tests); restored after."""
+        saved = self._registered, self._loaded
+        self._registered, self._loaded = {}, {}
+        try:
+            yield
+        finally:
+            self._registered, self._loaded = saved
 
     def check(self, cls: object, expected: str, origin: str) -> None:
         """Raise `error` unless `cls` is a class that satisfies the protocol."""

@@ -6,7 +6,9 @@ missing binary fails the test with the install command, never skips it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from importlib.metadata import EntryPoint
 from typing import TypeVar
 
 import boto3
@@ -14,6 +16,7 @@ import hvac
 import pytest
 from fakes.sql_servers import PostgresDatabase, PostgresServer
 
+from keyturn import plugins
 from keyturn.devstack.servers import (
     MOTO_REGION,
     DevServer,
@@ -107,3 +110,26 @@ def iam_client(moto: MotoServer):
     return boto3.client(
         "iam", endpoint_url=moto.url, region_name=MOTO_REGION, **moto.admin_credentials
     )
+
+
+@pytest.fixture
+def plugin_registry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Callable[[plugins.PluginRegistry], Callable[..., None]]]:
+    """`plugin_registry(REGISTRY)` empties REGISTRY's in-process state for this test (restored
+    after) and returns `install(*pairs)`, which replaces the installed entry points with the
+    given `(name, "module:Class")` pairs in REGISTRY's group."""
+    with ExitStack() as stack:
+
+        def isolate(registry: plugins.PluginRegistry) -> Callable[..., None]:
+            stack.enter_context(registry.isolated())
+
+            def install(*pairs: tuple[str, str]) -> None:
+                eps = [EntryPoint(name=n, value=v, group=registry.group) for n, v in pairs]
+                monkeypatch.setattr(
+                    plugins, "entry_points", lambda group: [ep for ep in eps if ep.group == group]
+                )
+
+            return install
+
+        yield isolate

@@ -286,7 +286,7 @@ def test_an_auditor_role_with_select_only_verifies_but_cannot_append(
 def test_the_tables_can_belong_to_a_role_the_workers_are_not(
     audit_database: PostgresDatabase, make_event
 ) -> None:
-    """The README's recipe: `keyturn audit init` through `options=-crole=<owner role>`."""
+    """docs/audit-log.md's recipe: `keyturn audit init` through `options=-crole=<owner role>`."""
     owner_role = f"kt_owner_{audit_database.name}"
     with audit_database.superuser() as conn:
         conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(owner_role)))

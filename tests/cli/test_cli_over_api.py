@@ -26,7 +26,7 @@ from workflow_env import Harness, eventually, harness
 from keyturn.api import ApiSettings, create_app
 from keyturn.api.auth import add_token
 from keyturn.cli import app as keyturn_app
-from keyturn.cli.api_client import ApiClient
+from keyturn.cli.api_client import ApiClient, ApiError
 from keyturn.client import connect
 from keyturn.codec import new_key
 from keyturn.config import Settings
@@ -370,14 +370,25 @@ def test_an_unreachable_api_is_named() -> None:
     assert f"cannot reach the keyturn API at {url}" in said and "KEYTURN_API_URL" in said
 
 
-async def test_wait_rides_out_an_api_outage(api: Api) -> None:
+async def test_wait_rides_out_an_api_outage(api: Api, monkeypatch) -> None:
     run_id = await api.start(GATED, "outage")
     await api.gate_open(run_id, "outage")
+    refused: list[str] = []  # each failed poll of the run, by error code
+    detail = ApiClient.detail
+
+    def counted(self: ApiClient, run: str):
+        try:
+            return detail(self, run)
+        except ApiError as exc:
+            refused.append(exc.code)
+            raise
+
+    monkeypatch.setattr(ApiClient, "detail", counted)
     later = free_port()  # nothing listens here yet: the API is "down"
     env = {**api.env("dave"), "KEYTURN_API_URL": f"http://127.0.0.1:{later}"}
     waiting = asyncio.create_task(asyncio.to_thread(
         CliRunner().invoke, keyturn_app, ["wait", run_id, "-o", "json"], env=env))
-    await asyncio.sleep(2.5)  # `wait` keeps polling through the outage
+    await eventually(lambda: asyncio.sleep(0, len(refused) >= 2))  # polled through the outage
     assert not waiting.done()
     approved = await api.cli("alice", "approve", run_id, "outage")
     assert approved.exit_code == 0, approved.output

@@ -30,9 +30,9 @@ REQUIRED_ENV = {
 }
 
 
-def _cli(*args: str) -> dict:
+def _cli(*args: str, exit_code: int = 0) -> dict:
     result = CliRunner().invoke(app, [*args, "--output", "json"])
-    assert result.exit_code in (0, 1), result.output
+    assert result.exit_code == exit_code, result.output
     return json.loads(result.stdout)
 
 
@@ -82,7 +82,7 @@ def test_up_status_env_down(stack) -> None:
     for server in status.values():
         assert not pid_alive(server["pid"])
         assert not port_open(int(server["address"].rsplit(":", 1)[1]))
-    assert not _cli("status", "--state-dir", state)["all_up"]
+    assert not _cli("status", "--state-dir", state, exit_code=1)["all_up"]
 
 
 def test_up_twice_keeps_servers_and_restarts_only_the_dead(stack) -> None:

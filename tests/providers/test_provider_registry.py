@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from importlib.metadata import EntryPoint
-
 import pytest
 from pydantic import BaseModel
 
-from keyturn import plugins
 from keyturn.providers import registry
 from keyturn.providers.aws_iam import AwsIamAccessKeyProvider
 from keyturn.providers.base import Provider
@@ -47,22 +44,9 @@ class GoodProvider:
 
 
 @pytest.fixture(autouse=True)
-def clean_registry(monkeypatch):
-    monkeypatch.setattr(registry.PROVIDERS, "_registered", {})
-    monkeypatch.setattr(registry.PROVIDERS, "_loaded", {})
-
-
-@pytest.fixture
-def fake_entry_points(monkeypatch):
-    """Replace the installed entry points with the given `name = value` pairs."""
-
-    def install(*pairs: tuple[str, str]) -> None:
-        eps = [EntryPoint(name=n, value=v, group=registry.GROUP) for n, v in pairs]
-        monkeypatch.setattr(
-            plugins, "entry_points", lambda group: [ep for ep in eps if ep.group == group]
-        )
-
-    return install
+def fake_entry_points(plugin_registry):
+    """A clean PROVIDERS registry in every test; call it to replace the installed entry points."""
+    return plugin_registry(registry.PROVIDERS)
 
 
 def test_installed_entry_point_resolves_to_the_aws_provider():
@@ -132,7 +116,7 @@ def test_register_rejects_a_class_that_breaks_the_protocol(cls, problem):
     with pytest.raises(ProviderLoadError, match=problem) as info:
         register(cls)
     assert "does not satisfy the Provider protocol" in str(info.value)
-    assert cls.name is None or cls.name not in registry.PROVIDERS._registered
+    assert cls.name is None or cls.name not in provider_names()
 
 
 def test_register_rejects_a_non_class():

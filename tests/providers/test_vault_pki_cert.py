@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime
 
 import hvac
 import pytest
@@ -38,6 +39,15 @@ from keyturn.providers.vault_pki_cert import (
 )
 
 pytestmark = pytest.mark.integration
+
+
+def wait_until_expired(secret: dict[str, str], timeout: float = 10.0) -> None:
+    """Wait until the clock is past the certificate's notAfter (issued with a 1 s TTL)."""
+    cert = x509.load_pem_x509_certificate(secret[CERTIFICATE].encode())
+    deadline = time.monotonic() + timeout
+    while datetime.now(UTC) <= cert.not_valid_after_utc:
+        assert time.monotonic() < deadline, f"still valid after {timeout}s: {cert.not_valid_after_utc}"
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +170,7 @@ def test_only_unexpired_unrevoked_code_signing_certs_of_the_cn_are_current(
     issue(target, role="tls")  # same CN, no codeSigning EKU
     issue({**target, "common_name": "someone-else"})
     expired = issue(target, ttl="1s")
-    time.sleep(1.5)
+    wait_until_expired(expired)
     assert provider.list_credential_ids(target) == [current[SERIAL]]
     assert provider.precheck(target).old_credential_ids == [current[SERIAL]]
     # An expired certificate is dead: Vault will not list it on the CRL, and need not.
@@ -250,7 +260,7 @@ def test_verify_rejects_a_certificate_without_code_signing(provider, target, iss
 
 def test_verify_rejects_an_expired_certificate(provider, target, issue, raises):
     short = issue(target, ttl="1s")
-    time.sleep(1.5)
+    wait_until_expired(short)
     raises(VerificationFailed, provider.verify, target, short, match="outside its validity")
 
 

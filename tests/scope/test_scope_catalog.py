@@ -118,9 +118,9 @@ def test_the_fixture_catalog_matches_the_schema_and_an_unknown_field_does_not() 
         validator.validate(document)
 
 
-def test_the_readme_catalog_example_loads() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    start = readme.index("```yaml\napiVersion: keyturn/v1\nkind: Catalog") + len("```yaml\n")
-    loaded = catalog.loads(readme[start:readme.index("```", start)], "README.md")
+def test_the_docs_catalog_example_loads() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "scoping.md").read_text()
+    start = page.index("```yaml\napiVersion: keyturn/v1\nkind: Catalog") + len("```yaml\n")
+    loaded = catalog.loads(page[start:page.index("```", start)], "docs/scoping.md")
     assert loaded.exposures()["ci-deployer-aws"] == [
         "github:repos/acme/app/environments/prod/AWS_ACCESS_KEY_ID", "k8s:prod/aws"]

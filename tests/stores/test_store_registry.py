@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from importlib.metadata import EntryPoint
-
 import pytest
 
-from keyturn import plugins
 from keyturn.stores import registry
 from keyturn.stores.base import Store
 from keyturn.stores.errors import StoreConfigError
@@ -35,20 +32,9 @@ class MemoryStore:
 
 
 @pytest.fixture(autouse=True)
-def clean_registry(monkeypatch):
-    monkeypatch.setattr(registry.STORES, "_registered", {})
-    monkeypatch.setattr(registry.STORES, "_loaded", {})
-
-
-@pytest.fixture
-def fake_entry_points(monkeypatch):
-    def install(*pairs: tuple[str, str]) -> None:
-        eps = [EntryPoint(name=n, value=v, group=registry.GROUP) for n, v in pairs]
-        monkeypatch.setattr(
-            plugins, "entry_points", lambda group: [ep for ep in eps if ep.group == group]
-        )
-
-    return install
+def fake_entry_points(plugin_registry):
+    """A clean STORES registry in every test; call it to replace the installed entry points."""
+    return plugin_registry(registry.STORES)
 
 
 def test_installed_entry_point_resolves_to_vault_kv():
