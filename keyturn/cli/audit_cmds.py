@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from keyturn.audit import (
     INVARIANTS,
@@ -37,7 +36,9 @@ from keyturn.cli.common import (
     console,
     fail,
     print_json,
+    show_view,
 )
+from keyturn.cli.layout import Sheet
 
 if TYPE_CHECKING:
     from keyturn.audit.postgres import PostgresAuditLog
@@ -164,21 +165,19 @@ def _replay_dict(result: Replay) -> dict:
 
 
 def _print_replay(result: Replay) -> None:
-    table = Table(title=f"run {escape(result.run)} (times UTC)", title_justify="left")
-    for column in ("seq", "time", "tier", "credential", "step", "outcome", "actor"):
-        table.add_column(column, no_wrap=column in ("seq", "time", "step", "outcome"))
-    table.add_column("details", overflow="fold", ratio=1)
+    sheet = Sheet(["seq", "time", "tier", "credential", "step", "outcome", "actor", "details"],
+                  title=f"run {result.run} (times UTC)", table={"title_justify": "left"},
+                  column_options={c: {"no_wrap": True} for c in ("seq", "time", "step", "outcome")})
     flagged = {v.seq for v in result.violations}
     day = None
     for r in result.records:
         # Show the date only when it changes: runs wait on approvals for hours or days.
-        time = r.ts[11:19] if r.ts[:10] == day else f"{r.ts[:10]}\n{r.ts[11:19]}"
+        time = r.ts[11:19] if r.ts[:10] == day else f"{r.ts[:10]} {r.ts[11:19]}"
         day = r.ts[:10]
         details = json.dumps(r.details, sort_keys=True, ensure_ascii=False) if r.details else ""
-        cells = (str(r.seq), time, r.tier or "", r.credential or "", r.step, r.outcome, r.actor)
-        style = "red" if r.seq in flagged else None
-        table.add_row(*(escape(c) for c in cells), escape(details), style=style)
-    console.print(table)
+        sheet.add_row(str(r.seq), time, r.tier or "", r.credential or "", r.step, r.outcome,
+                      r.actor, details, style="red" if r.seq in flagged else None)
+    show_view(sheet)
     for name in INVARIANTS:
         violations = result.violations_of(name)
         mark = "[green]✓[/]" if not violations else "[bold red]✗[/]"

@@ -23,6 +23,12 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
+def show_view(renderable: Any) -> None:
+    """Print a view (a `Sheet`, or a group holding one): into a pipe or a CI log each row is
+    one line, however long, so ids are whole and `grep` finds a row on one line."""
+    console.print(renderable, soft_wrap=not console.is_terminal, highlight=False)
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 

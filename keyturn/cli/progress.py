@@ -1,19 +1,24 @@
-"""Live progress of one run: its table, refreshed until the run ends, and a hook per opened gate.
+"""Progress of one run until it ends, and a hook per opened gate.
 
-`keyturn run --wait` and `keyturn wait` print how to approve; the demo approves.
+On a terminal: its table, refreshed in place. Into a pipe or a CI log: one line
+per change (a tier or credential reaching a new state or step), so the log
+shows what happened when, without redrawing. `keyturn run --wait` and
+`keyturn wait` print how to approve; the demo approves.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.live import Live
 from temporalio.client import Client
 
 from keyturn import runs
-from keyturn.cli.render import open_gates, run_table
+from keyturn.cli.render import open_gates, run_table, step_text
+from keyturn.runs import RunDetail
 from keyturn.workflows.models import GateState, RunStatus
 
 GateHook = Callable[[str, GateState, Console], Awaitable[None]]
@@ -25,6 +30,8 @@ async def watch(client: Client, run_id: str, console: Console, on_gate: GateHook
     """Show the run live until it ends; return its final status."""
     waiter = asyncio.ensure_future(runs.wait(client, run_id))
     seen: set[str] = set()
+    if not console.is_terminal:
+        return await _log_changes(client, run_id, console, on_gate, poll_seconds, waiter, seen)
     with Live(console=console, refresh_per_second=4) as live:
         while not waiter.done():
             detail = await runs.describe(client, run_id)
@@ -36,3 +43,36 @@ async def watch(client: Client, run_id: str, console: Console, on_gate: GateHook
             await asyncio.wait([waiter], timeout=poll_seconds)
         live.update(run_table(await runs.describe(client, run_id)))
     return waiter.result()
+
+
+async def _log_changes(client: Client, run_id: str, console: Console, on_gate: GateHook,
+                       poll_seconds: float, waiter: asyncio.Future, seen: set[str]) -> RunStatus:
+    shown: dict[str, str] = {}
+    while True:
+        ended = waiter.done()
+        detail = await runs.describe(client, run_id)
+        for line in changes(detail, shown):
+            console.print(line, soft_wrap=True, highlight=False, emoji=False, markup=False)
+        for target, gate in open_gates(detail).items():
+            if target not in seen:
+                seen.add(target)
+                await on_gate(target, gate, console)
+        if ended:
+            return waiter.result()
+        await asyncio.wait([waiter], timeout=poll_seconds)
+
+
+def changes(detail: RunDetail, shown: dict[str, str]) -> list[str]:
+    """One line per tier or credential whose state or step differs from `shown` (updated)."""
+    now = datetime.now(UTC).strftime("%H:%M:%S")
+    lines = []
+    for tier in detail.status.tiers:
+        current = {f"tier {tier.tier}": tier.state}
+        for cid, outcome in tier.credentials.items():
+            cs = detail.credentials.get(cid)
+            current[cid] = f"{cs.state} {step_text(cs).plain}".strip() if cs else outcome
+        for name, value in current.items():
+            if shown.get(name) != value:
+                shown[name] = value
+                lines.append(f"{now} {name}: {value}")
+    return lines

@@ -11,9 +11,9 @@ from typing import Annotated, Any
 
 import typer
 from rich import box
-from rich.table import Table
 
-from keyturn.cli.common import OutputFormat, console, fail, print_json
+from keyturn.cli.common import OutputFormat, console, fail, print_json, show_view
+from keyturn.cli.layout import Sheet
 from keyturn.providers.registry import ProviderLoadError, provider_class, provider_names
 from keyturn.ratelimits import rate_limit
 from keyturn.stores.registry import store_names
@@ -54,18 +54,17 @@ def providers_command(
     if output == OutputFormat.json:
         print_json({"providers": providers, "stores": store_names()})
         return
-    table = Table(box=box.SIMPLE_HEAD)
-    for column in ("provider", "family", "target fields (* required)",
-                   "secret fields (? optional)", "what it rotates"):
-        table.add_column(column)
+    sheet = Sheet(["provider", "family", "target fields (* required)",
+                   "secret fields (? optional)", "what it rotates"],
+                  table={"box": box.SIMPLE_HEAD})
     for p in providers:
         fields = ", ".join(f"{k}{'*' if v['required'] else ''}" for k, v in p["target"].items())
         secret = ", ".join(f + ("?" if f in p["optional_fields"] else "")
                            for f in p["secret_fields"])
         summary = p["summary"] + (" (supplied by an operator)" if p["supplied"] else "") + (
             " (needs the current value in the store)" if p["reads_current"] else "")
-        table.add_row(p["name"], p["family"], fields, secret, summary)
-    console.print(table)
+        sheet.add_row(p["name"], p["family"], fields, secret, summary)
+    show_view(sheet)
     console.print(f"store types: {', '.join(store_names())}")
 
 

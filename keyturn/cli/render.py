@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 
+from keyturn.cli.layout import Sheet
 from keyturn.runs import RunDetail
 from keyturn.workflows import gates
 from keyturn.workflows.models import CredentialStatus, GateState
@@ -33,28 +33,27 @@ def run_table(detail: RunDetail) -> Group:
         f"  runbook {st.runbook}", f"  incident {st.incident or '-'}",
         f"  requested by {st.requested_by}",
     )
-    table = Table(show_lines=False)
-    for col in ("tier", "credential", "state", "step", "old → new", "gate"):
-        table.add_column(col)
+    sheet = Sheet(["tier", "credential", "state", "step", "old", "new", "gate"])
     for tier in st.tiers:
-        table.add_row(
+        sheet.add_row(
             Text(f"{tier.tier} {tier.name}".strip(), style="bold"), "", state(tier.state), "",
-            f"after {', '.join(tier.after)}" if tier.after else "", gates.summary(tier.gate),
+            f"after {', '.join(tier.after)}" if tier.after else "", "", gates.summary(tier.gate),
         )
         for cred_id, outcome in tier.credentials.items():
             cs = detail.credentials.get(cred_id)
             if cs is None:
-                table.add_row("", cred_id, state(outcome), "", "", "")
+                sheet.add_row("", cred_id, state(outcome), indent=1)
                 continue
             open_gate = next((g for g in cs.gates if g.status == "open"), None)
             gate = open_gate or (cs.gates[-1] if cs.gates else None)
-            change = f"{', '.join(cs.old_credential_ids) or '-'} → {cs.new_credential_id or '…'}"
-            table.add_row("", cred_id, state(cs.state), _step(cs), change,
-                          (f"before {gate.plan.before}: " if gate else "") + gates.summary(gate))
-    return Group(head, table)
+            sheet.add_row("", cred_id, state(cs.state), step_text(cs),
+                          ", ".join(cs.old_credential_ids) or "-", cs.new_credential_id or "…",
+                          (f"before {gate.plan.before}: " if gate else "") + gates.summary(gate),
+                          indent=1)
+    return Group(head, sheet)
 
 
-def _step(cs: CredentialStatus) -> Text:
+def step_text(cs: CredentialStatus) -> Text:
     """The credential's step, with its error, or what it waits for (e.g. the run holding
     its target); literal text, since errors quote runbook values."""
     last = cs.steps[-1] if cs.steps else None
@@ -65,30 +64,25 @@ def _step(cs: CredentialStatus) -> Text:
     return Text(cs.step)
 
 
-def runs_table(listed: list[dict]) -> Table:
+def runs_table(listed: list[dict]) -> Sheet:
     """`keyturn status` without a run: one row per run, newest first."""
-    table = Table()
-    for col in ("run", "state", "runbook", "incident", "started (UTC)"):
-        table.add_column(col)
+    sheet = Sheet(["run", "state", "runbook", "incident", "started (UTC)"])
     for item in listed:
         started = (item["started_at"] or "")[:19].replace("T", " ")
-        table.add_row(item["run_id"], state(item["state"]), item["runbook"] or "",
+        sheet.add_row(item["run_id"], state(item["state"]), item["runbook"] or "",
                       item["incident"] or "", started)
-    return table
+    return sheet
 
 
-def locks_table(held: list[dict]) -> Table:
+def locks_table(held: list[dict]) -> Sheet:
     """`keyturn status` without a run: the targets held now and the rotation holding each."""
-    table = Table(title="held targets")
-    for col in ("run", "credential", "provider", "target", "since (UTC)"):
-        table.add_column(col)
+    sheet = Sheet(["run", "credential", "provider", "target", "since (UTC)"],
+                  title="held targets")
     for item in held:
         since = (item["since"] or "")[:19].replace("T", " ")
-        table.add_row(*(Text(str(item[k] or "")) for k in ("run_id", "credential", "provider",
-                                                           "target")), since)
-    return table
-
-
+        sheet.add_row(*(str(item[k] or "") for k in ("run_id", "credential", "provider",
+                                                     "target")), since)
+    return sheet
 def open_gates(detail: RunDetail) -> dict[str, GateState]:
     """Gates waiting for approval, by target as `keyturn approve` takes it (tier or credential).
 

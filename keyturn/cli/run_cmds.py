@@ -30,9 +30,10 @@ from keyturn.cli.common import (
     err_console,
     fail,
     print_json,
+    show_view,
 )
 from keyturn.cli.preflight_cmds import show
-from keyturn.cli.progress import watch
+from keyturn.cli.progress import changes, watch
 from keyturn.cli.render import locks_table, open_gates, run_table, runs_table
 from keyturn.client import connect
 from keyturn.config import ConfigError, Settings
@@ -198,29 +199,39 @@ def _detail_patiently(api: ApiClient, run_id: str) -> runs.RunDetail:
 
 
 def _follow_api(api: ApiClient, run_id: str, output: OutputFormat) -> int:
-    """`_follow` over the API: poll GET /v1/runs/{id} until the run ends."""
+    """`_follow` over the API: poll GET /v1/runs/{id} until the run ends (on a terminal
+    live, into a pipe one line per change)."""
     seen: set[str] = set()
+    shown: dict[str, str] = {}
 
-    def poll(live: Live | None) -> runs.RunDetail:
+    def poll(live: Live | None, log: bool) -> runs.RunDetail:
         while True:
             detail = _detail_patiently(api, run_id)
             if live is not None:
                 live.update(run_table(detail))
+            if log:
+                for line in changes(detail, shown):
+                    console.print(line, soft_wrap=True, markup=False, highlight=False, emoji=False)
+            if live is not None or log:
                 for target in open_gates(detail):
                     if target not in seen:
                         seen.add(target)
-                        live.console.print(f"[yellow]gate open:[/] {target}; approve with "
-                                           f"`keyturn approve {run_id} {target}`")
+                        (live.console if live else console).print(
+                            f"[yellow]gate open:[/] {target}; approve with "
+                            f"`keyturn approve {run_id} {target}`")
             if detail.status.state in ENDED:
                 return detail
             time.sleep(POLL_SECONDS)
 
     if output == OutputFormat.json:
-        final = poll(None)
+        final = poll(None, False)
         print_json(_detail_json(final))
     else:
-        with Live(console=console, refresh_per_second=4) as live:
-            final = poll(live)
+        if console.is_terminal:
+            with Live(console=console, refresh_per_second=4) as live:
+                final = poll(live, False)
+        else:
+            final = poll(None, True)
         console.print(f"run {run_id} [bold]{final.status.state}[/]")
     return EXIT_OK if final.status.state == "succeeded" else EXIT_FAILED
 
@@ -255,8 +266,8 @@ def _print_listing(listed: list[dict], held: list[dict], output: OutputFormat) -
     if output == OutputFormat.json:
         print_json({"runs": listed, "locks": held})
         return
-    console.print(runs_table(listed) if listed else "no runs")
-    console.print(locks_table(held) if held else "no targets held")
+    show_view(runs_table(listed) if listed else "no runs")
+    show_view(locks_table(held) if held else "no targets held")
 
 
 def _reason(body: dict) -> str:
@@ -350,7 +361,7 @@ def register(app: typer.Typer) -> None:
             if output == OutputFormat.json:
                 print_json(_detail_json(detail))
             else:
-                console.print(run_table(detail))
+                show_view(run_table(detail))
             return
         settings = settings_or_fail()
 
@@ -365,7 +376,7 @@ def register(app: typer.Typer) -> None:
             if output == OutputFormat.json:
                 print_json(_detail_json(detail))
             else:
-                console.print(run_table(detail))
+                show_view(run_table(detail))
 
         run_async(go())
 

@@ -12,10 +12,10 @@ from typing import Annotated
 
 import typer
 from rich import box
-from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
-from keyturn.cli.common import EXIT_USAGE, OutputFormat, console, print_json
+from keyturn.cli.common import EXIT_USAGE, OutputFormat, print_json, show_view
+from keyturn.cli.layout import Sheet
 from keyturn.config import ConfigError, Settings
 from keyturn.policy.load import PolicyError, load_policy
 from keyturn.runbook import RunbookError, check, load_plan
@@ -72,53 +72,46 @@ def plan_command(
     if output is OutputFormat.json:
         print_json(execution.model_dump(mode="json"))
     else:
-        console.print(plan_table(execution))
+        show_view(plan_table(execution))
 
 
-def plan_table(execution: ExecutionPlan) -> Table:
+def plan_table(execution: ExecutionPlan) -> Sheet:
     """The tier matrix in execution order: one row per credential, tier facts on its first row."""
-    incident = f" ({escape(execution.incident)})" if execution.incident else ""
-    table = Table(
+    incident = f" ({execution.incident})" if execution.incident else ""
+    sheet = Sheet(
+        ["tier", "credential", "provider", "strategy", "gate", "depends_on", "deliver"],
         title=f"{execution.runbook}{incident}",
-        caption="run_id: (not started)",
-        box=box.SIMPLE_HEAD,
+        table={"caption": "run_id: (not started)", "box": box.SIMPLE_HEAD},
     )
-    # Credential ids and providers stay whole; the rest wraps, down to a readable width.
-    min_widths = {"tier": 10, "strategy": 12, "gate": 12, "depends_on": 10, "deliver": 12}
-    for column in ("tier", "credential", "provider", "strategy", "gate", "depends_on", "deliver"):
-        table.add_column(
-            column,
-            no_wrap=column not in min_widths,
-            overflow="fold",
-            min_width=min_widths.get(column),
-        )
     for n, tier in enumerate(execution.tiers):
         for i, cred in enumerate(tier.credentials):
-            table.add_row(_tier_cell(tier) if i == 0 else "", *_credential_cells(cred))
+            sheet.add_row(_tier_cell(tier) if i == 0 else "", *_credential_cells(cred),
+                          indent=0 if i == 0 else 1)
         if n < len(execution.tiers) - 1:
-            table.add_section()
-    return table
+            sheet.add_section()
+    return sheet
 
 
-def _tier_cell(tier: TierPlan) -> str:
-    lines = [f"[bold]{tier.id}[/] {escape(tier.name)}".rstrip()]
+def _tier_cell(tier: TierPlan) -> Text:
+    cell = Text.assemble((tier.id, "bold"), f" {tier.name}".rstrip())
     if tier.after:
-        lines.append(f"after {', '.join(tier.after)}")
+        cell.append(f"\nafter {', '.join(tier.after)}")
     if tier.gate:
-        lines.append(f"gate: {_gate_text(tier.gate)}")
-    return "\n".join(lines)
+        cell.append(f"\ngate: {_gate_text(tier.gate)}")
+    return cell
 
 
-def _credential_cells(cred: CredentialPlan) -> list[str]:
-    strategy = "[bold red]revoke-first[/]" if cred.strategy == "revoke-first" else cred.strategy
+def _credential_cells(cred: CredentialPlan) -> list[Text | str]:
+    strategy = Text(cred.strategy, style="bold red" if cred.strategy == "revoke-first" else "")
+    strategy.append(f"\ngrace {format_duration(cred.grace_period)}"
+                    + ("\nwaits if target held" if cred.on_locked == "wait" else ""))
     return [
         cred.id,
         cred.provider,
-        f"{strategy}\ngrace {format_duration(cred.grace_period)}"
-        + ("\nwaits if target held" if cred.on_locked == "wait" else ""),
+        strategy,
         "\n".join(_gate_text(gate) for gate in cred.gates),
         ", ".join(cred.depends_on),
-        "\n".join(escape(f"{loc.store}:{loc.path}") for loc in cred.deliver),
+        "\n".join(f"{loc.store}:{loc.path}" for loc in cred.deliver),
     ]
 
 

@@ -39,6 +39,10 @@ def run(app: typer.Typer, *args: str):
     return CliRunner().invoke(app, [str(arg) for arg in args], terminal_width=200)
 
 
+def run_narrow(app: typer.Typer, *args: str):
+    return CliRunner().invoke(app, [str(arg) for arg in args], terminal_width=80)
+
+
 def test_validate_ok(app: typer.Typer) -> None:
     result = run(app, "validate", DEMO)
     assert result.exit_code == 0, result.output
@@ -89,7 +93,7 @@ def test_plan_text(app: typer.Typer) -> None:
 
 def test_plan_table_shows_the_tier_matrix(app: typer.Typer) -> None:
     execution = load_plan(DEMO, requested_by="alice", now=datetime.now(UTC), run_id="plan-preview")
-    out = Console(file=io.StringIO(), width=250)
+    out = Console(file=io.StringIO(), width=250, force_terminal=True, color_system=None)
     out.print(plan_table(execution))
     lines = out.file.getvalue().splitlines()  # type: ignore[attr-defined]
     providers = {"aws.iam_access_key", "signing.vault_pki_cert", "aws.kms_key"}
@@ -118,6 +122,22 @@ def test_plan_table_shows_the_tier_matrix(app: typer.Typer) -> None:
         "vault:apps/aws/orders-app",
     ):
         assert cell in tier3
+
+
+def test_plan_piped_or_narrow_keeps_every_cell_whole(app: typer.Typer) -> None:
+    """At 80 columns, or piped, each credential is one line with every column named."""
+    result = run_narrow(app, "plan", DEMO)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert not any(ch in result.stdout for ch in "│┃━─")  # no box drawing in a pipe
+    release = next(line for line in lines if "release-bot-aws" in line)
+    assert "aws.iam_access_key" in release and "deliver=aws-sm:ci/aws/release-bot" in release
+    signing = next(line for line in lines if "artifact-signing-key" in line)
+    assert "depends_on=release-signing-cert" in signing
+    orders = next(line for line in lines if "orders-app-aws" in line)
+    assert "strategy=revoke-first grace" in orders
+    assert "gate=before revoke: 2 of security distinct" in orders
+    assert "(not started)" in lines[-1]
 
 
 def test_plan_json(app: typer.Typer) -> None:
