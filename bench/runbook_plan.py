@@ -42,9 +42,9 @@ from figures import print_table
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from keyturn import runs
 from keyturn.codec import data_converter, new_key
 from keyturn.devstack.servers import TemporalDevServer
+from keyturn.operations import runs
 from keyturn.runbook import load, plan, validate
 from keyturn.workflows.models import RunContext, TierInput
 

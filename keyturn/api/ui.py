@@ -5,8 +5,9 @@ will do, approve/reject buttons, and a run's audit timeline. Server-rendered HTM
 Logging in with an API token opens a server-side session (keyturn.api.sessions) whose
 random id is kept in an HttpOnly, SameSite=Strict cookie (`keyturn_session`, path /ui);
 logout ends it. Sessions, CSRF tokens and the signed flash cookie: keyturn.api.ui_session.
-The pages call the same functions as the JSON routes (runs_routes.list_runs,
-run_detail, decide; audit_routes.run_records); their refusals become flash messages.
+The pages call the operations core as the JSON routes do (keyturn.operations via
+runs_routes.list_runs and decide, run_views.run_detail, audit_routes.run_records);
+their refusals become flash messages.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from keyturn import runs
 from keyturn.api import audit_routes, runs_routes
 from keyturn.api.auth import (
     APPROVER,
@@ -33,7 +33,8 @@ from keyturn.api.auth import (
     hash_token,
 )
 from keyturn.api.context import ApiContext, get_context
-from keyturn.api.errors import ApiError
+from keyturn.api.errors import ApiError, from_operation
+from keyturn.api.run_views import run_detail
 from keyturn.api.ui_session import (
     FLASH_COOKIE,
     PREFIX,
@@ -48,6 +49,9 @@ from keyturn.api.ui_session import (
     viewer,
 )
 from keyturn.api.ui_views import open_gates, tiers
+from keyturn.errors import KeyturnError
+from keyturn.operations.gates import GATE_KINDS
+from keyturn.operations.runs import INCIDENT_FILTER
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(env=jinja2.Environment(
@@ -80,7 +84,7 @@ LIVE = ("pending", "running", "waiting")
 RUN_REFRESH_SECONDS = 10
 LIST_REFRESH_SECONDS = 15
 RUN_STATES = ("pending", "running", "waiting", "succeeded", "failed", "skipped", "cancelled")
-INCIDENT_PATTERN = runs.INCIDENT_FILTER  # as GET /v1/runs
+INCIDENT_PATTERN = INCIDENT_FILTER  # as GET /v1/runs
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -125,6 +129,16 @@ def _page(request: Request, name: str, context: dict[str, Any], *,
     if request.cookies.get(FLASH_COOKIE):
         response.delete_cookie(FLASH_COOKIE, path=base(request))
     return _secure(response)
+
+
+def _refusal(exc: ApiError | KeyturnError) -> ApiError:
+    """The API's answer to a refusal, whether the route or the operations core raised it."""
+    if isinstance(exc, ApiError):
+        return exc
+    answer = from_operation(exc)
+    if answer is None:  # not a refusal: the app's 500 handler answers
+        raise exc
+    return answer
 
 
 def _message(request: Request, session: Viewer | None, status: int,
@@ -250,8 +264,9 @@ async def runs_page(request: Request, state: str = "", incident: str = "") -> Re
         incident = ""
     try:
         listed = await runs_routes.list_runs(await ctx.client(), state or None, incident or None)
-    except ApiError as exc:
-        return _message(request, session, exc.status, "Runs unavailable", exc.message)
+    except (ApiError, KeyturnError) as exc:
+        refusal = _refusal(exc)
+        return _message(request, session, refusal.status, "Runs unavailable", refusal.message)
     return _page(request, "runs.html", {
         "runs": [{"requested_by": None, **run.model_dump()} for run in listed],
         "states": RUN_STATES, "state": state, "incident": incident,
@@ -267,15 +282,16 @@ async def run_page(request: Request, run_id: str) -> Response:
     principal = session.principal
     ctx: ApiContext = get_context(request)
     try:
-        detail = await runs_routes.run_detail(await ctx.client(), run_id)
+        detail = await run_detail(await ctx.client(), run_id)
         audit = None
         if principal.has(AUDITOR):
             records = (await audit_routes.run_records(ctx, run_id)).records
             audit = [{**r.model_dump(), "details_text": json.dumps(r.details, sort_keys=True)}
                      for r in records]
-    except ApiError as exc:
-        heading = "No such run" if exc.status == 404 else "Run unavailable"
-        return _message(request, session, exc.status, heading, exc.message)
+    except (ApiError, KeyturnError) as exc:
+        refusal = _refusal(exc)
+        heading = "No such run" if refusal.status == 404 else "Run unavailable"
+        return _message(request, session, refusal.status, heading, refusal.message)
     return _page(request, "run.html", {
         "run": detail,
         "open_gates": open_gates(detail, principal),
@@ -302,7 +318,7 @@ async def _decide(request: Request, run_id: str, target: str, sent_csrf: str, re
 
     if not principal.has(APPROVER):
         return back("error", f"{principal.name} cannot {verb} gates: that needs the approver role.")
-    if kind not in ("", *runs.GATE_KINDS):
+    if kind not in ("", *GATE_KINDS):
         return back("error", "A gate is a tier's or a credential's.")
     reason = reason.strip()
     if len(reason) > REASON_MAX:
@@ -311,8 +327,8 @@ async def _decide(request: Request, run_id: str, target: str, sent_csrf: str, re
     try:
         result = await runs_routes.decide(await ctx.client(), run_id, target, principal, reason,
                                           approve=approve, kind=kind or None)
-    except ApiError as exc:
-        return back("error", f"Could not {verb} {target}: {exc.message}")
+    except (ApiError, KeyturnError) as exc:
+        return back("error", f"Could not {verb} {target}: {_refusal(exc).message}")
     done = "Approved" if approve else "Rejected"
     return back("ok", f"{done} {target} as {principal.name}: gate {result.status}, "
                       f"{result.approvals}/{result.needed} approvals.")

@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.live import Live
 from temporalio.client import Client
 
-from keyturn import runs
 from keyturn.cli.render import open_gates, run_table
+from keyturn.operations import runs
 from keyturn.workflows.models import GateState, RunStatus
 
 GateHook = Callable[[str, GateState, Console], Awaitable[None]]

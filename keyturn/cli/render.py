@@ -6,7 +6,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from keyturn.runs import RunDetail
+from keyturn.operations.runs import RunDetail
 from keyturn.workflows import gates
 from keyturn.workflows.models import CredentialStatus, GateState
 

@@ -19,9 +19,9 @@ from rich.live import Live
 from rich.markup import escape
 from rich.text import Text
 
-from keyturn import locks, runs
+from keyturn import locks
 from keyturn.cli import api_client
-from keyturn.cli.api_client import ApiClient, ApiError
+from keyturn.cli.api_client import ApiClient, ApiRequestError
 from keyturn.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -34,17 +34,21 @@ from keyturn.cli.common import (
 from keyturn.cli.preflight_cmds import show
 from keyturn.cli.progress import watch
 from keyturn.cli.render import locks_table, open_gates, run_table, runs_table
-from keyturn.client import connect
 from keyturn.config import ConfigError, Settings
-from keyturn.operations.preflight import PreflightRefused as _Refused
+from keyturn.errors import KeyturnError
+from keyturn.operations import cancel as cancel_ops
+from keyturn.operations import gates, runs
+from keyturn.operations.connect import connect
+from keyturn.operations.errors import InvalidRunbook
+from keyturn.operations.errors import PreflightRefused as _Refused
+from keyturn.operations.plans import RunbookSource, compile_plan
 from keyturn.operations.preflight import PreflightReport, preflight
-from keyturn.runbook import RunbookError, load_plan
 from keyturn.runbook.plan_model import OnLocked
 from keyturn.workflows.models import GateState
 
 Output = Annotated[OutputFormat, typer.Option("--output", "-o", help="text or json")]
 As = Annotated[str | None, typer.Option("--as", help="principal acting (default: $KEYTURN_PRINCIPAL or $USER)")]
-GateKind = Enum("GateKind", {k: k for k in runs.GATE_KINDS}, type=str)
+GateKind = Enum("GateKind", {k: k for k in gates.GATE_KINDS}, type=str)
 Kind = Annotated[GateKind | None, typer.Option(
     "--kind", help="which gate TARGET names, tier or credential (refused if it is not)")]
 POLL_SECONDS = 1.0
@@ -97,7 +101,7 @@ def run_async(coro):
     except PreflightRefused as exc:
         show(exc.report, exc.output, refused=True)
         fail(str(exc), EXIT_FAILED)
-    except (ConfigError, runs.RunError) as exc:
+    except (ConfigError, KeyturnError) as exc:
         fail(str(exc))
 
 
@@ -113,9 +117,9 @@ def plan_or_fail(runbook: Path, principal: str, now: datetime, *, preflight: str
                  on_locked: OnLocked | None = None):
     """The runbook planned for `principal`; an invalid runbook exits 2 naming file:line:col."""
     try:
-        plan = load_plan(runbook, requested_by=principal, now=now, on_locked=on_locked,
-                         requester_may_approve=settings_or_fail().requester_may_approve)
-    except RunbookError as exc:
+        plan = compile_plan(settings_or_fail(), RunbookSource.read(runbook),
+                            requested_by=principal, now=now, on_locked=on_locked)
+    except InvalidRunbook as exc:
         fail(str(exc))
     return plan.model_copy(update={"preflight": preflight}) if preflight else plan
 
@@ -145,7 +149,7 @@ def api_or_none(as_: str | None = None) -> ApiClient | None:
 def api_call(call, *args, **kwargs):
     try:
         return call(*args, **kwargs)
-    except ApiError as exc:
+    except ApiRequestError as exc:
         fail(str(exc))
 
 
@@ -179,7 +183,7 @@ def _detail_patiently(api: ApiClient, run_id: str) -> runs.RunDetail:
     while True:
         try:
             return api.detail(run_id)
-        except ApiError as exc:
+        except ApiRequestError as exc:
             if exc.code not in TRANSIENT_API_CODES or time.monotonic() > deadline:
                 fail(str(exc))
             err_console.print(f"[yellow]still waiting; the API is unavailable:[/] {escape(str(exc))}")
@@ -219,7 +223,7 @@ def _run_over_api(api: ApiClient, runbook: Path, wait: bool, output: OutputForma
     text = read_runbook(runbook)
     try:
         started = api.start_run(text, skip_preflight=skip_preflight, on_locked=on_locked)
-    except ApiError as exc:
+    except ApiRequestError as exc:
         if exc.code == "invalid_runbook" and exc.body.get("line"):  # positions in the local file
             fail(f"{runbook}:{exc.body['line']}:{exc.body.get('column') or 1}: "
                         f"{_reason(exc.body)}")
@@ -401,7 +405,7 @@ def register(app: typer.Typer) -> None:
 
         async def go() -> None:
             client = await connect(settings)
-            result = await runs.decide(client, run_id, target, principal, reason, approve=approve,
+            result = await gates.decide(client, run_id, target, principal, reason, approve=approve,
                                        kind=kind_name)
             if output == OutputFormat.json:
                 print_json(result.model_dump(mode="json"))
@@ -457,7 +461,7 @@ def register(app: typer.Typer) -> None:
 
         async def go() -> None:
             client = await connect(settings)
-            await runs.cancel(client, run_id, as_ or settings.principal, reason)
+            await cancel_ops.cancel(client, run_id, as_ or settings.principal, reason)
             console.print(f"cancellation requested for {run_id}")
 
         run_async(go())
@@ -476,8 +480,8 @@ def register(app: typer.Typer) -> None:
         The value goes straight to the credential's staging location; the run is
         told only its fingerprint, then verifies it and revokes the old credential.
         """
-        from keyturn.supply import awaiting_credential, supplied_field
-        from keyturn.supply import supply as supply_value
+        from keyturn.operations.supply import awaiting_credential, supplied_field
+        from keyturn.operations.supply import supply as supply_value
 
         api = api_or_none(as_)
         if api is not None:

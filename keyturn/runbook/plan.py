@@ -2,22 +2,19 @@
 
 `plan` is pure: tiers in a topological order of `after` (file order among
 equals), defaults applied, gates resolved to principals, a staging location per
-credential. `load_plan` is the shell that reads a file and does all three steps.
+credential. Reading a runbook and planning one run under the server's settings is
+keyturn.operations.plans.compile_plan.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import secrets
-from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
 
 from keyturn.runbook.graph import topological_order
 from keyturn.runbook.identity import lock_key
-from keyturn.runbook.loader import decode, loads, read_bytes
 from keyturn.runbook.models import Credential, Runbook, Tier, TierGate
 from keyturn.runbook.plan_model import (
     CredentialPlan,
@@ -30,7 +27,6 @@ from keyturn.runbook.plan_model import (
     StorePlan,
     TierPlan,
 )
-from keyturn.runbook.validate import validate
 
 
 def plan(runbook: Runbook, *, run_id: str, requested_by: str, source_sha256: str,
@@ -74,29 +70,6 @@ def new_run_id(runbook_name: str, now: datetime) -> str:
     """
     utc = now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
     return f"{runbook_name}-{utc:%Y%m%dt%H%M%Sz}-{secrets.token_hex(2)}"
-
-
-def load_plan(
-    path: str | os.PathLike[str],
-    *,
-    requested_by: str,
-    now: datetime,
-    known_providers: Collection[str] | None = None,
-    run_id: str | None = None,
-    on_locked: OnLocked | None = None,
-    requester_may_approve: bool = False,
-) -> ExecutionPlan:
-    """Load, validate and plan the runbook at `path`; `run_id` defaults to `new_run_id`."""
-    data = read_bytes(path)
-    runbook = validate(loads(decode(data, str(path)), filename=str(path)), known_providers)
-    return plan(
-        runbook,
-        run_id=run_id or new_run_id(runbook.metadata.name, now),
-        requested_by=requested_by,
-        source_sha256=hashlib.sha256(data).hexdigest(),
-        on_locked=on_locked,
-        requester_may_approve=requester_may_approve,
-    )
 
 
 def _tier(runbook: Runbook, tier: Tier, run_id: str, on_locked: OnLocked | None,

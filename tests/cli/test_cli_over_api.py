@@ -27,11 +27,11 @@ from keyturn.api import ApiSettings, create_app
 from keyturn.api.auth import add_token
 from keyturn.cli import app as keyturn_app
 from keyturn.cli.api_client import ApiClient
-from keyturn.client import connect
 from keyturn.codec import new_key
 from keyturn.config import Settings
 from keyturn.devstack.servers import TemporalDevServer, free_port
 from keyturn.fingerprint import fingerprint
+from keyturn.operations.connect import connect
 
 HEADER = """
 apiVersion: keyturn/v1

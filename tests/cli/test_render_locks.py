@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from rich.console import Console
 
 from keyturn.cli.render import locks_table, run_table
-from keyturn.runs import RunDetail
+from keyturn.operations.runs import RunDetail
 from keyturn.workflows.models import CredentialStatus, RunStatus, StepRecord, TierStatus
 
 
