@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import httpx
 
+from keyturn.errors import KeyturnError
 from keyturn.operations.runs import RunDetail
 from keyturn.workflows.models import CredentialStatus, RunStatus
 
@@ -30,7 +31,7 @@ ROLE_OF = {
 }
 
 
-class ApiRequestError(Exception):
+class ApiRequestError(KeyturnError):
     """The API refused a request or could not be reached; `code` is the API's stable code."""
 
     def __init__(self, message: str, *, code: str, status: int | None = None,

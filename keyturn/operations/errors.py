@@ -52,12 +52,11 @@ class RunEnded(RunConflict):
 
 class GateRefused(RunError):
     """A gate turned an approval or rejection away; `reason` is one of
-    keyturn.workflows.gates.REFUSALS, `action` says what was refused (approval | rejection)."""
+    keyturn.workflows.gates.REFUSALS."""
 
-    def __init__(self, reason: str, message: str, *, action: str = "approval") -> None:
+    def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
-        self.action = action
 
     def details(self) -> dict[str, Any]:
         return {"reason": self.reason}

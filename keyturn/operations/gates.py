@@ -65,9 +65,7 @@ async def decide(client: Client, run_id: str, target: str, principal: str, reaso
         handle = client.get_workflow_handle(credential_workflow_id(run_id, target))
         update = CredentialRotationWorkflow.approve if approve else CredentialRotationWorkflow.reject
         status_query = CredentialRotationWorkflow.status
-    action = "approval" if approve else "rejection"
-    closed = GateRefused(gates.GATE_CLOSED, f"{target!r} has no open gate in run {run_id}",
-                         action=action)
+    closed = GateRefused(gates.GATE_CLOSED, f"{target!r} has no open gate in run {run_id}")
     try:
         if (await handle.query(status_query)).state not in DECIDING:
             raise closed
@@ -76,7 +74,7 @@ async def decide(client: Client, run_id: str, target: str, principal: str, reaso
         cause = exc.cause
         message = getattr(cause, "message", None) or str(cause or exc)
         if isinstance(cause, ApplicationError) and cause.type in gates.REFUSALS:
-            raise GateRefused(cause.type, message, action=action) from exc
+            raise GateRefused(cause.type, message) from exc
         raise RunConflict(message) from exc
     except RPCError as exc:
         if exc.status in UNAVAILABLE:
