@@ -134,7 +134,7 @@ async def refused(pki: Pki, settings: Settings, *key_files: Path) -> str:
     return str(caught.value)
 
 
-async def rotate(settings: Settings) -> tuple[runs.RunDetail, MemoryProvider, str]:
+async def rotate(settings: Settings) -> tuple[runs.RunSnapshot, MemoryProvider, str]:
     """One credential rotated by a worker and a client that both connect with `settings`."""
     client = await connect(settings)
     provider, store = MemoryProvider(), MemoryStore()

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import httpx
 
 from keyturn.errors import KeyturnError
-from keyturn.operations.runs import RunDetail
+from keyturn.operations.runs import RunSnapshot
 from keyturn.workflows.models import CredentialStatus, RunStatus
 
 URL_ENV = "KEYTURN_API_URL"
@@ -51,8 +51,8 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
-def detail_from_api(payload: dict[str, Any]) -> RunDetail:
-    """A RunDetail from GET /v1/runs/{id}: the credentials that have started, as describe()
+def detail_from_api(payload: dict[str, Any]) -> RunSnapshot:
+    """A RunSnapshot from GET /v1/runs/{id}: the credentials that have started, as describe()
     reports them (not-yet-started ones are only outcomes in their tier)."""
     fields = RunStatus.model_fields
     status = RunStatus.model_validate({k: v for k, v in payload.items() if k in fields})
@@ -61,7 +61,7 @@ def detail_from_api(payload: dict[str, Any]) -> RunDetail:
         cs = CredentialStatus.model_validate(item)
         if cs.steps or cs.state not in ("pending", "skipped"):
             credentials[cs.credential] = cs
-    return RunDetail(status=status, credentials=credentials)
+    return RunSnapshot(status=status, credentials=credentials)
 
 
 class ApiClient:
@@ -116,7 +116,7 @@ class ApiClient:
     def run(self, run_id: str) -> dict:
         return self._call("GET", f"/v1/runs/{_segment(run_id)}", doing="read a run")
 
-    def detail(self, run_id: str) -> RunDetail:
+    def detail(self, run_id: str) -> RunSnapshot:
         """The run as `keyturn.operations.runs.describe` gives it, so the CLI renders both paths alike."""
         return detail_from_api(self.run(run_id))
 

@@ -23,7 +23,7 @@ from keyturn.cli.render import open_gates, run_table
 from keyturn.cli.run_ops import Decided, Followed, Started
 from keyturn.operations.errors import InvalidRunbook, NotAwaitingSupply, RunNotFound
 from keyturn.operations.preflight import PreflightReport
-from keyturn.operations.runs import RunDetail
+from keyturn.operations.runs import RunSnapshot
 from keyturn.runbook.plan_model import ExecutionPlan, OnLocked
 from keyturn.runbook.source import RunbookError
 
@@ -82,10 +82,10 @@ class ApiRuns:
         listed = self.api.list_runs()
         return listed["runs"], listed.get("locks", [])
 
-    async def detail(self, run_id: str) -> RunDetail:
+    async def detail(self, run_id: str) -> RunSnapshot:
         return self.api.detail(run_id)
 
-    async def _detail_patiently(self, run_id: str) -> RunDetail:
+    async def _detail_patiently(self, run_id: str) -> RunSnapshot:
         """The run's detail; an API or Temporal outage is waited out for up to OUTAGE_SECONDS."""
         deadline = time.monotonic() + OUTAGE_SECONDS
         while True:
@@ -101,7 +101,7 @@ class ApiRuns:
     async def follow(self, run_id: str, *, live: bool) -> Followed:
         seen: set[str] = set()
 
-        async def poll(view: Live | None) -> RunDetail:
+        async def poll(view: Live | None) -> RunSnapshot:
             while True:
                 detail = await self._detail_patiently(run_id)
                 if view is not None:

@@ -69,7 +69,7 @@ class TemporalRuns:
         listed = await runs.list_runs(client)
         return listed, [h.to_json() for h in await runs.held_targets(client)]
 
-    async def detail(self, run_id: str) -> runs.RunDetail:
+    async def detail(self, run_id: str) -> runs.RunSnapshot:
         return await runs.describe(await self.client(), run_id)
 
     async def follow(self, run_id: str, *, live: bool) -> Followed:

@@ -6,7 +6,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from keyturn.operations.runs import RunDetail
+from keyturn.operations.runs import RunSnapshot
 from keyturn.workflows import gates
 from keyturn.workflows.models import CredentialStatus, GateState
 
@@ -25,7 +25,7 @@ def state(value: str) -> Text:
     return Text(value, style=STYLE.get(value, ""))
 
 
-def run_table(detail: RunDetail) -> Group:
+def run_table(detail: RunSnapshot) -> Group:
     st = detail.status
     head = Text.assemble(
         ("run ", "bold"), (st.run_id, "bold"), "  ", state(st.state),
@@ -88,7 +88,7 @@ def locks_table(held: list[dict]) -> Table:
     return table
 
 
-def open_gates(detail: RunDetail) -> dict[str, GateState]:
+def open_gates(detail: RunSnapshot) -> dict[str, GateState]:
     """Gates waiting for approval, by target as `keyturn approve` takes it (tier or credential)."""
     found = {t.tier: t.gate for t in detail.status.tiers if t.gate and t.gate.status == "open"}
     for cred_id, cs in detail.credentials.items():

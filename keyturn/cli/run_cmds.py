@@ -28,7 +28,7 @@ from keyturn.cli.common import (
 from keyturn.cli.render import locks_table, open_gates, run_table, runs_table
 from keyturn.cli.run_ops import RunOperations, operations, run_with
 from keyturn.operations.gates import GATE_KINDS
-from keyturn.operations.runs import RunDetail
+from keyturn.operations.runs import RunSnapshot
 from keyturn.runbook.plan_model import ExecutionPlan
 
 Output = Annotated[OutputFormat, typer.Option("--output", "-o", help="text or json")]
@@ -62,7 +62,7 @@ def interrupted(run_id: str | None) -> NoReturn:
     raise SystemExit(130)
 
 
-def detail_json(detail: RunDetail) -> dict:
+def detail_json(detail: RunSnapshot) -> dict:
     return {
         **detail.status.model_dump(mode="json"),
         "credential_details": {k: v.model_dump(mode="json") for k, v in detail.credentials.items()},

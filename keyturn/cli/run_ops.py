@@ -24,7 +24,7 @@ from keyturn.config import ConfigError, Settings
 from keyturn.errors import KeyturnError
 from keyturn.operations.errors import PreflightRefused
 from keyturn.operations.preflight import PreflightReport
-from keyturn.operations.runs import RunDetail
+from keyturn.operations.runs import RunSnapshot
 from keyturn.runbook.plan_model import ExecutionPlan, OnLocked
 
 T = TypeVar("T")
@@ -56,7 +56,7 @@ class Followed:
     """How a followed run ended, and its detail when it was followed without a live view."""
 
     state: str
-    detail: RunDetail | None
+    detail: RunSnapshot | None
 
 
 class RunOperations(Protocol):
@@ -76,7 +76,7 @@ class RunOperations(Protocol):
         """(recent runs, targets held now)."""
         ...
 
-    async def detail(self, run_id: str) -> RunDetail: ...
+    async def detail(self, run_id: str) -> RunSnapshot: ...
 
     async def follow(self, run_id: str, *, live: bool) -> Followed:
         """Until the run ends; with `live`, its table refreshed on the console meanwhile."""

@@ -11,7 +11,7 @@ from temporalio.service import RPCError
 
 from keyturn.operations.errors import UNAVAILABLE, RunEnded, temporal_error
 from keyturn.operations.runs import run_plan
-from keyturn.workflows.models import CancelRequest
+from keyturn.workflows.models import CancelNotice
 from keyturn.workflows.runbook import RunbookWorkflow
 
 
@@ -34,5 +34,5 @@ async def cancel(client: Client, run_id: str, principal: str, reason: str = "") 
 async def cancel_as(handle: WorkflowHandle, principal: str, reason: str = "") -> None:
     """Signal `cancel_requested` (who, why) to the run's workflow, then cancel it."""
     await handle.signal(RunbookWorkflow.cancel_requested,
-                        CancelRequest(principal=principal, reason=reason))
+                        CancelNotice(principal=principal, reason=reason))
     await handle.cancel()

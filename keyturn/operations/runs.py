@@ -52,7 +52,9 @@ DETAIL_LIMIT = 200
 
 
 @dataclass
-class RunDetail:
+class RunSnapshot:
+    """A run as `describe` found it: its status, and the steps of the credentials detailed."""
+
     status: RunStatus
     credentials: dict[str, CredentialStatus] = field(default_factory=dict)
 
@@ -109,7 +111,7 @@ async def start_checked(client: Client, plan: ExecutionPlan, task_queue: str, *,
 
 
 async def describe(client: Client, run_id: str, detail_limit: int = DETAIL_LIMIT, *,
-                   plan: ExecutionPlan | None = None) -> RunDetail:
+                   plan: ExecutionPlan | None = None) -> RunSnapshot:
     """The run's tiers and gates, live credential outcomes, and the steps and gates of
     every started credential (of only the running and failed ones in a large run).
 
@@ -137,13 +139,13 @@ async def describe(client: Client, run_id: str, detail_limit: int = DETAIL_LIMIT
             return cid, None  # not started yet
 
     found = await asyncio.gather(*(query(cid) for cid in started))
-    detail = RunDetail(status=status, credentials={cid: cs for cid, cs in found if cs is not None})
+    detail = RunSnapshot(status=status, credentials={cid: cs for cid, cs in found if cs is not None})
     if plan is not None:
         await _fill_missing(client, plan, detail, detail_limit)
     return detail
 
 
-async def _fill_missing(client: Client, plan: ExecutionPlan, detail: RunDetail,
+async def _fill_missing(client: Client, plan: ExecutionPlan, detail: RunSnapshot,
                         limit: int) -> None:
     """Ask the credentials of started tiers that `describe` left out where they stand."""
     started = {t.tier for t in detail.status.tiers if t.state != "pending"}

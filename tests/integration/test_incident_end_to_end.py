@@ -157,7 +157,7 @@ async def test_incident_runbook_rotates_every_provider_end_to_end(
         runs_json(detail))
 
 
-def runs_json(detail: runs.RunDetail) -> dict:
+def runs_json(detail: runs.RunSnapshot) -> dict:
     return {**detail.status.model_dump(mode="json"),
             "credential_details": {k: v.model_dump(mode="json")
                                    for k, v in detail.credentials.items()}}

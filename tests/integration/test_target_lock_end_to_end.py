@@ -18,7 +18,7 @@ from temporalio.service import RPCError
 
 from keyturn.codec import data_converter
 from keyturn.operations import runs
-from keyturn.operations.errors import RunError
+from keyturn.operations.errors import RunError, TemporalUnavailable
 
 RUNBOOK = """\
 apiVersion: keyturn/v1
@@ -80,7 +80,7 @@ async def last_steps(client, run_ids: list[str]) -> dict[str, tuple[str, str, st
     for run_id in run_ids:
         try:
             detail = await runs.describe(client, run_id)
-        except (RunError, RPCError):  # not started yet, or a query timed out under load
+        except (RunError, TemporalUnavailable, RPCError):  # not started yet, or a query timed out
             return {}
         cred = detail.credentials.get("deployer")
         if cred is None or not cred.steps:
