@@ -35,7 +35,7 @@ from keyturn.api.models import (
 )
 from keyturn.api.posted import check_posted
 from keyturn.api.run_views import run_detail
-from keyturn.operations import cancel, gates, runs, supply
+from keyturn.operations import gates, runs, supply
 from keyturn.operations.plans import RunbookSource, compile_plan
 from keyturn.operations.preflight import PreflightReport, preflight
 from keyturn.runbook.plan_model import ExecutionPlan
@@ -192,7 +192,7 @@ async def post_cancel(
 ) -> CancelResult:
     """Request cancellation; credentials not yet promoted roll back. The audit log names
     the caller and the reason."""
-    await cancel.cancel(client, run_id, principal.name, body.reason if body else "")
+    await runs.cancel(client, run_id, principal.name, body.reason if body else "")
     return CancelResult(run_id=run_id)
 
 

@@ -19,7 +19,7 @@ from keyturn.cli.common import console
 from keyturn.cli.progress import watch
 from keyturn.cli.run_ops import Decided, Followed, Started
 from keyturn.config import Settings
-from keyturn.operations import cancel, gates, runs, supply
+from keyturn.operations import gates, runs, supply
 from keyturn.operations.connect import connect
 from keyturn.operations.plans import RunbookSource, compile_plan
 from keyturn.operations.preflight import PreflightReport, preflight
@@ -93,7 +93,7 @@ class TemporalRuns:
         return Decided(self.principal, result.model_dump(mode="json"))
 
     async def cancel(self, run_id: str, reason: str) -> None:
-        await cancel.cancel(await self.client(), run_id, self.principal, reason)
+        await runs.cancel(await self.client(), run_id, self.principal, reason)
 
     async def awaiting_supply(self, run_id: str, credential: str) -> str:
         cred = await supply.awaiting_credential(await self.client(), run_id, credential)

@@ -1,8 +1,9 @@
-"""Runs as the faces see them: start (after preflight), describe, list, wait, and a run's plan.
+"""Runs as the faces see them: start (after preflight), describe, list, cancel, wait, a run's plan.
 
 The CLI and the HTTP API both call these; they talk to Temporal only and refuse with
 the typed errors of keyturn.operations.errors. Gates are keyturn.operations.gates,
-cancellation keyturn.operations.cancel, supplied values keyturn.operations.supply.
+supplied values keyturn.operations.supply. Cancelling tells the run who cancels it and
+why (its audit record names them) before the workflow is cancelled.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ from datetime import UTC
 
 from temporalio.api.common.v1 import Memo
 from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowQueryFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.converter import decode_typed_search_attributes
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -26,16 +32,18 @@ from keyturn import locks
 from keyturn.config import ConfigError
 from keyturn.locks import LockHolder
 from keyturn.operations.errors import (
+    UNAVAILABLE,
     InvalidFilter,
     PreflightRefused,
     RunConflict,
+    RunEnded,
     RunNotFound,
     TemporalUnavailable,
     temporal_error,
 )
 from keyturn.operations.preflight import preflight
 from keyturn.runbook.plan_model import ExecutionPlan
-from keyturn.workflows.models import CredentialStatus, RunStatus
+from keyturn.workflows.models import CancelNotice, CredentialStatus, RunStatus
 from keyturn.workflows.rotation import CredentialRotationWorkflow
 from keyturn.workflows.runbook import (
     INCIDENT_KEY,
@@ -222,6 +230,29 @@ async def _requested_by(client: Client, memo: Memo) -> str | None:
         # written under another codec key (or with one this client lacks): listed without it
         return None
     return decoded
+
+
+async def cancel(client: Client, run_id: str, principal: str, reason: str = "") -> None:
+    """Cancel the run as `principal`; RunNotFound without such a run, RunEnded once it ended."""
+    await run_plan(client, run_id)
+    handle = client.get_workflow_handle(run_id)
+    try:
+        status = (await handle.describe()).status
+        if status != WorkflowExecutionStatus.RUNNING:
+            ended = status.name.lower() if status else "closed"
+            raise RunEnded(f"run {run_id} has already ended ({ended})")
+        await _request_cancel(handle, principal, reason)
+    except RPCError as exc:
+        if exc.status in UNAVAILABLE:
+            raise temporal_error(exc, "") from exc
+        raise RunEnded(f"run {run_id} has already ended ({exc.message})") from exc
+
+
+async def _request_cancel(handle: WorkflowHandle, principal: str, reason: str = "") -> None:
+    """Signal `cancel_requested` (who, why) to the run's workflow, then cancel it."""
+    await handle.signal(RunbookWorkflow.cancel_requested,
+                        CancelNotice(principal=principal, reason=reason))
+    await handle.cancel()
 
 
 async def wait(client: Client, run_id: str) -> RunStatus:

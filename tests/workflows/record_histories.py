@@ -36,7 +36,7 @@ from workflow_env import Harness, eventually, harness
 
 from keyturn.codec import ZLIB_ENCODING
 from keyturn.operations import gates, runs
-from keyturn.operations.cancel import cancel as cancel_run
+from keyturn.operations.runs import cancel as cancel_run
 from keyturn.runbook.plan_model import ExecutionPlan
 from keyturn.workflows.lock import lock_workflow_id
 from keyturn.workflows.models import RunStatus

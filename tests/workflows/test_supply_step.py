@@ -12,8 +12,8 @@ from test_workflow_protocol import HEADER, start
 from workflow_env import eventually, harness
 
 from keyturn.fingerprint import fingerprint
-from keyturn.operations.cancel import cancel as cancel_run
 from keyturn.operations.errors import RunError
+from keyturn.operations.runs import cancel as cancel_run
 from keyturn.operations.supply import supply
 from keyturn.workflows.rotation import CredentialRotationWorkflow
 from keyturn.workflows.tier import credential_workflow_id

@@ -12,7 +12,7 @@ from workflow_env import eventually, harness
 
 from keyturn.locks import held_targets, holder_of, lock_workflow_id
 from keyturn.operations import gates, runs
-from keyturn.operations.cancel import cancel as cancel_run
+from keyturn.operations.runs import cancel as cancel_run
 from keyturn.workflows.models import RunStatus
 from keyturn.workflows.rotation import CredentialRotationWorkflow
 from keyturn.workflows.tier import credential_workflow_id

@@ -10,8 +10,8 @@ from temporalio.service import RPCError
 from workflow_env import eventually, harness
 
 from keyturn.operations import gates, runs
-from keyturn.operations.cancel import cancel as cancel_run
 from keyturn.operations.errors import RunError
+from keyturn.operations.runs import cancel as cancel_run
 from keyturn.workflows.models import RunContext, RunStatus, TierInput
 from keyturn.workflows.rotation import CredentialRotationWorkflow
 from keyturn.workflows.runbook import RunbookWorkflow
