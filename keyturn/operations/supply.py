@@ -54,7 +54,7 @@ def supplied_credential(plan: ExecutionPlan, credential_id: str) -> CredentialPl
     if not cred.supplied:
         raise NotAwaitingSupply(
             f"credential {credential_id} ({cred.provider}) is created by its provider; "
-            "only supplied credentials (e.g. github.pat) take `keyturn supply`"
+            "only supplied credentials (e.g. github.pat) take a value (`keyturn supply`)"
         )
     return cred
 
