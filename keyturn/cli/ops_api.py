@@ -21,11 +21,13 @@ from keyturn.cli.api_client import ApiClient, ApiRequestError
 from keyturn.cli.common import console, err_console, fail
 from keyturn.cli.render import open_gates, run_table
 from keyturn.cli.run_ops import Decided, Followed, Started
-from keyturn.operations.errors import InvalidRunbook, NotAwaitingSupply, RunNotFound
+from keyturn.operations.errors import InvalidRunbook, RunNotFound
 from keyturn.operations.preflight import PreflightReport
 from keyturn.operations.runs import RunSnapshot
+from keyturn.operations.supply import check_waiting
 from keyturn.runbook.plan_model import ExecutionPlan, OnLocked
 from keyturn.runbook.source import RunbookError
+from keyturn.workflows.models import CredentialStatus
 
 POLL_SECONDS = 1.0
 OUTAGE_SECONDS = 300.0
@@ -136,11 +138,7 @@ class ApiRuns:
                      None)
         if found is None:
             raise RunNotFound(f"run {run_id} has no credential {credential!r}")
-        last = found["steps"][-1] if found.get("steps") else None
-        if last is None or (last["step"], last["outcome"]) != ("supply", "waiting"):
-            where = f"{last['step']} {last['outcome']}" if last else "not started"
-            raise NotAwaitingSupply(
-                f"credential {credential} is not waiting for a supplied value ({where})")
+        check_waiting(credential, CredentialStatus.model_validate(found))
         return "its staging store"
 
     async def supply(self, run_id: str, credential: str, value: str,

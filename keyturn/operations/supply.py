@@ -27,7 +27,7 @@ from keyturn.runbook.plan_model import CredentialPlan, ExecutionPlan, StorePlan
 from keyturn.stores.base import Store
 from keyturn.stores.errors import StoreError
 from keyturn.stores.registry import open_store
-from keyturn.workflows.models import SupplyNotice
+from keyturn.workflows.models import CredentialStatus, SupplyNotice
 from keyturn.workflows.rotation import CredentialRotationWorkflow
 from keyturn.workflows.tier import credential_workflow_id
 
@@ -72,12 +72,17 @@ async def _awaiting(client: Client, plan: ExecutionPlan, credential_id: str) -> 
     except RPCError as exc:
         raise NotAwaitingSupply(
             f"credential {credential_id} has not started yet ({exc.message})") from exc
+    check_waiting(credential_id, status)
+    return cred
+
+
+def check_waiting(credential_id: str, status: CredentialStatus) -> None:
+    """NotAwaitingSupply unless the credential's latest step is `supply`, waiting."""
     last = status.steps[-1] if status.steps else None
     if last is None or (last.step, last.outcome) != ("supply", "waiting"):
         where = f"{last.step} {last.outcome}" if last else "not started"
         raise NotAwaitingSupply(
             f"credential {credential_id} is not waiting for a supplied value ({where})")
-    return cred
 
 
 async def supply(
