@@ -17,7 +17,7 @@ plain script      what a responder writes in ten minutes to check before rotatin
 keyturn preflight ``keyturn.operations.preflight.preflight``: the PreflightWorkflow on
                   the dev server, its activities on the worker (store write permission,
                   shape, stale check, the provider's dry-run precheck), gates
-run start         ``keyturn.runs.start`` alone, and preflight + start: what preflight
+run start         ``keyturn.operations.runs.start`` alone, and preflight + start: what preflight
                   adds before a run's first change
 
     .venv/bin/python bench/preflight.py [--n 50] [--rounds 3]
@@ -41,10 +41,10 @@ import hvac
 from figures import print_table
 from temporalio.client import Client
 
-from keyturn import runs
 from keyturn.audit import JsonlAuditLog
 from keyturn.codec import data_converter, new_key
 from keyturn.devstack.servers import MOTO_REGION, MotoServer, OpenBaoServer, TemporalDevServer
+from keyturn.operations import runs
 from keyturn.operations.preflight import preflight
 from keyturn.runbook import loads, plan, validate
 from keyturn.worker import build_workers, running

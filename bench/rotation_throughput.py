@@ -15,7 +15,7 @@ promote, revoke_old (disable, delete) and confirm_revoked.
 
 Reading the figures:
 
-run, start -> result   wall seconds from ``keyturn.runs.start`` to the run's result;
+run, start -> result   wall seconds from ``keyturn.operations.runs.start`` to the run's result;
                        ``creds/s`` is N / that
 per credential         from the audit log: the ``precheck`` record's timestamp to the
                        ``confirm_revoked`` record's, per credential (the time spent
@@ -54,10 +54,10 @@ from figures import pct, print_table
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from keyturn import runs
 from keyturn.audit import JsonlAuditLog, verify
 from keyturn.codec import data_converter, new_key
 from keyturn.devstack.servers import TemporalDevServer
+from keyturn.operations import runs
 from keyturn.providers import registry
 from keyturn.runbook import loads, plan, validate
 from keyturn.worker import build_workers, running

@@ -42,9 +42,10 @@ from figures import print_table
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from keyturn import runs
 from keyturn.codec import data_converter, new_key
 from keyturn.devstack.servers import TemporalDevServer
+from keyturn.errors import KeyturnError
+from keyturn.operations import runs
 from keyturn.runbook import load, plan, validate
 from keyturn.workflows.models import RunContext, TierInput
 
@@ -106,8 +107,9 @@ async def try_start(address: str, converter, execution_plan) -> str:
     client = await Client.connect(address, data_converter=converter)
     try:
         await runs.start(client, execution_plan, "bench-nobody-polls")
-    except RPCError as exc:
-        return f"rejected: {exc.message}"
+    except KeyturnError as exc:  # the server's refusal, as the operations core words it
+        cause = exc.__cause__
+        return f"rejected: {cause.message if isinstance(cause, RPCError) else exc}"
     await client.get_workflow_handle(execution_plan.run_id).terminate("benchmark")
     return "accepted"
 

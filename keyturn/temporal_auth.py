@@ -3,7 +3,7 @@
 `TemporalAuth` is the part of the settings that says where the material lives
 (file paths and a server name), parsed from the KEYTURN_TEMPORAL_TLS* and
 KEYTURN_TEMPORAL_API_KEY_FILE variables. The files themselves are read when
-connecting (keyturn.client), so a command that never talks to Temporal is not
+connecting (keyturn.operations.connect), so a command that never talks to Temporal is not
 stopped by them and a renewed certificate is picked up by the next connection.
 Only paths are kept here: no repr, log line or error message can carry a key.
 """

@@ -28,9 +28,9 @@ from keyturn.activities.preflight import PreflightChecks
 from keyturn.activities.recording import StepRecorder
 from keyturn.activities.steps import RotationSteps
 from keyturn.audit import AuditLog, JsonlAuditLog, open_log
-from keyturn.client import connect
 from keyturn.config import ConfigError, Settings
 from keyturn.logsafe import inert_logs
+from keyturn.operations.connect import connect
 from keyturn.providers.base import Provider
 from keyturn.providers.registry import get_provider, provider_class, provider_names
 from keyturn.ratelimits import rate_limit

@@ -27,13 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "workflows"))
 
 from memory_provider import MemoryProvider, MemoryStore
 
-from keyturn import runs
 from keyturn.audit import open_log
 from keyturn.cli import app as keyturn_app
-from keyturn.client import connect
 from keyturn.codec import new_key
 from keyturn.config import ConfigError, Settings
 from keyturn.devstack.servers import TemporalDevServer, free_port
+from keyturn.operations import runs
+from keyturn.operations.connect import connect
 from keyturn.providers import registry
 from keyturn.runbook import loads, plan, validate
 from keyturn.temporal_auth import (
@@ -134,7 +134,7 @@ async def refused(pki: Pki, settings: Settings, *key_files: Path) -> str:
     return str(caught.value)
 
 
-async def rotate(settings: Settings) -> tuple[runs.RunDetail, MemoryProvider, str]:
+async def rotate(settings: Settings) -> tuple[runs.RunSnapshot, MemoryProvider, str]:
     """One credential rotated by a worker and a client that both connect with `settings`."""
     client = await connect(settings)
     provider, store = MemoryProvider(), MemoryStore()

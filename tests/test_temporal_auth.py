@@ -13,8 +13,8 @@ from fakes.tls_certs import Issued, TestCa
 from typer.testing import CliRunner
 
 from keyturn.cli import app as keyturn_app
-from keyturn.client import read_api_key, tls_config
 from keyturn.config import ConfigError, Settings
+from keyturn.operations.connect import read_api_key, tls_config
 from keyturn.temporal_auth import (
     API_KEY_ENV,
     API_KEY_FILE_ENV,

@@ -14,9 +14,10 @@ from keyturn.api.auth import AUDITOR, Principal, require
 from keyturn.api.context import ApiContext, get_context
 from keyturn.api.errors import ApiError, not_found, responses
 from keyturn.api.models import AuditRecords, AuditRecordView, AuditVerification
-from keyturn.api.runs_routes import RunId, load_plan_of
+from keyturn.api.runs_routes import RunId
 from keyturn.audit import AuditError, AuditLogMissing, JsonlAuditLog, open_log, verify_log
 from keyturn.config import Settings
+from keyturn.operations.runs import run_plan
 
 if TYPE_CHECKING:
     from keyturn.audit.postgres import PostgresAuditLog
@@ -47,7 +48,7 @@ async def run_records(ctx: ApiContext, run_id: str) -> AuditRecords:
     except (AuditError, OSError) as exc:
         raise _unreadable(exc) from None
     if not records:
-        await load_plan_of(await ctx.client(), run_id)
+        await run_plan(await ctx.client(), run_id)
     return AuditRecords(run=run_id, records=records)
 
 

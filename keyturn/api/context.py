@@ -161,7 +161,7 @@ class ApiContext:
             return self._client
         async with self._lock:
             if self._client is None:
-                from keyturn.client import connect
+                from keyturn.operations.connect import connect
 
                 try:
                     self._client = await connect(self.settings.keyturn)

@@ -11,6 +11,8 @@ Every error body is `{"code": "<stable code>", "message": "...", ...}`:
   store_error 502 | temporal_unavailable 503 | no_worker 503 | server_error 500
 
 Request validation errors never echo what was sent (a supplied value could be in it).
+The operations core's typed errors become these bodies through one table,
+OPERATION_ERRORS, so a route only calls the core.
 """
 
 from __future__ import annotations
@@ -24,6 +26,21 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from keyturn.errors import KeyturnError
+from keyturn.operations.errors import (
+    AmbiguousTarget,
+    CancelForbidden,
+    GateRefused,
+    InvalidFilter,
+    InvalidRunbook,
+    NoWorker,
+    PreflightRefused,
+    RunConflict,
+    RunError,
+    RunNotFound,
+    StoreRefused,
+    TemporalUnavailable,
+)
 from keyturn.workflows import gates
 
 log = logging.getLogger("keyturn.api")
@@ -35,6 +52,22 @@ GATE_REFUSAL_STATUS = {
     gates.GATE_CLOSED: 409,
     gates.REASON_REQUIRED: 422,
 }
+
+OPERATION_ERRORS: dict[type[KeyturnError], tuple[int, str]] = {
+    RunNotFound: (404, "not_found"),
+    AmbiguousTarget: (409, "conflict"),
+    CancelForbidden: (403, "forbidden"),
+    RunConflict: (409, "conflict"),  # RunEnded, NotAwaitingSupply
+    GateRefused: (409, "gate_refused"),  # the status by reason: GATE_REFUSAL_STATUS
+    PreflightRefused: (409, "preflight_failed"),
+    InvalidRunbook: (422, "invalid_runbook"),
+    InvalidFilter: (422, "invalid_request"),
+    StoreRefused: (502, "store_error"),
+    TemporalUnavailable: (503, "temporal_unavailable"),
+    NoWorker: (503, "no_worker"),
+}
+"""The operations core's errors -> (HTTP status, code); a subclass answers as its nearest
+listed base."""
 
 _HTTP_CODES = {401: "unauthenticated", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 409: "conflict", 422: "invalid_request"}
@@ -97,9 +130,17 @@ def temporal_unavailable(message: str) -> ApiError:
     return ApiError(503, "temporal_unavailable", message)
 
 
-def gate_refused(reason: str, message: str) -> ApiError:
-    """A gate validator's refusal; `reason` is one of keyturn.workflows.gates.REFUSALS."""
-    return ApiError(GATE_REFUSAL_STATUS.get(reason, 409), "gate_refused", message, reason=reason)
+def from_operation(exc: KeyturnError) -> ApiError | None:
+    """The answer to an operations error, by OPERATION_ERRORS; None for one it does not list."""
+    found = next((OPERATION_ERRORS[cls] for cls in type(exc).__mro__ if cls in OPERATION_ERRORS),
+                 None)
+    if found is None:
+        return None
+    status, code = found
+    if isinstance(exc, GateRefused):
+        status = GATE_REFUSAL_STATUS.get(exc.reason, status)
+    extra = exc.details() if isinstance(exc, RunError) else {}
+    return ApiError(status, code, str(exc), **extra)
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -128,6 +169,13 @@ def install(app: FastAPI) -> None:
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(KeyturnError)
+    async def _operation_error(request: Request, exc: KeyturnError) -> JSONResponse:
+        answer = from_operation(exc)
+        if answer is None:
+            return await _unexpected(request, exc)
+        return await _api_error(request, answer)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

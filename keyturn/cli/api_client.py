@@ -1,7 +1,7 @@
 """The CLI's client for keyturn's HTTP API (/v1), used when KEYTURN_API_URL and KEYTURN_TOKEN
 are both set: the API, not the caller, then decides who is acting (from the token).
 
-Every refusal becomes an `ApiError` carrying the API's stable `code` and its message; a
+Every refusal becomes an `ApiRequestError` carrying the API's stable `code` and its message; a
 missing token (401) or role (403) says which token and which role.
 """
 
@@ -13,7 +13,8 @@ from urllib.parse import quote
 
 import httpx
 
-from keyturn.runs import RunDetail
+from keyturn.errors import KeyturnError
+from keyturn.operations.runs import RunSnapshot
 from keyturn.workflows.models import CredentialStatus, RunStatus
 
 URL_ENV = "KEYTURN_API_URL"
@@ -30,7 +31,7 @@ ROLE_OF = {
 }
 
 
-class ApiError(Exception):
+class ApiRequestError(KeyturnError):
     """The API refused a request or could not be reached; `code` is the API's stable code."""
 
     def __init__(self, message: str, *, code: str, status: int | None = None,
@@ -50,8 +51,8 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
-def detail_from_api(payload: dict[str, Any]) -> RunDetail:
-    """A RunDetail from GET /v1/runs/{id}: the credentials that have started, as describe()
+def detail_from_api(payload: dict[str, Any]) -> RunSnapshot:
+    """A RunSnapshot from GET /v1/runs/{id}: the credentials that have started, as describe()
     reports them (not-yet-started ones are only outcomes in their tier)."""
     fields = RunStatus.model_fields
     status = RunStatus.model_validate({k: v for k, v in payload.items() if k in fields})
@@ -60,7 +61,7 @@ def detail_from_api(payload: dict[str, Any]) -> RunDetail:
         cs = CredentialStatus.model_validate(item)
         if cs.steps or cs.state not in ("pending", "skipped"):
             credentials[cs.credential] = cs
-    return RunDetail(status=status, credentials=credentials)
+    return RunSnapshot(status=status, credentials=credentials)
 
 
 class ApiClient:
@@ -115,8 +116,8 @@ class ApiClient:
     def run(self, run_id: str) -> dict:
         return self._call("GET", f"/v1/runs/{_segment(run_id)}", doing="read a run")
 
-    def detail(self, run_id: str) -> RunDetail:
-        """The run as `keyturn.runs.describe` gives it, so the CLI renders both paths alike."""
+    def detail(self, run_id: str) -> RunSnapshot:
+        """The run as `keyturn.operations.runs.describe` gives it, so the CLI renders both paths alike."""
         return detail_from_api(self.run(run_id))
 
     def decide(self, run_id: str, target: str, reason: str, *, approve: bool,
@@ -151,20 +152,20 @@ class ApiClient:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise ApiError(f"cannot reach the keyturn API at {self.base_url} ({exc}); "
+            raise ApiRequestError(f"cannot reach the keyturn API at {self.base_url} ({exc}); "
                            f"check {URL_ENV}", code="api_unreachable") from exc
         if response.is_success:
             return response.json() if response.content else {}
         raise self._error(response, doing)
 
-    def _error(self, response: httpx.Response, doing: str) -> ApiError:
+    def _error(self, response: httpx.Response, doing: str) -> ApiRequestError:
         try:
             body = response.json()
         except ValueError:
             body = None
         if not isinstance(body, dict) or "code" not in body:
             text = response.text.strip()[:200] or response.reason_phrase
-            return ApiError(f"the API at {self.base_url} answered HTTP {response.status_code} "
+            return ApiRequestError(f"the API at {self.base_url} answered HTTP {response.status_code} "
                             f"to {response.request.method} {response.request.url.path}: {text}",
                             code="http_error", status=response.status_code)
         code = str(body["code"])
@@ -180,4 +181,4 @@ class ApiClient:
         elif code == "invalid_runbook" and body.get("line"):
             where = ":".join(str(body[k]) for k in ("file", "line", "column") if body.get(k))
             message = message if message.startswith(where) else f"{where}: {message}"
-        return ApiError(f"{message} [{code}]", code=code, status=response.status_code, body=body)
+        return ApiRequestError(f"{message} [{code}]", code=code, status=response.status_code, body=body)

@@ -8,7 +8,6 @@ line, so they can be copied and piped.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -68,17 +67,9 @@ def preflight_command(
     Exit 0 when every credential and gate is ready, 1 when preflight found a problem, 2 for
     an invalid runbook. Example: keyturn preflight runbooks/incident.yaml -o json
     """
-    from keyturn.cli import run_cmds
+    from keyturn.cli.run_ops import operations, run_with
 
-    api = run_cmds.api_or_none(as_)
-    if api is not None:
-        with api:
-            report = PreflightReport.model_validate(
-                run_cmds.api_call(api.preflight, run_cmds.read_runbook(runbook)))
-    else:
-        settings = run_cmds.settings_or_fail()
-        plan = run_cmds.plan_or_fail(runbook, as_ or settings.principal, datetime.now(UTC))
-        report = run_cmds.run_async(run_cmds.preflight_of(settings, plan))
+    report = run_with(operations(as_), lambda ops: ops.preflight(runbook), output)
     show(report, output)
     raise typer.Exit(EXIT_OK if report.ready else EXIT_FAILED)
 

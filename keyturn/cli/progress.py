@@ -16,9 +16,9 @@ from rich.console import Console
 from rich.live import Live
 from temporalio.client import Client
 
-from keyturn import runs
 from keyturn.cli.render import open_gates, run_table, step_text
-from keyturn.runs import RunDetail
+from keyturn.operations import runs
+from keyturn.operations.runs import RunSnapshot
 from keyturn.workflows.models import GateState, RunStatus
 
 GateHook = Callable[[str, GateState, Console], Awaitable[None]]
@@ -62,7 +62,7 @@ async def _log_changes(client: Client, run_id: str, console: Console, on_gate: G
         await asyncio.wait([waiter], timeout=poll_seconds)
 
 
-def changes(detail: RunDetail, shown: dict[str, str]) -> list[str]:
+def changes(detail: RunSnapshot, shown: dict[str, str]) -> list[str]:
     """One line per tier or credential whose state or step differs from `shown` (updated)."""
     now = datetime.now(UTC).strftime("%H:%M:%S")
     lines = []

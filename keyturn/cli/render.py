@@ -6,7 +6,7 @@ from rich.console import Group
 from rich.text import Text
 
 from keyturn.cli.layout import Sheet
-from keyturn.runs import RunDetail
+from keyturn.operations.runs import RunSnapshot
 from keyturn.workflows import gates
 from keyturn.workflows.models import CredentialStatus, GateState
 from keyturn.workflows.schedule import FINISHED
@@ -26,7 +26,7 @@ def state(value: str) -> Text:
     return Text(value, style=STYLE.get(value, ""))
 
 
-def run_table(detail: RunDetail) -> Group:
+def run_table(detail: RunSnapshot) -> Group:
     st = detail.status
     head = Text.assemble(
         ("run ", "bold"), (st.run_id, "bold"), "  ", state(st.state),
@@ -83,7 +83,7 @@ def locks_table(held: list[dict]) -> Sheet:
         sheet.add_row(*(str(item[k] or "") for k in ("run_id", "credential", "provider",
                                                      "target")), since)
     return sheet
-def open_gates(detail: RunDetail) -> dict[str, GateState]:
+def open_gates(detail: RunSnapshot) -> dict[str, GateState]:
     """Gates waiting for approval, by target as `keyturn approve` takes it (tier or credential).
 
     A run or credential that ended (cancelled, say) waits for nothing, whatever its

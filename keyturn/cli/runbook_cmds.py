@@ -6,7 +6,6 @@ Runbook problems print as "file:line:col: reason" on stderr and exit 2.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -17,8 +16,10 @@ from rich.text import Text
 from keyturn.cli.common import EXIT_USAGE, OutputFormat, print_json, show_view
 from keyturn.cli.layout import Sheet
 from keyturn.config import ConfigError, Settings
+from keyturn.operations.errors import InvalidRunbook
+from keyturn.operations.plans import RunbookSource, compile_plan
 from keyturn.policy.load import PolicyError, load_policy
-from keyturn.runbook import RunbookError, check, load_plan
+from keyturn.runbook import RunbookError, check
 from keyturn.runbook.durations import format_duration
 from keyturn.runbook.plan_model import CredentialPlan, ExecutionPlan, GatePlan, TierPlan
 
@@ -62,11 +63,9 @@ def plan_command(
     """Show the execution plan: tiers in the order they run, gates, strategies, targets."""
     try:
         settings = Settings.from_env()
-        execution = load_plan(
-            path, requested_by=settings.principal, now=datetime.now(UTC), run_id=PREVIEW_RUN_ID,
-            policy=load_policy(requester_may_approve=settings.requester_may_approve),
-        )
-    except (RunbookError, ConfigError) as err:
+        execution = compile_plan(settings, RunbookSource.read(path),
+                                 requested_by=settings.principal, run_id=PREVIEW_RUN_ID)
+    except (InvalidRunbook, ConfigError) as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(EXIT_USAGE) from None
     if output is OutputFormat.json:

@@ -22,11 +22,11 @@ from pathlib import Path
 from rich.console import Console
 
 from keyturn.cli.progress import watch
-from keyturn.client import connect
 from keyturn.config import Settings
 from keyturn.demo.proofs import summary
 from keyturn.demo.seed import Admin, seed
 from keyturn.devstack.stack import DevStack
+from keyturn.operations.connect import connect
 from keyturn.runbook import load
 from keyturn.workflows.models import GateState
 

@@ -21,8 +21,8 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from keyturn.locks import holder_of
+from keyturn.operations.errors import NoWorker, temporal_error
 from keyturn.runbook.plan_model import ExecutionPlan, GatePlan
-from keyturn.runs import RunError
 from keyturn.workflows.common import family_queue
 from keyturn.workflows.models import CredentialCheck, Problem
 from keyturn.workflows.preflight import PreflightWorkflow, preflight_workflow_id
@@ -51,17 +51,6 @@ class PreflightReport(BaseModel):
     ready: bool
     credentials: list[CredentialCheck]
     gates: list[GateCheck]
-
-
-class PreflightRefused(RunError):
-    """A run was not started: preflight found problems (the report says which)."""
-
-    def __init__(self, report: PreflightReport) -> None:
-        problems = sum(1 for c in report.credentials if not c.ready) + sum(
-            1 for g in report.gates if not g.ready)
-        super().__init__(f"preflight found {problems} problem(s); nothing was changed: fix "
-                         "them and run again, or give --skip-preflight (break-glass, audited)")
-        self.report = report
 
 
 def gate_checks(plan: ExecutionPlan) -> list[GateCheck]:
@@ -135,25 +124,28 @@ async def _with_hold(client: Client, plan: ExecutionPlan,
 
 async def wait_for_workers(client: Client, plan: ExecutionPlan, task_queue: str,
                            grace: float = WORKER_GRACE_SECONDS) -> None:
-    """Return once a worker polls every queue the run needs; RunError after `grace` seconds
+    """Return once a worker polls every queue the run needs; NoWorker after `grace` seconds
     (a worker started a moment ago gets that long to connect)."""
     deadline = asyncio.get_running_loop().time() + grace
     while missing := await missing_workers(client, plan, task_queue):
         if asyncio.get_running_loop().time() >= deadline:
-            raise RunError(f"no worker polls task queue(s) {', '.join(missing)}: start one "
+            raise NoWorker(f"no worker polls task queue(s) {', '.join(missing)}: start one "
                            "with `keyturn worker` (or `python worker.py`) with the same "
                            "KEYTURN_TASK_QUEUE, then run again")
         await asyncio.sleep(0.25)
 
 
 async def preflight(client: Client, plan: ExecutionPlan, task_queue: str) -> PreflightReport:
-    """Run every check; raises RunError when no worker serves a queue the checks need."""
-    await wait_for_workers(client, plan, task_queue)
-    checks = await client.execute_workflow(
-        PreflightWorkflow.run, plan, id=preflight_workflow_id(plan.run_id),
-        task_queue=task_queue, execution_timeout=PREFLIGHT_TIMEOUT,
-        result_type=list[CredentialCheck])
-    checks = await asyncio.gather(*(_with_hold(client, plan, check) for check in checks))
+    """Run every check; raises NoWorker when no worker serves a queue the checks need."""
+    try:
+        await wait_for_workers(client, plan, task_queue)
+        checks = await client.execute_workflow(
+            PreflightWorkflow.run, plan, id=preflight_workflow_id(plan.run_id),
+            task_queue=task_queue, execution_timeout=PREFLIGHT_TIMEOUT,
+            result_type=list[CredentialCheck])
+        checks = await asyncio.gather(*(_with_hold(client, plan, check) for check in checks))
+    except RPCError as exc:
+        raise temporal_error(exc, "cannot run preflight") from exc
     gates = gate_checks(plan)
     return PreflightReport(
         run_id=plan.run_id, runbook=plan.runbook, requested_by=plan.requested_by,

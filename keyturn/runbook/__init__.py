@@ -1,7 +1,7 @@
 """Runbooks: the declarative v1 format, loaded with positioned errors, validated, planned.
 
 runbook = check("runbooks/demo.yaml")            # load + validate, or raise RunbookError
-plan = load_plan(path, requested_by="alice", now=datetime.now(UTC))
+execution = plan(runbook, run_id=..., requested_by="alice", source_sha256=...)
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Collection
 from keyturn.policy.model import Policy
 from keyturn.runbook.loader import load, loads
 from keyturn.runbook.models import Runbook
-from keyturn.runbook.plan import load_plan, new_run_id, plan
+from keyturn.runbook.plan import new_run_id, plan
 from keyturn.runbook.source import RunbookError
 from keyturn.runbook.validate import validate
 
@@ -33,7 +33,6 @@ __all__ = [
     "RunbookError",
     "check",
     "load",
-    "load_plan",
     "loads",
     "new_run_id",
     "plan",

@@ -2,15 +2,13 @@
 
 `plan` is pure: tiers in a topological order of `after` (file order among
 equals), defaults applied, gates resolved to principals, a staging location per
-credential. `load_plan` is the shell that reads a file and does all three steps.
+credential. Reading a runbook and planning one run under the server's settings and
+approval policy is keyturn.operations.plans.compile_plan.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import secrets
-from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
@@ -19,7 +17,6 @@ from keyturn.policy import gates as policy_gates
 from keyturn.policy.model import Policy
 from keyturn.runbook.graph import topological_order
 from keyturn.runbook.identity import lock_key
-from keyturn.runbook.loader import decode, loads, read_bytes
 from keyturn.runbook.models import Credential, Runbook, TierGate
 from keyturn.runbook.plan_model import (
     CredentialPlan,
@@ -32,7 +29,6 @@ from keyturn.runbook.plan_model import (
     StorePlan,
     TierPlan,
 )
-from keyturn.runbook.validate import validate
 
 Groups = dict[str, list[str]]
 
@@ -82,31 +78,6 @@ def new_run_id(runbook_name: str, now: datetime) -> str:
     """
     utc = now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
     return f"{runbook_name}-{utc:%Y%m%dt%H%M%Sz}-{secrets.token_hex(2)}"
-
-
-def load_plan(
-    path: str | os.PathLike[str],
-    *,
-    requested_by: str,
-    now: datetime,
-    known_providers: Collection[str] | None = None,
-    run_id: str | None = None,
-    on_locked: OnLocked | None = None,
-    policy: Policy | None = None,
-) -> ExecutionPlan:
-    """Load, validate and plan the runbook at `path` under `policy` (default: the built-in
-    one); `run_id` defaults to `new_run_id`."""
-    data = read_bytes(path)
-    runbook = validate(loads(decode(data, str(path)), filename=str(path)), known_providers,
-                       policy)
-    return plan(
-        runbook,
-        run_id=run_id or new_run_id(runbook.metadata.name, now),
-        requested_by=requested_by,
-        source_sha256=hashlib.sha256(data).hexdigest(),
-        on_locked=on_locked,
-        policy=policy,
-    )
 
 
 def _tier(runbook: Runbook, policy: Policy, groups: Groups, i: int, run_id: str,

@@ -3,7 +3,7 @@
 The Update validators call `check()` to turn away a request before it is
 accepted into history: a closed gate, a principal outside the `from` groups, a
 second vote by the same principal, or (with `distinct`) the run's requester.
-A refusal is a `GateRefused`, an ApplicationError whose `type` is one of
+A refusal is a `GateValidatorRefusal`, an ApplicationError whose `type` is one of
 REFUSALS, so clients (the API) can tell the reasons apart without parsing text.
 """
 
@@ -22,10 +22,10 @@ ALREADY_APPROVED = "already_approved"
 SELF_APPROVAL = "self_approval"
 REASON_REQUIRED = "reason_required"
 REFUSALS = (GATE_CLOSED, NOT_AN_APPROVER, ALREADY_APPROVED, SELF_APPROVAL, REASON_REQUIRED)
-"""The machine-readable refusal types, as `GateRefused.type` (and the API's error codes)."""
+"""The machine-readable refusal types, as `GateValidatorRefusal.type` (and the API's error codes)."""
 
 
-class GateRefused(ApplicationError, ValueError):
+class GateValidatorRefusal(ApplicationError, ValueError):
     """An Update validator's refusal: `type` is one of REFUSALS, the message says why."""
 
     def __init__(self, kind: str, message: str) -> None:
@@ -57,12 +57,12 @@ def refusal(gate: GateState | None, principal: str, requested_by: str) -> str | 
 
 def check(gate: GateState | None, request: ApprovalRequest, requested_by: str,
           *, rejecting: bool) -> None:
-    """Raise GateRefused (an Update validator's refusal) unless `request` may decide now."""
+    """Raise GateValidatorRefusal (an Update validator's refusal) unless `request` may decide now."""
     found = refused(gate, request.principal, requested_by)
     if found:
-        raise GateRefused(*found)
+        raise GateValidatorRefusal(*found)
     if rejecting and not request.reason.strip():
-        raise GateRefused(REASON_REQUIRED, "a rejection needs a reason")
+        raise GateValidatorRefusal(REASON_REQUIRED, "a rejection needs a reason")
 
 
 def result(request: ApprovalRequest, gate: GateState) -> ApprovalResult:

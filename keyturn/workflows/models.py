@@ -56,7 +56,7 @@ class ApprovalRequest(BaseModel):
     reason: str = ""
 
 
-class CancelRequest(BaseModel):
+class CancelNotice(BaseModel):
     """The `cancel_requested` signal, sent just before a run is cancelled: who cancels it
     and why, for the audit record of the cancellation."""
 

@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
         ApprovalRequest,
         ApprovalResult,
         AuditInput,
-        CancelRequest,
+        CancelNotice,
         GateState,
         RunContext,
         RunStatus,
@@ -63,7 +63,7 @@ class RunbookWorkflow:
         self._status: RunStatus | None = None
         self._plan: ExecutionPlan | None = None
         self._notifier: Notifier | None = None
-        self._cancel: CancelRequest | None = None
+        self._cancel: CancelNotice | None = None
 
     @workflow.query
     def status(self) -> RunStatus:
@@ -76,7 +76,7 @@ class RunbookWorkflow:
         return self._plan
 
     @workflow.signal
-    def cancel_requested(self, request: CancelRequest) -> None:
+    def cancel_requested(self, request: CancelNotice) -> None:
         """Who is about to cancel this run, and why (runs.cancel sends it first)."""
         self._cancel = request
 

@@ -9,7 +9,7 @@ import uuid
 
 from api_support import memory_credential, runbook_yaml
 
-from keyturn import runs
+from keyturn.operations import runs
 from keyturn.runbook import loads, plan
 
 GATE = "          gate: {before: promote, approvals: 1, from: security}\n"

@@ -26,12 +26,12 @@ from workflow_env import Harness, eventually, harness
 from keyturn.api import ApiSettings, create_app
 from keyturn.api.auth import add_token
 from keyturn.cli import app as keyturn_app
-from keyturn.cli.api_client import ApiClient, ApiError
-from keyturn.client import connect
+from keyturn.cli.api_client import ApiClient, ApiRequestError
 from keyturn.codec import new_key
 from keyturn.config import Settings
 from keyturn.devstack.servers import TemporalDevServer, free_port
 from keyturn.fingerprint import fingerprint
+from keyturn.operations.connect import connect
 
 HEADER = """
 apiVersion: keyturn/v1
@@ -379,7 +379,7 @@ async def test_wait_rides_out_an_api_outage(api: Api, monkeypatch) -> None:
     def counted(self: ApiClient, run: str):
         try:
             return detail(self, run)
-        except ApiError as exc:
+        except ApiRequestError as exc:
             refused.append(exc.code)
             raise
 

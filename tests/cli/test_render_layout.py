@@ -11,7 +11,7 @@ from rich.console import Console
 from keyturn.cli.layout import Sheet
 from keyturn.cli.progress import changes
 from keyturn.cli.render import run_table, runs_table
-from keyturn.runs import RunDetail
+from keyturn.operations.runs import RunSnapshot
 from keyturn.workflows.models import CredentialStatus, RunStatus, TierStatus
 
 RUN_ID = "my-first-rotation-20261204t220548z-044c"
@@ -24,9 +24,9 @@ def rendered(view, *, width: int, terminal: bool) -> str:
     return out.file.getvalue()  # type: ignore[attr-defined]
 
 
-def detail(step: str = "promote", state: str = "running") -> RunDetail:
+def detail(step: str = "promote", state: str = "running") -> RunSnapshot:
     now = datetime.now(UTC)
-    return RunDetail(
+    return RunSnapshot(
         status=RunStatus(run_id=RUN_ID, runbook="rb", incident=None, requested_by="dave",
                          state="running", started_at=now,
                          tiers=[TierStatus(tier="tier1", name="Immediate", after=[],

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from rich.console import Console
 
 from keyturn.cli.render import locks_table, run_table
-from keyturn.runs import RunDetail
+from keyturn.operations.runs import RunSnapshot
 from keyturn.workflows.models import CredentialStatus, RunStatus, StepRecord, TierStatus
 
 
@@ -31,7 +31,7 @@ def test_held_targets_show_holder_and_target_literally() -> None:
 
 def test_a_credential_waiting_for_a_target_names_the_holder() -> None:
     now = datetime.now(UTC)
-    detail = RunDetail(
+    detail = RunSnapshot(
         status=RunStatus(run_id="inc-2", runbook="rb", incident=None, requested_by="dave",
                          state="running", started_at=now,
                          tiers=[TierStatus(tier="t1", name="", after=[], state="running",

@@ -23,14 +23,15 @@ from conformance.harness import PROVIDERS, fixture_name
 from stack_support import run_histories, run_workflow_ids
 from temporalio.client import Client
 
-from keyturn import runs
 from keyturn.audit import open_log, replay, verify
 from keyturn.cli.render import open_gates
 from keyturn.codec import data_converter, new_key
+from keyturn.config import Settings
 from keyturn.fingerprint import fingerprint
-from keyturn.runbook import load_plan
+from keyturn.operations import gates, runs
+from keyturn.operations.plans import RunbookSource, compile_plan
+from keyturn.operations.supply import supply
 from keyturn.stores.vault_kv import VaultKvStore
-from keyturn.supply import supply
 from keyturn.worker import build_workers, running
 from keyturn.workflows.tier import credential_workflow_id
 
@@ -81,7 +82,7 @@ async def drive(client: Client, run_id: str, harnesses, subjects, vault, provide
             voted = {a.principal for a in gate.approvals} | done
             principal = next(p for p in APPROVERS if p in gate.plan.approvers and p not in voted)
             done.add(principal)
-            await runs.decide(client, run_id, target, principal, "incident e2e", approve=True)
+            await gates.decide(client, run_id, target, principal, "incident e2e", approve=True)
         for cred_id, status in detail.credentials.items():
             last = status.steps[-1] if status.steps else None
             if last and (last.step, last.outcome) == ("supply", "waiting") \
@@ -117,7 +118,9 @@ async def test_incident_runbook_rotates_every_provider_end_to_end(
     workers = build_workers(client, task_queue=task_queue, audit_log=open_log(audit_path),
                             families=families, rate_limits={f: 200 for f in families},
                             provider_for=providers.__getitem__)
-    plan = load_plan(path, requested_by="alice", now=datetime.now(UTC))
+    plan = compile_plan(
+        Settings.from_env(), RunbookSource.read(path),
+        requested_by="alice", now=datetime.now(UTC))
     async with running(workers):
         await runs.start(client, plan, task_queue)
         detail = await drive(client, plan.run_id, harnesses, subjects, vault, providers)
@@ -154,7 +157,7 @@ async def test_incident_runbook_rotates_every_provider_end_to_end(
         runs_json(detail))
 
 
-def runs_json(detail: runs.RunDetail) -> dict:
+def runs_json(detail: runs.RunSnapshot) -> dict:
     return {**detail.status.model_dump(mode="json"),
             "credential_details": {k: v.model_dump(mode="json")
                                    for k, v in detail.credentials.items()}}

@@ -18,10 +18,11 @@ from datetime import UTC, datetime
 
 from temporalio.client import Client
 
-from keyturn import runs
 from keyturn.audit import open_log
 from keyturn.codec import data_converter, new_key
-from keyturn.runbook import load_plan
+from keyturn.config import Settings
+from keyturn.operations import runs
+from keyturn.operations.plans import RunbookSource, compile_plan
 from keyturn.stores.vault_kv import VaultKvStore
 from keyturn.worker import build_workers, running
 
@@ -69,7 +70,9 @@ async def test_supply_reads_the_token_from_stdin_and_the_run_completes(
         families=["github"], rate_limits={"github": 100},
         provider_for=lambda name: harness_github_pat.provider(),
     )
-    plan = load_plan(runbook, requested_by="dave", now=datetime.now(UTC))
+    plan = compile_plan(
+        Settings.from_env(), RunbookSource.read(runbook),
+        requested_by="dave", now=datetime.now(UTC))
     async with running(workers):
         await runs.start(client, plan, task_queue, search_attributes=False)
         await waiting_for_supply(client, plan.run_id, "release-bot-pat")

@@ -16,8 +16,9 @@ from stack_support import seed_user, sts_accepts
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from keyturn import runs
 from keyturn.codec import data_converter
+from keyturn.operations import runs
+from keyturn.operations.errors import RunError, TemporalUnavailable
 
 RUNBOOK = """\
 apiVersion: keyturn/v1
@@ -79,7 +80,7 @@ async def last_steps(client, run_ids: list[str]) -> dict[str, tuple[str, str, st
     for run_id in run_ids:
         try:
             detail = await runs.describe(client, run_id)
-        except (runs.RunError, RPCError):  # not started yet, or a query timed out under load
+        except (RunError, TemporalUnavailable, RPCError):  # not started yet, or a query timed out
             return {}
         cred = detail.credentials.get("deployer")
         if cred is None or not cred.steps:

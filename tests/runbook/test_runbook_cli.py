@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from keyturn.cli import provider_cmds
 from keyturn.cli.runbook_cmds import plan_table, register
-from keyturn.runbook import load_plan
+from keyturn.config import Settings
+from keyturn.operations.plans import RunbookSource, compile_plan
 
 DEMO = Path(__file__).resolve().parents[2] / "runbooks" / "demo.yaml"
 
@@ -92,7 +93,9 @@ def test_plan_text(app: typer.Typer) -> None:
 
 
 def test_plan_table_shows_the_tier_matrix(app: typer.Typer) -> None:
-    execution = load_plan(DEMO, requested_by="alice", now=datetime.now(UTC), run_id="plan-preview")
+    execution = compile_plan(
+        Settings.from_env(), RunbookSource.read(DEMO),
+        requested_by="alice", now=datetime.now(UTC), run_id="plan-preview")
     out = Console(file=io.StringIO(), width=250, force_terminal=True, color_system=None)
     out.print(plan_table(execution))
     lines = out.file.getvalue().splitlines()  # type: ignore[attr-defined]

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from keyturn.config import Settings
+from keyturn.operations.plans import RunbookSource, compile_plan
 from keyturn.policy.model import Policy
-from keyturn.runbook import RunbookError, load_plan, loads, new_run_id, plan, validate
+from keyturn.runbook import RunbookError, loads, new_run_id, plan, validate
 from keyturn.runbook.plan_model import ExecutionPlan, GatePlan, Location
 
 DEMO = Path(__file__).resolve().parents[2] / "runbooks" / "demo.yaml"
@@ -194,7 +196,9 @@ def test_new_run_ids_differ() -> None:
 
 def test_load_plan_of_the_demo(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VAULT_ADDR", "http://127.0.0.1:8200")
-    result = load_plan(DEMO, requested_by="alice", now=NOW, known_providers=PROVIDERS)
+    result = compile_plan(
+        Settings.from_env(), RunbookSource.read(DEMO),
+        requested_by="alice", now=NOW, known_providers=PROVIDERS)
     assert re.fullmatch(r"demo-breach-20261122t061500z-[0-9a-f]{4}", result.run_id)
     assert result.source_sha256 == hashlib.sha256(DEMO.read_bytes()).hexdigest()
     assert [tier.id for tier in result.tiers] == ["tier1", "tier2", "tier3"]
@@ -211,7 +215,8 @@ def test_load_plan_of_the_demo(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_load_plan_with_a_fixed_run_id(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VAULT_ADDR", "http://127.0.0.1:8200")
-    result = load_plan(
-        DEMO, requested_by="bob", now=NOW, known_providers=PROVIDERS, run_id="plan-preview"
+    result = compile_plan(
+        Settings.from_env(), RunbookSource.read(DEMO),
+        requested_by="bob", now=NOW, known_providers=PROVIDERS, run_id="plan-preview"
     )
     assert (result.run_id, result.requested_by) == ("plan-preview", "bob")

@@ -42,14 +42,14 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 from temporalio.client import Client
 
-from keyturn import runs
 from keyturn.api import ApiSettings, create_app
 from keyturn.api.auth import add_token
 from keyturn.audit import open_log
-from keyturn.client import connect
 from keyturn.codec import new_key
 from keyturn.config import Settings
 from keyturn.devstack.servers import TemporalDevServer
+from keyturn.operations import runs
+from keyturn.operations.connect import connect
 from keyturn.providers import registry
 from keyturn.runbook import loads, plan, validate
 from keyturn.runbook.plan_model import ExecutionPlan

@@ -34,8 +34,9 @@ from temporalio.client import WorkflowHistory
 from temporalio.service import RPCError
 from workflow_env import Harness, eventually, harness
 
-from keyturn import runs
 from keyturn.codec import ZLIB_ENCODING
+from keyturn.operations import gates, runs
+from keyturn.operations.runs import cancel as cancel_run
 from keyturn.runbook.plan_model import ExecutionPlan
 from keyturn.workflows.lock import lock_workflow_id
 from keyturn.workflows.models import RunStatus
@@ -92,12 +93,12 @@ async def gate_opened(h: Harness, run_id: str, target: str) -> None:
 async def approve(h: Harness, run_id: str, target: str, *principals: str) -> None:
     await gate_opened(h, run_id, target)
     for principal in principals:
-        await runs.decide(h.client, run_id, target, principal, f"history: {principal}", approve=True)
+        await gates.decide(h.client, run_id, target, principal, f"history: {principal}", approve=True)
 
 
 async def reject(h: Harness, run_id: str, target: str) -> None:
     await gate_opened(h, run_id, target)
-    await runs.decide(h.client, run_id, target, "alice", "history: wrong key", approve=False)
+    await gates.decide(h.client, run_id, target, "alice", "history: wrong key", approve=False)
 
 
 async def skip_grace(h: Harness, run_id: str, credential: str, grace: timedelta) -> None:
@@ -123,7 +124,7 @@ async def skip_grace(h: Harness, run_id: str, credential: str, grace: timedelta)
 
 async def cancel(h: Harness, run_id: str) -> None:
     await gate_opened(h, run_id, "a")
-    await runs.cancel(h.client, run_id, "erin", "history: wrong incident")
+    await cancel_run(h.client, run_id, "erin", "history: wrong incident")
 
 
 async def quorum_then_grace(h: Harness, run_id: str) -> None:

@@ -12,10 +12,11 @@ from fakes.sql_servers import PostgresDatabase
 from test_workflow_protocol import HEADER, assert_rotated, cred, open_gate, seed, start
 from workflow_env import harness
 
-from keyturn import runs, worker
+from keyturn import worker
 from keyturn.audit import generate_signing_key, load_signing_key, replay, verify_log
 from keyturn.audit.postgres import PostgresAuditLog
 from keyturn.config import Settings
+from keyturn.operations import gates
 from keyturn.workflows.rotation import CredentialRotationWorkflow
 from keyturn.workflows.tier import credential_workflow_id
 
@@ -35,7 +36,7 @@ async def test_a_rotation_audited_in_postgresql_verifies_and_replays(
         plan, handle = await start(h, text)
         await open_gate(h, credential_workflow_id(plan.run_id, "a"),
                         CredentialRotationWorkflow.status)
-        await runs.decide(h.client, plan.run_id, "a", "alice", "bridge agreed", approve=True)
+        await gates.decide(h.client, plan.run_id, "a", "alice", "bridge agreed", approve=True)
         assert (await handle.result()).state == "succeeded"
         for account in "ab":
             assert_rotated(h, account, old[account])

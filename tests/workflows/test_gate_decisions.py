@@ -13,8 +13,9 @@ import pytest
 from test_workflow_protocol import assert_rotated, cred, open_gate, seed
 from workflow_env import harness
 
-from keyturn import runs
 from keyturn.audit.replay import replay
+from keyturn.operations import gates, runs
+from keyturn.operations.errors import RunError
 from keyturn.workflows.models import RunStatus
 from keyturn.workflows.rotation import CredentialRotationWorkflow
 from keyturn.workflows.runbook import RunbookWorkflow
@@ -59,15 +60,15 @@ async def test_two_of_two_groups_distinct_gate_is_audited_decision_by_decision(t
         plan, handle = await start(h, text, requested_by="dave")
         await open_gate(h, credential_workflow_id(plan.run_id, "a"),
                         CredentialRotationWorkflow.status)
-        with pytest.raises(runs.RunError, match="requires a distinct approver"):
-            await runs.decide(h.client, plan.run_id, "a", "dave", "my own run", approve=True)
-        with pytest.raises(runs.RunError, match="not an approver"):
-            await runs.decide(h.client, plan.run_id, "a", "mallory", "", approve=True)
-        first = await runs.decide(h.client, plan.run_id, "a", "alice", "fingerprint checked",
+        with pytest.raises(RunError, match="requires a distinct approver"):
+            await gates.decide(h.client, plan.run_id, "a", "dave", "my own run", approve=True)
+        with pytest.raises(RunError, match="not an approver"):
+            await gates.decide(h.client, plan.run_id, "a", "mallory", "", approve=True)
+        first = await gates.decide(h.client, plan.run_id, "a", "alice", "fingerprint checked",
                                   approve=True)
         assert (first.status, first.approvals, first.needed) == ("open", 1, 2)
         await h.env.sleep(timedelta(minutes=5))
-        second = await runs.decide(h.client, plan.run_id, "a", "erin", "change ticket CHG-1",
+        second = await gates.decide(h.client, plan.run_id, "a", "erin", "change ticket CHG-1",
                                    approve=True)
         assert second.status == "passed"
         assert (await handle.result()).state == "succeeded"
@@ -102,8 +103,8 @@ async def test_a_rejection_is_audited_with_its_principal_reason_and_time(tmp_pat
         plan, handle = await start(h, text)
         await open_gate(h, credential_workflow_id(plan.run_id, "a"),
                         CredentialRotationWorkflow.status)
-        await runs.decide(h.client, plan.run_id, "a", "alice", "fine by me", approve=True)
-        await runs.decide(h.client, plan.run_id, "a", "frank", "wrong account", approve=False)
+        await gates.decide(h.client, plan.run_id, "a", "alice", "fine by me", approve=True)
+        await gates.decide(h.client, plan.run_id, "a", "frank", "wrong account", approve=False)
         status = await handle.result()
         assert status.state == "failed"
         assert list(h.provider.keys["a"]) == [old["a"]]  # rolled back before promote
@@ -149,7 +150,7 @@ async def test_gate_timeout_reject_is_a_rejection_by_timeout_and_rolls_back(tmp_
         plan, handle = await start(h, text, requested_by="erin")
         await open_gate(h, credential_workflow_id(plan.run_id, "a"),
                         CredentialRotationWorkflow.status)
-        await runs.decide(h.client, plan.run_id, "a", "alice", "one is not enough", approve=True)
+        await gates.decide(h.client, plan.run_id, "a", "alice", "one is not enough", approve=True)
         await h.env.sleep(timedelta(hours=2))
         assert (await handle.result()).state == "failed"
         assert list(h.provider.keys["a"]) == [old["a"]]
@@ -186,5 +187,5 @@ async def test_tier_gate_timeout_reject_skips_the_tier(tmp_path):
         (rejected,) = [r for r in gate_records(h, plan.run_id) if r.outcome == "rejected"]
         assert (rejected.actor, rejected.tier, rejected.details["reason"]) == (
             "timeout", "tier1", "no decision within 30m")
-        with pytest.raises(runs.RunError, match="no open gate"):
-            await runs.decide(h.client, plan.run_id, "tier1", "erin", "late", approve=True)
+        with pytest.raises(RunError, match="no open gate"):
+            await gates.decide(h.client, plan.run_id, "tier1", "erin", "late", approve=True)

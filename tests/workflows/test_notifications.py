@@ -14,7 +14,7 @@ from temporalio.worker import Replayer
 from webhook_receiver import receiver
 from workflow_env import eventually, harness
 
-from keyturn import runs
+from keyturn.operations import gates, runs
 from keyturn.worker import WORKFLOWS
 from keyturn.workflows import notifications
 from keyturn.workflows.models import RunStatus
@@ -98,7 +98,7 @@ async def test_gates_tiers_and_the_run_are_announced_with_a_link_to_the_approval
             assert body.startswith("*Approval needed* before promote of credential a\n")
             assert "Approving will promote the new value to every deliver target" in body
             assert body.endswith(link)
-            await runs.decide(h.client, plan.run_id, "a", "alice", "ok", approve=True)
+            await gates.decide(h.client, plan.run_id, "a", "alice", "ok", approve=True)
 
             async def tier_gate_announced():
                 return [b for b in hooks.bodies("/all") if "before tier tier2" in b["text"]]
@@ -106,7 +106,7 @@ async def test_gates_tiers_and_the_run_are_announced_with_a_link_to_the_approval
             (tier_gate,) = await eventually(tier_gate_announced)
             assert "1 approval from ops" in tier_gate["text"]
             assert "Approving will start the tier" in section(tier_gate)
-            await runs.decide(h.client, plan.run_id, "tier2", "erin", "go", approve=True)
+            await gates.decide(h.client, plan.run_id, "tier2", "erin", "go", approve=True)
             assert (await handle.result()).state == "succeeded"
 
             # run_ended went out before the run returned: no waiting here

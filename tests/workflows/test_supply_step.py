@@ -11,10 +11,10 @@ from temporalio.service import RPCError
 from test_workflow_protocol import HEADER, start
 from workflow_env import eventually, harness
 
-from keyturn import runs
 from keyturn.fingerprint import fingerprint
-from keyturn.runs import RunError
-from keyturn.supply import supply
+from keyturn.operations.errors import RunError
+from keyturn.operations.runs import cancel as cancel_run
+from keyturn.operations.supply import supply
 from keyturn.workflows.rotation import CredentialRotationWorkflow
 from keyturn.workflows.tier import credential_workflow_id
 
@@ -99,4 +99,4 @@ async def test_supply_is_refused_when_nothing_waits_for_it(tmp_path):
         with pytest.raises(RunError, match="no credential 'nope'"):
             await supply(h.client, plan.run_id, "nope", {"token": "t"}, "alice",
                          store_for=lambda _: h.store)
-        await runs.cancel(h.client, plan.run_id, "erin")
+        await cancel_run(h.client, plan.run_id, "erin")

@@ -10,8 +10,9 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.service import RPCError
 from workflow_env import eventually, harness
 
-from keyturn import runs
 from keyturn.locks import held_targets, holder_of, lock_workflow_id
+from keyturn.operations import gates, runs
+from keyturn.operations.runs import cancel as cancel_run
 from keyturn.workflows.models import RunStatus
 from keyturn.workflows.rotation import CredentialRotationWorkflow
 from keyturn.workflows.tier import credential_workflow_id
@@ -128,7 +129,7 @@ async def test_a_second_run_is_refused_naming_the_first_and_changes_nothing(tmp_
         assert record.details["holder_credential"] == "first"
         assert record.details["on_locked"] == "refuse"
 
-        await runs.decide(h.client, first.run_id, "first", "alice", "ok", approve=True)
+        await gates.decide(h.client, first.run_id, "first", "alice", "ok", approve=True)
         assert (await first_handle.result()).state == "succeeded"
         assert await holder_of(h.client, lock_of(first)) is None  # released before the end
         assert_one_key_the_stores(h)
@@ -145,7 +146,7 @@ async def test_a_waiting_run_names_the_holder_and_goes_on_once_it_ends(tmp_path)
 
         await signalled(h, lock_workflow_id(lock_of(first)), "wake_when_released")
 
-        await runs.decide(h.client, first.run_id, "first", "alice", "ok", approve=True)
+        await gates.decide(h.client, first.run_id, "first", "alice", "ok", approve=True)
         assert (await first_handle.result()).state == "succeeded"
         assert (await handle.result()).state == "succeeded"
         await signalled(h, credential_workflow_id(second.run_id, "again"), "target_released")
@@ -164,7 +165,7 @@ async def test_a_cancelled_waiter_leaves_the_holder_alone(tmp_path):
         first, _ = await hold_at_gate(h)
         second, _ = await start(h, runbook("second", "again", on_locked="wait"))
         await at_step(h, second.run_id, "again", "lock", "waiting")
-        await runs.cancel(h.client, second.run_id, "dave")
+        await cancel_run(h.client, second.run_id, "dave")
         assert (await runs.wait(h.client, second.run_id)).state == "cancelled"
         assert (await holder_of(h.client, lock_of(first))).run_id == first.run_id
         assert prechecks(h) == 1
@@ -183,7 +184,7 @@ async def test_a_cancelled_rotation_lets_go_after_its_rollback(tmp_path):
         seed(h)
         plan, _ = await hold_at_gate(h)
         assert await holder_of(h.client, lock_of(plan)) is not None
-        await runs.cancel(h.client, plan.run_id, "dave")
+        await cancel_run(h.client, plan.run_id, "dave")
         assert (await runs.wait(h.client, plan.run_id)).state == "cancelled"
         assert await holder_of(h.client, lock_of(plan)) is None
         assert_one_key_the_stores(h)  # rolled back: the old key, as the store holds it

@@ -16,9 +16,9 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 from workflow_env import TEST_SERVER, eventually
 
-from keyturn import runs
 from keyturn.audit import open_log
 from keyturn.codec import data_converter, new_key
+from keyturn.operations import runs
 from keyturn.providers import registry
 from keyturn.providers.errors import TransientProviderError
 from keyturn.runbook import loads, plan, validate

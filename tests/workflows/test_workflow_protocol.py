@@ -9,7 +9,9 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from workflow_env import eventually, harness
 
-from keyturn import runs
+from keyturn.operations import gates, runs
+from keyturn.operations.errors import RunError
+from keyturn.operations.runs import cancel as cancel_run
 from keyturn.workflows.models import RunContext, RunStatus, TierInput
 from keyturn.workflows.rotation import CredentialRotationWorkflow
 from keyturn.workflows.runbook import RunbookWorkflow
@@ -112,7 +114,7 @@ async def test_tiers_without_after_run_in_parallel(tmp_path):
             status = await handle.query(RunbookWorkflow.status)
             return status.tiers[1].state == "succeeded" and status.tiers[0].state == "running"
         await eventually(tier2_done)
-        await runs.decide(h.client, plan.run_id, "a", "alice", "ok", approve=True)
+        await gates.decide(h.client, plan.run_id, "a", "alice", "ok", approve=True)
         assert (await handle.result()).state == "succeeded"
 
 
@@ -191,23 +193,23 @@ async def test_quorum_gate_refusals_and_distinct(tmp_path):
         plan, handle = await start(h, text, requested_by="dave")
         wid = credential_workflow_id(plan.run_id, "a")
         await open_gate(h, wid, CredentialRotationWorkflow.status)
-        with pytest.raises(runs.RunError, match="not an approver"):
-            await runs.decide(h.client, plan.run_id, "a", "erin", "", approve=True)
-        with pytest.raises(runs.RunError, match="distinct"):
-            await runs.decide(h.client, plan.run_id, "a", "dave", "", approve=True)
-        first = await runs.decide(h.client, plan.run_id, "a", "alice", "looks right", approve=True)
+        with pytest.raises(RunError, match="not an approver"):
+            await gates.decide(h.client, plan.run_id, "a", "erin", "", approve=True)
+        with pytest.raises(RunError, match="distinct"):
+            await gates.decide(h.client, plan.run_id, "a", "dave", "", approve=True)
+        first = await gates.decide(h.client, plan.run_id, "a", "alice", "looks right", approve=True)
         assert (first.status, first.approvals, first.needed) == ("open", 1, 2)
-        with pytest.raises(runs.RunError, match="already approved"):
-            await runs.decide(h.client, plan.run_id, "a", "alice", "", approve=True)
-        second = await runs.decide(h.client, plan.run_id, "a", "bob", "", approve=True)
+        with pytest.raises(RunError, match="already approved"):
+            await gates.decide(h.client, plan.run_id, "a", "alice", "", approve=True)
+        second = await gates.decide(h.client, plan.run_id, "a", "bob", "", approve=True)
         assert second.status == "passed"
         assert (await handle.result()).state == "succeeded"
         assert_rotated(h, "a", old["a"])
         gate_records = [(r.outcome, r.actor) for r in h.records(plan.run_id) if r.step == "gate"]
         assert gate_records == [("opened", "worker"), ("approved", "alice"), ("approved", "bob"),
                                 ("passed", "worker")]
-        with pytest.raises(runs.RunError, match="no open gate"):
-            await runs.decide(h.client, plan.run_id, "a", "carol", "", approve=True)
+        with pytest.raises(RunError, match="no open gate"):
+            await gates.decide(h.client, plan.run_id, "a", "carol", "", approve=True)
 
 
 async def test_reject_before_promote_rolls_back(tmp_path):
@@ -217,9 +219,9 @@ async def test_reject_before_promote_rolls_back(tmp_path):
         old = seed(h, "a")
         plan, handle = await start(h, text)
         await open_gate(h, credential_workflow_id(plan.run_id, "a"), CredentialRotationWorkflow.status)
-        with pytest.raises(runs.RunError, match="reason"):
-            await runs.decide(h.client, plan.run_id, "a", "alice", "", approve=False)
-        await runs.decide(h.client, plan.run_id, "a", "alice", "wrong key", approve=False)
+        with pytest.raises(RunError, match="reason"):
+            await gates.decide(h.client, plan.run_id, "a", "alice", "", approve=False)
+        await gates.decide(h.client, plan.run_id, "a", "alice", "wrong key", approve=False)
         assert (await handle.result()).state == "failed"
         assert list(h.provider.keys["a"]) == [old["a"]]
         outcomes = [r.outcome for r in h.records(plan.run_id) if r.step == "gate"]
@@ -246,9 +248,9 @@ async def test_tier_gate_wrong_group_and_approval(tmp_path):
         old = seed(h, "a")
         plan, handle = await start(h, text)
         await open_gate(h, plan.run_id, RunbookWorkflow.status)
-        with pytest.raises(runs.RunError, match="not an approver"):
-            await runs.decide(h.client, plan.run_id, "tier1", "alice", "", approve=True)
-        await runs.decide(h.client, plan.run_id, "tier1", "erin", "go", approve=True)
+        with pytest.raises(RunError, match="not an approver"):
+            await gates.decide(h.client, plan.run_id, "tier1", "alice", "", approve=True)
+        await gates.decide(h.client, plan.run_id, "tier1", "erin", "go", approve=True)
         assert (await handle.result()).state == "succeeded"
         assert_rotated(h, "a", old["a"])
 
@@ -259,11 +261,11 @@ async def test_unknown_target_is_refused(tmp_path):
         seed(h, "a")
         plan, _ = await start(h, text)
         await open_gate(h, plan.run_id, RunbookWorkflow.status)
-        with pytest.raises(runs.RunError, match="neither a tier nor a credential"):
-            await runs.decide(h.client, plan.run_id, "nope", "erin", "", approve=True)
-        with pytest.raises((runs.RunError, WorkflowUpdateFailedError)):
-            await runs.decide(h.client, plan.run_id, "a", "erin", "", approve=True)
-        await runs.cancel(h.client, plan.run_id, "erin")
+        with pytest.raises(RunError, match="neither a tier nor a credential"):
+            await gates.decide(h.client, plan.run_id, "nope", "erin", "", approve=True)
+        with pytest.raises((RunError, WorkflowUpdateFailedError)):
+            await gates.decide(h.client, plan.run_id, "a", "erin", "", approve=True)
+        await cancel_run(h.client, plan.run_id, "erin")
 
 
 async def test_cancel_before_promote_rolls_back(tmp_path):
@@ -273,7 +275,7 @@ async def test_cancel_before_promote_rolls_back(tmp_path):
         old = seed(h, "a")
         plan, _ = await start(h, text)
         await open_gate(h, credential_workflow_id(plan.run_id, "a"), CredentialRotationWorkflow.status)
-        await runs.cancel(h.client, plan.run_id, "erin")
+        await cancel_run(h.client, plan.run_id, "erin")
         final = await runs.wait(h.client, plan.run_id)
         assert final.state == "cancelled"
         assert list(h.provider.keys["a"]) == [old["a"]]

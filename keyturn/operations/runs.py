@@ -1,6 +1,9 @@
-"""Client-side operations on runs: start, describe, list, approve, reject, cancel, wait.
+"""Runs as the faces see them: start (after preflight), describe, list, cancel, wait, a run's plan.
 
-The CLI (and later the HTTP API) use these; they talk to Temporal only.
+The CLI and the HTTP API both call these; they talk to Temporal only and refuse with
+the typed errors of keyturn.operations.errors. Gates are keyturn.operations.gates,
+supplied values keyturn.operations.supply. Cancelling tells the run who cancels it and
+why (its audit record names them) before the workflow is cancelled.
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC
 
@@ -17,22 +21,31 @@ from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
     WorkflowHandle,
-    WorkflowUpdateFailedError,
+    WorkflowQueryFailedError,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.converter import decode_typed_search_attributes
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from keyturn import locks
 from keyturn.config import ConfigError
+from keyturn.locks import LockHolder
+from keyturn.operations.errors import (
+    UNAVAILABLE,
+    CancelForbidden,
+    InvalidFilter,
+    PreflightRefused,
+    RunConflict,
+    RunEnded,
+    RunNotFound,
+    TemporalUnavailable,
+    temporal_error,
+)
+from keyturn.operations.preflight import preflight
 from keyturn.policy.model import Policy
 from keyturn.runbook.plan_model import ExecutionPlan
-from keyturn.workflows.models import (
-    ApprovalRequest,
-    ApprovalResult,
-    CancelRequest,
-    CredentialStatus,
-    RunStatus,
-)
+from keyturn.workflows.models import CancelNotice, CredentialStatus, RunStatus
 from keyturn.workflows.rotation import CredentialRotationWorkflow
 from keyturn.workflows.runbook import (
     INCIDENT_KEY,
@@ -48,12 +61,10 @@ DETAIL_LIMIT = 200
 """Above this many started credentials, `describe` details only the running and failed ones."""
 
 
-class RunError(Exception):
-    """An operation on a run was refused or the run does not exist; the message says why."""
-
-
 @dataclass
-class RunDetail:
+class RunSnapshot:
+    """A run as `describe` found it: its status, and the steps of the credentials detailed."""
+
     status: RunStatus
     credentials: dict[str, CredentialStatus] = field(default_factory=dict)
 
@@ -76,23 +87,50 @@ async def start(client: Client, plan: ExecutionPlan, task_queue: str, *, search_
             search_attributes=attrs,
             memo={REQUESTED_BY_MEMO: plan.requested_by},  # shown when runs are listed
         )
+    except WorkflowAlreadyStartedError as exc:
+        raise RunConflict(f"run {plan.run_id} already exists") from exc
     except RPCError as exc:
         if "search attribute" in exc.message.lower():
             names = " ".join(f"--name {k.name} --type Keyword"
                              for k in (RUNBOOK_KEY, INCIDENT_KEY, STATE_KEY))
-            raise RunError(f"{exc.message}; register keyturn's search attributes once per "
-                           f"namespace: temporal operator search-attribute create {names}") from exc
-        raise
+            raise TemporalUnavailable(
+                f"{exc.message}; register keyturn's search attributes once per namespace: "
+                f"temporal operator search-attribute create {names}") from exc
+        raise temporal_error(exc, "cannot start the run") from exc
     return plan.run_id
 
 
-async def describe(client: Client, run_id: str, detail_limit: int = DETAIL_LIMIT) -> RunDetail:
+async def start_checked(client: Client, plan: ExecutionPlan, task_queue: str, *,
+                        skip_preflight: bool = False, search_attributes: bool = True,
+                        on_preflight: Callable[[ExecutionPlan], None] | None = None,
+                        ) -> ExecutionPlan:
+    """Run preflight, then start the run; the plan started (its `preflight` says how it
+    was checked). PreflightRefused with the report when preflight finds a problem;
+    `skip_preflight` (break-glass) starts unchecked and records who skipped."""
+    if skip_preflight:
+        plan = plan.model_copy(update={"preflight": f"skipped by {plan.requested_by}"})
+    else:
+        if on_preflight is not None:
+            on_preflight(plan)
+        report = await preflight(client, plan, task_queue)
+        if not report.ready:
+            raise PreflightRefused(report)
+        plan = plan.model_copy(update={"preflight": "passed"})
+    await start(client, plan, task_queue, search_attributes=search_attributes)
+    return plan
+
+
+async def describe(client: Client, run_id: str, detail_limit: int = DETAIL_LIMIT, *,
+                   plan: ExecutionPlan | None = None) -> RunSnapshot:
     """The run's tiers and gates, live credential outcomes, and the steps and gates of
-    every started credential (of only the running and failed ones in a large run)."""
+    every started credential (of only the running and failed ones in a large run).
+
+    Given the run's `plan`, also the credentials of started tiers whose outcome stopped
+    at `pending` (a cancelled tier's), up to `detail_limit` of them."""
     try:
         status = await client.get_workflow_handle(run_id).query(RunbookWorkflow.status)
     except RPCError as exc:
-        raise RunError(f"no run {run_id!r}: {exc.message}") from exc
+        raise temporal_error(exc, f"no run {run_id!r}") from exc
     for tier in status.tiers:
         if tier.state in ("running", "cancelled"):  # the run's own record lags or stopped
             handle = client.get_workflow_handle(tier_workflow_id(run_id, tier.tier))
@@ -111,7 +149,26 @@ async def describe(client: Client, run_id: str, detail_limit: int = DETAIL_LIMIT
             return cid, None  # not started yet
 
     found = await asyncio.gather(*(query(cid) for cid in started))
-    return RunDetail(status=status, credentials={cid: cs for cid, cs in found if cs is not None})
+    detail = RunSnapshot(status=status, credentials={cid: cs for cid, cs in found if cs is not None})
+    if plan is not None:
+        await _fill_missing(client, plan, detail, detail_limit)
+    return detail
+
+
+async def _fill_missing(client: Client, plan: ExecutionPlan, detail: RunSnapshot,
+                        limit: int) -> None:
+    """Ask the credentials of started tiers that `describe` left out where they stand."""
+    started = {t.tier for t in detail.status.tiers if t.state != "pending"}
+    missing = [c.id for t in plan.tiers if t.id in started for c in t.credentials
+               if c.id not in detail.credentials][:limit]
+
+    async def query(cid: str) -> None:
+        handle = client.get_workflow_handle(credential_workflow_id(plan.run_id, cid))
+        with contextlib.suppress(RPCError, WorkflowQueryFailedError):
+            detail.credentials[cid] = await handle.query(CredentialRotationWorkflow.status)
+
+    if len(detail.credentials) <= limit:
+        await asyncio.gather(*(query(cid) for cid in missing))
 
 
 STATE_FILTER = re.compile(r"^(pending|running|waiting|succeeded|failed|skipped|cancelled)$")
@@ -130,17 +187,20 @@ async def list_runs(client: Client, state: str | None = None, incident: str | No
     clauses = [f"WorkflowType = '{RunbookWorkflow.__name__}'"]
     if state:
         if not STATE_FILTER.match(state):
-            raise RunError(f"unknown run state {state!r}")
+            raise InvalidFilter(f"unknown run state {state!r}")
         clauses.append(f"{STATE_KEY.name} = '{state}'")
     if incident:
         if not INCIDENT_FILTER.match(incident):
-            raise RunError(f"incident {incident!r} is not a valid incident id")
+            raise InvalidFilter(f"incident {incident!r} is not a valid incident id")
         clauses.append(f"{INCIDENT_KEY.name} = '{incident}'")
-    response = await client.workflow_service.list_workflow_executions(
-        ListWorkflowExecutionsRequest(
-            namespace=client.namespace, query=" AND ".join(clauses), page_size=limit
+    try:
+        response = await client.workflow_service.list_workflow_executions(
+            ListWorkflowExecutionsRequest(
+                namespace=client.namespace, query=" AND ".join(clauses), page_size=limit
+            )
         )
-    )
+    except RPCError as exc:
+        raise temporal_error(exc, "cannot list runs") from exc
     found = []
     for execution in response.executions:
         attrs = decode_typed_search_attributes(execution.search_attributes)
@@ -174,73 +234,33 @@ async def _requested_by(client: Client, memo: Memo) -> str | None:
     return decoded
 
 
-GATE_KINDS = ("tier", "credential")
-
-
-def gate_kind(plan: ExecutionPlan, target: str, kind: str | None = None) -> str:
-    """Whether `target` names a tier's gate or a credential's; `kind` (tier | credential),
-    when given, must agree. A run from before ids were unique across tiers and credentials
-    may have both: then `kind` is required, so nobody approves a gate they did not mean."""
-    found = [k for k, there in (("tier", plan.tier(target)), ("credential", plan.credential(target)))
-             if there is not None]
-    if kind is not None:
-        if kind not in found:
-            raise RunError(f"run {plan.run_id} has no {kind} {target!r}")
-        return kind
-    if not found:
-        raise RunError(f"{target!r} is neither a tier nor a credential of run {plan.run_id}")
-    if len(found) > 1:
-        raise RunError(f"{target!r} is both a tier and a credential of run {plan.run_id}: "
-                       "say which gate (kind tier or credential)")
-    return found[0]
-
-
-async def decide(client: Client, run_id: str, target: str, principal: str, reason: str,
-                 *, approve: bool, kind: str | None = None) -> ApprovalResult:
-    """Approve or reject the open gate of `target` (a tier id or a credential id; `kind`
-    says which when given)."""
-    plan = await run_plan(client, run_id)
-    request = ApprovalRequest(target=target, principal=principal, reason=reason)
-    if gate_kind(plan, target, kind) == "tier":
-        handle = client.get_workflow_handle(run_id)
-        update = RunbookWorkflow.approve if approve else RunbookWorkflow.reject
-    else:
-        handle = client.get_workflow_handle(credential_workflow_id(run_id, target))
-        update = CredentialRotationWorkflow.approve if approve else CredentialRotationWorkflow.reject
-    try:
-        return await handle.execute_update(update, request)
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        message = getattr(cause, "message", None) or str(cause or exc)
-        raise RunError(f"{'approval' if approve else 'rejection'} refused: {message}") from exc
-    except RPCError as exc:
-        raise RunError(f"{target!r} has no open gate in run {run_id} ({exc.message})") from exc
-
-
 async def cancel(client: Client, run_id: str, principal: str, reason: str = "",
                  policy: Policy | None = None) -> None:
-    """Cancel the run as `principal`: tell the run who cancels it and why (its audit
-    record of the cancellation names them), then request the cancellation. RunError
-    if the approval `policy` does not let `principal` cancel a run someone else started."""
+    """Cancel the run as `principal`; RunNotFound without such a run, RunEnded once it ended,
+    CancelForbidden where the approval `policy` keeps `principal` from cancelling a run
+    someone else started."""
     plan = await run_plan(client, run_id)
-    refusal = cancel_refusal(policy, principal, plan.requested_by)
-    if refusal:
-        raise RunError(refusal)
-    await cancel_as(client.get_workflow_handle(run_id), principal, reason)
-
-
-def cancel_refusal(policy: Policy | None, principal: str, requested_by: str) -> str | None:
-    """Why the policy keeps `principal` from cancelling a run of `requested_by`, or None."""
-    if policy is None or policy.may_cancel(principal, requested_by):
-        return None
-    return (f"{principal!r} may not cancel a run {requested_by!r} started: the approval "
+    if policy is not None and not policy.may_cancel(principal, plan.requested_by):
+        raise CancelForbidden(
+            f"{principal!r} may not cancel a run {plan.requested_by!r} started: the approval "
             f"policy lets only {', '.join(policy.cancel_others or [])} cancel others' runs")
+    handle = client.get_workflow_handle(run_id)
+    try:
+        status = (await handle.describe()).status
+        if status != WorkflowExecutionStatus.RUNNING:
+            ended = status.name.lower() if status else "closed"
+            raise RunEnded(f"run {run_id} has already ended ({ended})")
+        await _request_cancel(handle, principal, reason)
+    except RPCError as exc:
+        if exc.status in UNAVAILABLE:
+            raise temporal_error(exc, "") from exc
+        raise RunEnded(f"run {run_id} has already ended ({exc.message})") from exc
 
 
-async def cancel_as(handle: WorkflowHandle, principal: str, reason: str = "") -> None:
+async def _request_cancel(handle: WorkflowHandle, principal: str, reason: str = "") -> None:
     """Signal `cancel_requested` (who, why) to the run's workflow, then cancel it."""
     await handle.signal(RunbookWorkflow.cancel_requested,
-                        CancelRequest(principal=principal, reason=reason))
+                        CancelNotice(principal=principal, reason=reason))
     await handle.cancel()
 
 
@@ -258,8 +278,19 @@ async def wait(client: Client, run_id: str) -> RunStatus:
 
 
 async def run_plan(client: Client, run_id: str) -> ExecutionPlan:
-    """The ExecutionPlan of `run_id`; RunError if there is no such run."""
+    """The ExecutionPlan of `run_id`; RunNotFound if there is no such run (or it is no
+    keyturn run)."""
     try:
         return await client.get_workflow_handle(run_id).query(RunbookWorkflow.plan)
     except RPCError as exc:
-        raise RunError(f"no run {run_id!r}: {exc.message}") from exc
+        raise temporal_error(exc, f"no run {run_id!r}") from exc
+    except WorkflowQueryFailedError as exc:
+        raise RunNotFound(f"{run_id!r} is not a keyturn run") from exc
+
+
+async def held_targets(client: Client) -> list[LockHolder]:
+    """The targets runs hold now (keyturn.locks), each with the run holding it."""
+    try:
+        return await locks.held_targets(client)
+    except RPCError as exc:
+        raise temporal_error(exc, "cannot list held targets") from exc
