@@ -16,6 +16,7 @@ from typing import Any
 
 from rich.live import Live
 from rich.markup import escape
+from rich.text import Text
 
 from keyturn.cli.api_client import ApiClient, ApiRequestError
 from keyturn.cli.common import console, err_console, fail
@@ -59,6 +60,7 @@ class ApiRuns:
 
     def __init__(self, api: ApiClient) -> None:
         self.api = api
+        self._said = ""  # the no-worker message last printed while following
 
     def close(self) -> None:
         self.api.close()
@@ -89,16 +91,23 @@ class ApiRuns:
         return self.api.detail(run_id)
 
     async def _detail_patiently(self, run_id: str) -> RunSnapshot:
-        """The run's detail; an API or Temporal outage is waited out for up to OUTAGE_SECONDS."""
+        """The run's detail; an API or Temporal outage is waited out for up to OUTAGE_SECONDS,
+        a run no worker serves until one starts (said once)."""
         deadline = time.monotonic() + OUTAGE_SECONDS
         while True:
             try:
                 return self.api.detail(run_id)
             except ApiRequestError as exc:
-                if exc.code not in TRANSIENT_API_CODES or time.monotonic() > deadline:
+                if exc.code == "no_worker":
+                    if str(exc) != self._said:
+                        self._said = str(exc)
+                        err_console.print(Text(f"waiting: {exc}", style="yellow"),
+                                          soft_wrap=True)
+                elif exc.code not in TRANSIENT_API_CODES or time.monotonic() > deadline:
                     raise
-                err_console.print("[yellow]still waiting; the API is unavailable:[/] "
-                                  f"{escape(str(exc))}")
+                else:
+                    err_console.print("[yellow]still waiting; the API is unavailable:[/] "
+                                      f"{escape(str(exc))}")
                 await asyncio.sleep(POLL_SECONDS)
 
     async def follow(self, run_id: str, *, live: bool) -> Followed:

@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 from temporalio.client import Client
 
-from keyturn.cli.common import console
+from keyturn.cli.common import console, err_console
 from keyturn.cli.progress import watch
 from keyturn.cli.run_ops import Decided, Followed, Started
 from keyturn.config import Settings
 from keyturn.operations import gates, runs, supply
 from keyturn.operations.connect import connect
+from keyturn.operations.pickup import unserved
 from keyturn.operations.plans import RunbookSource, compile_plan
 from keyturn.operations.preflight import PreflightReport, preflight
 from keyturn.policy.load import load_policy
@@ -75,7 +77,8 @@ class TemporalRuns:
 
     async def follow(self, run_id: str, *, live: bool) -> Followed:
         client = await self.client()
-        await runs.describe(client, run_id)  # no such run: say so before waiting
+        if reason := await unserved(client, run_id):  # no such run: RunNotFound, at once
+            err_console.print(Text(f"waiting: {reason}", style="yellow"), soft_wrap=True)
         if not live:
             final = await runs.wait(client, run_id)
             return Followed(final.state, await runs.describe(client, run_id))

@@ -14,10 +14,12 @@ from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.live import Live
+from rich.text import Text
 from temporalio.client import Client
 
 from keyturn.cli.render import open_gates, run_table, step_text
 from keyturn.operations import runs
+from keyturn.operations.errors import NoWorker
 from keyturn.operations.runs import RunSnapshot
 from keyturn.workflows.models import GateState, RunStatus
 
@@ -27,39 +29,44 @@ GateHook = Callable[[str, GateState, Console], Awaitable[None]]
 
 async def watch(client: Client, run_id: str, console: Console, on_gate: GateHook,
                 poll_seconds: float = 1.0) -> RunStatus:
-    """Show the run live until it ends; return its final status."""
+    """Show the run until it ends; return its final status. While no worker serves the run,
+    say so (once per reason) and keep waiting: the run goes on when one starts."""
     waiter = asyncio.ensure_future(runs.wait(client, run_id))
     seen: set[str] = set()
-    if not console.is_terminal:
-        return await _log_changes(client, run_id, console, on_gate, poll_seconds, waiter, seen)
-    with Live(console=console, refresh_per_second=4) as live:
-        while not waiter.done():
+    said: set[str] = set()
+
+    async def poll(out: Console) -> RunSnapshot | None:
+        try:
             detail = await runs.describe(client, run_id)
-            live.update(run_table(detail))
-            for target, gate in open_gates(detail).items():
-                if target not in seen:
-                    seen.add(target)
-                    await on_gate(target, gate, live.console)
-            await asyncio.wait([waiter], timeout=poll_seconds)
-        live.update(run_table(await runs.describe(client, run_id)))
-    return waiter.result()
-
-
-async def _log_changes(client: Client, run_id: str, console: Console, on_gate: GateHook,
-                       poll_seconds: float, waiter: asyncio.Future, seen: set[str]) -> RunStatus:
-    shown: dict[str, str] = {}
-    while True:
-        ended = waiter.done()
-        detail = await runs.describe(client, run_id)
-        for line in changes(detail, shown):
-            console.print(line, soft_wrap=True, highlight=False, emoji=False, markup=False)
+        except NoWorker as exc:
+            if str(exc) not in said:
+                said.add(str(exc))
+                out.print(Text(f"waiting: {exc}", style="yellow"), soft_wrap=True)
+            return None
         for target, gate in open_gates(detail).items():
             if target not in seen:
                 seen.add(target)
-                await on_gate(target, gate, console)
-        if ended:
-            return waiter.result()
-        await asyncio.wait([waiter], timeout=poll_seconds)
+                await on_gate(target, gate, out)
+        return detail
+
+    if not console.is_terminal:  # a pipe or a CI log: one line per change
+        shown: dict[str, str] = {}
+        while True:
+            ended = waiter.done()
+            if detail := await poll(console):
+                for line in changes(detail, shown):
+                    console.print(line, soft_wrap=True, highlight=False, emoji=False, markup=False)
+            if ended:
+                return waiter.result()
+            await asyncio.wait([waiter], timeout=poll_seconds)
+    with Live(console=console, refresh_per_second=4) as live:
+        while True:
+            ended = waiter.done()
+            if detail := await poll(live.console):
+                live.update(run_table(detail))
+            if ended:
+                return waiter.result()
+            await asyncio.wait([waiter], timeout=poll_seconds)
 
 
 def changes(detail: RunSnapshot, shown: dict[str, str]) -> list[str]:

@@ -11,17 +11,19 @@ approvers can pass it without the requester where the gate says `distinct`. `key
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 
 from pydantic import BaseModel
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from keyturn.locks import holder_of
-from keyturn.operations.errors import NoWorker, temporal_error
+from keyturn.operations.errors import NoWorker, RunConflict, temporal_error
+from keyturn.operations.pickup import START_ONE, unserved
 from keyturn.runbook.plan_model import ExecutionPlan, GatePlan
 from keyturn.workflows.common import family_queue
 from keyturn.workflows.models import CredentialCheck, Problem
@@ -31,6 +33,8 @@ PREFLIGHT_TIMEOUT = timedelta(minutes=5)
 MID_ROTATION_CHECKS = frozenset({"store shape", "provider precheck"})
 """Checks of a target's current state, which another run holding it may be changing."""
 WORKER_GRACE_SECONDS = 10.0
+STALL_CHECK_SECONDS = 5.0
+"""How often a waiting preflight asks the server whether a worker has picked it up."""
 """How long preflight waits for a worker to poll the queues a run needs."""
 
 
@@ -135,14 +139,35 @@ async def wait_for_workers(client: Client, plan: ExecutionPlan, task_queue: str,
         await asyncio.sleep(0.25)
 
 
+async def _checks(client: Client, handle: WorkflowHandle) -> list[CredentialCheck]:
+    """The preflight workflow's result; NoWorker as soon as the server shows that no worker
+    picks it up (a worker that stopped a moment ago is still listed as polling), instead of
+    waiting out PREFLIGHT_TIMEOUT."""
+    result = asyncio.ensure_future(handle.result())
+    while not (await asyncio.wait([result], timeout=STALL_CHECK_SECONDS))[0]:
+        if reason := await unserved(client, handle.id):
+            result.cancel()
+            with contextlib.suppress(RPCError):
+                await handle.terminate("no worker picked up the preflight")
+            raise NoWorker(reason.replace(f"run {handle.id}", "preflight"))
+    try:
+        return result.result()
+    except WorkflowFailureError as exc:
+        if isinstance(exc.cause, TimeoutError):
+            raise NoWorker(f"preflight did not finish within {PREFLIGHT_TIMEOUT}: {START_ONE}") \
+                from exc
+        raise RunConflict(f"preflight failed: {exc.cause or exc}") from exc
+
+
 async def preflight(client: Client, plan: ExecutionPlan, task_queue: str) -> PreflightReport:
     """Run every check; raises NoWorker when no worker serves a queue the checks need."""
     try:
         await wait_for_workers(client, plan, task_queue)
-        checks = await client.execute_workflow(
+        handle = await client.start_workflow(
             PreflightWorkflow.run, plan, id=preflight_workflow_id(plan.run_id),
             task_queue=task_queue, execution_timeout=PREFLIGHT_TIMEOUT,
             result_type=list[CredentialCheck])
+        checks = await _checks(client, handle)
         checks = await asyncio.gather(*(_with_hold(client, plan, check) for check in checks))
     except RPCError as exc:
         raise temporal_error(exc, "cannot run preflight") from exc

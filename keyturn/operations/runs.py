@@ -13,7 +13,7 @@ import contextlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, timedelta
 
 from temporalio.api.common.v1 import Memo
 from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
@@ -26,7 +26,7 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.converter import decode_typed_search_attributes
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from keyturn import locks
 from keyturn.config import ConfigError
@@ -35,6 +35,7 @@ from keyturn.operations.errors import (
     UNAVAILABLE,
     CancelForbidden,
     InvalidFilter,
+    NoWorker,
     PreflightRefused,
     RunConflict,
     RunEnded,
@@ -42,6 +43,7 @@ from keyturn.operations.errors import (
     TemporalUnavailable,
     temporal_error,
 )
+from keyturn.operations.pickup import START_ONE, unserved
 from keyturn.operations.preflight import preflight
 from keyturn.policy.model import Policy
 from keyturn.runbook.plan_model import ExecutionPlan
@@ -57,6 +59,8 @@ from keyturn.workflows.runbook import (
 from keyturn.workflows.tier import TierWorkflow, credential_workflow_id
 
 REQUESTED_BY_MEMO = "requested_by"
+QUERY_TIMEOUT = timedelta(seconds=10)
+"""How long `describe` waits for a worker to answer the run's status query."""
 DETAIL_LIMIT = 200
 """Above this many started credentials, `describe` details only the running and failed ones."""
 
@@ -127,9 +131,16 @@ async def describe(client: Client, run_id: str, detail_limit: int = DETAIL_LIMIT
 
     Given the run's `plan`, also the credentials of started tiers whose outcome stopped
     at `pending` (a cancelled tier's), up to `detail_limit` of them."""
+    if reason := await unserved(client, run_id):
+        raise NoWorker(reason)  # a query would wait for a worker that is not there
     try:
-        status = await client.get_workflow_handle(run_id).query(RunbookWorkflow.status)
+        status = await client.get_workflow_handle(run_id).query(RunbookWorkflow.status,
+                                                                rpc_timeout=QUERY_TIMEOUT)
     except RPCError as exc:
+        if exc.status == RPCStatusCode.DEADLINE_EXCEEDED:
+            raise NoWorker(f"no worker answered for run {run_id} within "
+                           f"{QUERY_TIMEOUT.seconds} s (the one listed may have stopped): "
+                           f"{START_ONE}") from exc
         raise temporal_error(exc, f"no run {run_id!r}") from exc
     for tier in status.tiers:
         if tier.state in ("running", "cancelled"):  # the run's own record lags or stopped

@@ -1,0 +1,64 @@
+"""Is anyone working on this run? Said at once, from the server, without a worker.
+
+A workflow query needs a worker to answer it: without one, `status` used to
+hang for the RPC timeout and then call a live run missing. The server knows
+better: which workers poll the run's task queue, and how long the run's next
+workflow task has waited to be picked up. `unserved` asks it both (two cheap
+calls that no worker takes part in) and says what to do.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from temporalio.api.enums.v1 import PendingWorkflowTaskState, TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from keyturn.operations.errors import temporal_error
+
+STALLED_AFTER = timedelta(seconds=15)
+"""A workflow task scheduled this long ago and not picked up: its worker is gone (a worker
+that stopped a moment ago is still listed as polling for a minute or two)."""
+
+START_ONE = ("start one with `keyturn worker` (or `python worker.py`) with the same "
+             "KEYTURN_TASK_QUEUE; the run goes on from where it stopped")
+
+
+async def unserved(client: Client, run_id: str, *, now: datetime | None = None) -> str | None:
+    """Why no worker can work on `run_id` or answer for it now, or None. RunNotFound when
+    there is no such run. (An ended run's details are read from its history by a worker.)"""
+    try:
+        described = await client.get_workflow_handle(run_id).describe()
+    except RPCError as exc:
+        raise temporal_error(exc, f"no run {run_id!r}") from exc
+    queue = described.raw_description.execution_config.task_queue.name
+    if not await polled(client, queue):
+        state = ("is running" if described.status == WorkflowExecutionStatus.RUNNING else
+                 f"has ended ({described.status.name.lower() if described.status else 'closed'})")
+        return (f"run {run_id} {state}, but no worker polls its task queue {queue}, and only a "
+                f"worker can run it or answer for it: {START_ONE}")
+    if described.status != WorkflowExecutionStatus.RUNNING:
+        return None
+    pending = described.raw_description.pending_workflow_task
+    if pending.state == PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_SCHEDULED:
+        waited = (now or datetime.now(UTC)) - pending.scheduled_time.ToDatetime(UTC)
+        if waited > STALLED_AFTER:
+            return (f"run {run_id} has waited {int(waited.total_seconds())} s for a worker on "
+                    f"task queue {queue} (the one listed there may have stopped): {START_ONE}")
+    return None
+
+
+async def polled(client: Client, queue: str) -> bool:
+    """Whether a worker polls `queue` for workflow tasks (True if the server cannot tell)."""
+    try:
+        answer = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+            namespace=client.namespace, task_queue=TaskQueue(name=queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW))
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.UNIMPLEMENTED:
+            return True
+        raise temporal_error(exc, f"cannot describe task queue {queue}") from exc
+    return bool(answer.pollers)
