@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager, contextmanager
 from temporalio import activity
 
 from keyturn.activities.delivery import Delivery
+from keyturn.errors import PermanentError
 from keyturn.providers.base import Provider, ProviderContext
 from keyturn.runbook.plan_model import CredentialPlan, StorePlan
 from keyturn.stores.base import Store
@@ -29,7 +30,7 @@ PARALLEL_CHECKS = 4
 and a few at a time stay inside the services' request quotas."""
 
 
-class Refused(Exception):
+class Refused(PermanentError):
     """A check found a problem; its message is the problem."""
 
 

@@ -20,7 +20,7 @@ from keyturn.providers.base import NewCredential, Provider, ProviderContext, Sec
 from keyturn.randomness import OS_RANDOM, RandomSource
 from keyturn.runbook.plan_model import Location, StorePlan
 from keyturn.stores.base import Store, StoredVersion
-from keyturn.stores.errors import PermanentStoreError
+from keyturn.stores.errors import NothingStaged, PermanentStoreError
 from keyturn.workflows.models import (
     CreateResult,
     PrecheckResult,
@@ -216,7 +216,7 @@ class RotationSteps:
         store, staged = self._staged(inp)
         if staged is None or fingerprint(staged.secret) != notice.fingerprint:
             found = fingerprint(staged.secret) if staged else "nothing"
-            raise LookupError(
+            raise NothingStaged(
                 f"staging {staging.store}:{staging.path} holds {found}, not the supplied value "
                 f"{notice.fingerprint}: run `keyturn supply` again"
             )
@@ -244,7 +244,7 @@ class RotationSteps:
             _, staged = self._staged(inp)
             if staged is None:
                 staging = inp.credential.staging
-                raise LookupError(f"nothing staged at {staging.store}:{staging.path}")
+                raise NothingStaged(f"nothing staged at {staging.store}:{staging.path}")
             ctx = self._context(inp, old=self._delivered(inp), new=staged.secret)
             provider.verify(target, staged.secret, ctx)
             details.update(credential_id=inp.new_credential_id, fingerprint=fingerprint(staged.secret))
@@ -263,7 +263,7 @@ class RotationSteps:
             delivery = self.delivery(inp)
             if staged is None:
                 if not self._holds_new(inp, delivery):
-                    raise LookupError(
+                    raise NothingStaged(
                         f"staged value for {inp.credential.id} is gone and "
                         f"{delivery.targets()[0].store}:{delivery.targets()[0].path} does not "
                         "hold the new credential"
