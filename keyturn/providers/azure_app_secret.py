@@ -63,6 +63,7 @@ from keyturn.providers.errors import (
     StillValid,
     TransientProviderError,
     VerificationFailed,
+    for_status,
 )
 from keyturn.providers.propagation import Propagation
 from keyturn.providers.targets import parse_target
@@ -75,18 +76,9 @@ DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
 DEFAULT_GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 GUID_PATTERN = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
 
-# The one table from HTTP status (Graph or the token endpoint) to provider errors.
-# Statuses not listed: 5xx transient, any other failure permanent. Connection
-# failures and timeouts are transient; a token the admin identity cannot get is
-# AccessDenied.
-HTTP_STATUS_ERRORS: dict[int, type[ProviderError]] = {
-    400: PermanentProviderError,
-    401: AccessDenied,
-    403: AccessDenied,
-    404: CredentialNotFound,
-    408: TransientProviderError,
-    429: TransientProviderError,
-}
+# HTTP statuses (Graph or the token endpoint) are classified by keyturn's one
+# table (keyturn.httpstatus). Connection failures and timeouts are transient; a
+# token the admin identity cannot get is AccessDenied.
 TRANSIENT_EXCEPTIONS = (
     requests.ConnectionError,
     requests.Timeout,
@@ -371,12 +363,6 @@ class AzureAppSecretProvider:
 # -- errors ---------------------------------------------------------------------------
 
 
-def _by_status(status: int) -> type[ProviderError]:
-    if status in HTTP_STATUS_ERRORS:
-        return HTTP_STATUS_ERRORS[status]
-    return TransientProviderError if status >= 500 else PermanentProviderError
-
-
 def _graph_error(
     answer: requests.Response, operation: str, t: AzureAppSecretTarget
 ) -> ProviderError:
@@ -389,7 +375,7 @@ def _graph_error(
     retry_after = answer.headers.get("Retry-After")
     if retry_after:
         detail += f" (retry after {retry_after} s)"
-    return _by_status(answer.status_code)(
+    return for_status(answer.status_code)(
         f"{operation} for {t} failed: {answer.status_code} {detail}".rstrip()
     )
 
@@ -407,7 +393,7 @@ def _error(
     if any(isinstance(e, TRANSIENT_EXCEPTIONS) for e in chain):
         kind: type[ProviderError] = TransientProviderError
     elif statuses:
-        kind = _by_status(int(statuses[0]))
+        kind = for_status(int(statuses[0]))
     elif isinstance(exc, AzureError) and secret is None:
         kind = AccessDenied  # the admin identity could not authenticate
     else:

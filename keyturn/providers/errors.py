@@ -9,6 +9,7 @@ policy. Messages never contain secret values.
 
 from __future__ import annotations
 
+from keyturn import httpstatus
 from keyturn.errors import KeyturnError, PermanentError, TransientError
 
 
@@ -43,3 +44,10 @@ class VerificationFailed(PermanentProviderError):
 class StillValid(PermanentProviderError):
     """The old credential is still accepted after revocation."""
 
+
+ERRORS = httpstatus.ErrorClasses(
+    access_denied=AccessDenied, not_found=CredentialNotFound, invalid=PermanentProviderError,
+    transient=TransientProviderError, permanent=PermanentProviderError,
+)
+"""The provider error class for each kind of failure (keyturn.httpstatus)."""
+for_status = ERRORS.for_status

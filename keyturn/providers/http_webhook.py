@@ -64,6 +64,7 @@ from urllib.parse import quote, urlsplit
 import requests
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
+from keyturn import httpstatus
 from keyturn.providers.base import (
     NO_CONTEXT,
     NewCredential,
@@ -73,7 +74,6 @@ from keyturn.providers.base import (
     SecretShape,
 )
 from keyturn.providers.errors import (
-    AccessDenied,
     CredentialNotFound,
     PermanentProviderError,
     ProviderError,
@@ -81,6 +81,7 @@ from keyturn.providers.errors import (
     StillValid,
     TransientProviderError,
     VerificationFailed,
+    for_status,
 )
 from keyturn.providers.propagation import Propagation
 from keyturn.providers.targets import parse_target
@@ -102,30 +103,14 @@ SCOPES: dict[str, frozenset[str]] = {
     "enable": frozenset({CREDENTIAL_ID}),
 }
 
-# The one classification table: HTTP statuses and requests exceptions (looked up along the
-# MRO). Not listed: a 2xx is fine, another 5xx transient, anything else permanent.
-ERRORS: dict[int | type[Exception], type[ProviderError]] = {
-    401: AccessDenied,
-    403: AccessDenied,
-    404: CredentialNotFound,
-    408: TransientProviderError,
-    425: TransientProviderError,
-    429: TransientProviderError,
-    requests.ConnectionError: TransientProviderError,
-    requests.Timeout: TransientProviderError,
-}
-
-
 def classify(status_or_exc: int | Exception) -> type[ProviderError] | None:
-    """The provider error for an HTTP status or a requests exception; None for a 2xx."""
+    """The provider error for an HTTP status (keyturn.httpstatus) or a requests exception;
+    None for a 2xx. Connection failures and timeouts are transient."""
     if isinstance(status_or_exc, Exception):
-        found = (ERRORS.get(cls) for cls in type(status_or_exc).__mro__)
-        return next((e for e in found if e is not None), PermanentProviderError)
-    if 200 <= status_or_exc < 300:
-        return None
-    if status_or_exc in ERRORS:
-        return ERRORS[status_or_exc]
-    return TransientProviderError if status_or_exc >= 500 else PermanentProviderError
+        if isinstance(status_or_exc, requests.ConnectionError | requests.Timeout):
+            return TransientProviderError
+        return PermanentProviderError
+    return None if httpstatus.ok(status_or_exc) else for_status(status_or_exc)
 
 
 def placeholders(text: str) -> list[str]:

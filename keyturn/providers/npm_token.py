@@ -42,6 +42,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from keyturn.httpstatus import REJECTED
 from keyturn.providers.base import (
     NO_CONTEXT,
     NewCredential,
@@ -54,10 +55,10 @@ from keyturn.providers.errors import (
     AccessDenied,
     CredentialNotFound,
     PermanentProviderError,
-    ProviderError,
     StillValid,
     TransientProviderError,
     VerificationFailed,
+    for_status,
 )
 from keyturn.providers.propagation import Propagation
 from keyturn.providers.targets import parse_target
@@ -68,26 +69,11 @@ REGISTRY_ENV = "KEYTURN_NPM_REGISTRY"
 PASSWORD_ENV = "KEYTURN_NPM_PASSWORD"
 MAX_LIST_PAGES = 100
 
-# The one table from HTTP status to provider errors. Other 5xx are transient,
-# other 4xx permanent; connection failures and timeouts are transient.
-STATUS_ERRORS: dict[int, type[ProviderError]] = {
-    401: AccessDenied,
-    403: AccessDenied,
-    404: CredentialNotFound,
-    408: TransientProviderError,
-    429: TransientProviderError,
-}
-REJECTED = frozenset({401, 403})
-"""What the registry answers when the presented token is unknown, revoked or not allowed."""
+# HTTP statuses are classified by keyturn's one table (keyturn.httpstatus);
+# connection failures and timeouts are transient.
 
 PasswordLookup = Callable[[str], str | None]
 """callable(username) -> that npm user's password, or None if unknown."""
-
-
-def classify_status(status: int) -> type[ProviderError]:
-    if (mapped := STATUS_ERRORS.get(status)) is not None:
-        return mapped
-    return TransientProviderError if status >= 500 else PermanentProviderError
 
 
 def password_from_env(username: str) -> str | None:
@@ -353,7 +339,7 @@ class NpmTokenProvider:
         message = _json(response).get("error") or _json(response).get("message")
         if isinstance(message, str):
             detail += f" ({message})"
-        raise classify_status(response.status_code)(
+        raise for_status(response.status_code)(
             f"{operation} for {self._where(t)} failed: {_redact(detail, secrets)}"
         )
 

@@ -9,6 +9,7 @@ and the path, never a secret value or a token.
 
 from __future__ import annotations
 
+from keyturn import httpstatus
 from keyturn.errors import KeyturnError, PermanentError, TransientError
 
 
@@ -55,3 +56,10 @@ class StaleStore(PermanentStoreError):
 class NothingStaged(PermanentStoreError):
     """The staging path does not hold the value a step needs (gone, or not the one supplied)."""
 
+
+ERRORS = httpstatus.ErrorClasses(
+    access_denied=StoreAccessDenied, not_found=StoreNotFound, invalid=StoreInvalidRequest,
+    transient=TransientStoreError, permanent=PermanentStoreError,
+)
+"""The store error class for each kind of failure (keyturn.httpstatus)."""
+for_status = ERRORS.for_status
