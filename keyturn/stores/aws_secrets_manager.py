@@ -48,17 +48,18 @@ import boto3
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    HTTPClientError,
     NoCredentialsError,
     NoRegionError,
 )
-from botocore.exceptions import ConnectionError as BotoConnectionError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from keyturn import awserrors
+from keyturn.awserrors import error_code, error_detail
 from keyturn.fingerprint import canonical_json
 from keyturn.randomness import KmsRandom, RandomSource
 from keyturn.stores.base import StoredVersion
 from keyturn.stores.errors import (
+    ERRORS,
     PermanentStoreError,
     StoreAccessDenied,
     StoreConfigError,
@@ -125,20 +126,10 @@ class AwsSecretsManagerConfig(BaseModel):
 
 
 def classify(exc: Exception) -> type[StoreError]:
-    """The store error class for a boto3/botocore exception."""
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        if (mapped := ERROR_CODES.get(str(error.get("Code", "")))) is not None:
-            return mapped
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if status == 403:  # an IAM policy denial that came without a JSON error code
-            return StoreAccessDenied
-        return TransientStoreError if status >= 500 else PermanentStoreError
+    """The store error class for a boto3/botocore exception (keyturn.awserrors)."""
     if isinstance(exc, NoCredentialsError | NoRegionError):
         return StoreConfigError
-    if isinstance(exc, BotoConnectionError | HTTPClientError):
-        return TransientStoreError
-    return PermanentStoreError
+    return awserrors.classify(exc, ERROR_CODES, ERRORS)
 
 
 def version_token(number: int) -> str:
@@ -256,7 +247,7 @@ class AwsSecretsManagerStore:
         try:
             answer = self._client.get_secret_value(SecretId=name, VersionId=version_id)
         except ClientError as exc:
-            if _code(exc) == "ResourceNotFoundException":
+            if error_code(exc) == "ResourceNotFoundException":
                 return None  # deleted meanwhile
             raise self._error(exc, "read", name) from exc
         except BotoCoreError as exc:
@@ -308,9 +299,9 @@ class AwsSecretsManagerStore:
         try:
             self._client.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
         except ClientError as exc:
-            if _code(exc) == "ResourceNotFoundException":
+            if error_code(exc) == "ResourceNotFoundException":
                 return
-            if _code(exc) == "InvalidRequestException" and self._state(name, "destroy") is None:
+            if error_code(exc) == "InvalidRequestException" and self._state(name, "destroy") is None:
                 return  # already scheduled for deletion: on its way out
             raise self._error(exc, "destroy", name) from exc
         except BotoCoreError as exc:
@@ -343,7 +334,7 @@ class AwsSecretsManagerStore:
                     break
                 kwargs["NextToken"] = page["NextToken"]
         except ClientError as exc:
-            if _code(exc) == "ResourceNotFoundException":
+            if error_code(exc) == "ResourceNotFoundException":
                 return None
             raise self._error(exc, operation, name) from exc
         except BotoCoreError as exc:
@@ -375,7 +366,7 @@ class AwsSecretsManagerStore:
         try:
             self._client.create_secret(**kwargs)
         except ClientError as exc:
-            if _code(exc) != "ResourceExistsException":
+            if error_code(exc) != "ResourceExistsException":
                 raise self._error(exc, "create", name) from exc
             state = self._state(name, "write")  # created meanwhile by someone else
             if state is not None:
@@ -408,12 +399,7 @@ class AwsSecretsManagerStore:
         self, exc: Exception, operation: str, name: str, secret: Data | None = None
     ) -> StoreError:
         """Classify `exc`; the message names store and secret, never a secret value."""
-        if isinstance(exc, ClientError):
-            error = exc.response.get("Error", {})
-            detail = f"{error.get('Code', 'unknown error')}: {error.get('Message', '')}"
-            detail = detail.rstrip(": ")
-        else:
-            detail = f"{type(exc).__name__}: {exc}"
+        detail = error_detail(exc)
         for value in (secret or {}).values():
             if isinstance(value, str) and value:
                 detail = detail.replace(value, "[redacted]")
@@ -444,10 +430,6 @@ class AwsSecretsManagerStore:
         except ValueError:
             value = None
         return value if isinstance(value, dict) else {TEXT: text}
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def _entry_tags(number: int, chunks: list[str]) -> dict[str, str]:
