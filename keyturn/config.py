@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from keyturn.durations import parse_duration
 from keyturn.errors import PermanentError
 from keyturn.ratelimits import RateLimitError, parse_overrides
-from keyturn.runbook.durations import parse_duration
 from keyturn.temporal_auth import TemporalAuth, TemporalAuthError
 
 DEFAULT_TASK_QUEUE = "keyturn"

@@ -14,9 +14,9 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from keyturn.fingerprint import fingerprint
-from keyturn.providers.base import Secret
 from keyturn.runbook.plan_model import CredentialPlan, StorePlan
 from keyturn.runs import RunError, run_plan
+from keyturn.secret import Secret
 from keyturn.stores.base import Store
 from keyturn.stores.registry import open_store
 from keyturn.workflows.models import SupplyNotice

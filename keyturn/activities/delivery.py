@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from keyturn.providers.base import Secret, SecretShape
+from keyturn.providers.base import SecretShape
 from keyturn.runbook.plan_model import CredentialPlan, Location, StorePlan
+from keyturn.secret import Secret
 from keyturn.stores import fields
 from keyturn.stores.base import Store, StoredVersion
 from keyturn.stores.errors import StaleStore, StoreConflict, StoreShapeMismatch

@@ -16,9 +16,10 @@ from temporalio import activity
 from keyturn.activities.delivery import Delivery
 from keyturn.activities.recording import StepRecorder
 from keyturn.fingerprint import fingerprint
-from keyturn.providers.base import NewCredential, Provider, ProviderContext, Secret
+from keyturn.providers.base import NewCredential, Provider, ProviderContext
 from keyturn.randomness import OS_RANDOM, RandomSource
 from keyturn.runbook.plan_model import Location, StorePlan
+from keyturn.secret import Secret
 from keyturn.stores.base import Store, StoredVersion
 from keyturn.stores.errors import NothingStaged, PermanentStoreError
 from keyturn.workflows.models import (

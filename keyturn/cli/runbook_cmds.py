@@ -17,8 +17,8 @@ from rich.table import Table
 
 from keyturn.cli.common import EXIT_USAGE, OutputFormat, console, print_json
 from keyturn.config import ConfigError, Settings
+from keyturn.durations import format_duration
 from keyturn.runbook import RunbookError, check, load_plan
-from keyturn.runbook.durations import format_duration
 from keyturn.runbook.plan_model import CredentialPlan, ExecutionPlan, GatePlan, TierPlan
 
 PREVIEW_RUN_ID = "plan-preview"

@@ -24,7 +24,6 @@ from keyturn.providers.base import (
     NewCredential,
     Precheck,
     ProviderContext,
-    Secret,
     SecretShape,
 )
 from keyturn.providers.errors import (
@@ -38,6 +37,7 @@ from keyturn.providers.errors import (
     VerificationFailed,
 )
 from keyturn.providers.targets import parse_target
+from keyturn.secret import Secret
 
 KEY_ID = "aws_access_key_id"
 SECRET_KEY = "aws_secret_access_key"

@@ -59,7 +59,6 @@ from keyturn.providers.base import (
     NewCredential,
     Precheck,
     ProviderContext,
-    Secret,
     SecretShape,
 )
 from keyturn.providers.errors import (
@@ -73,6 +72,7 @@ from keyturn.providers.errors import (
     VerificationFailed,
 )
 from keyturn.providers.targets import parse_target
+from keyturn.secret import Secret
 
 ROTATION_MARK = "@rotation-"
 SYMMETRIC_FIELDS = ("credential_id", "key_id", "key_arn", "alias", "key_spec")

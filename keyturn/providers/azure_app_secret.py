@@ -47,12 +47,12 @@ from azure.core.exceptions import AzureError, ServiceRequestError, ServiceRespon
 from azure.identity import ClientSecretCredential
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from keyturn.durations import Duration
 from keyturn.providers.base import (
     NO_CONTEXT,
     NewCredential,
     Precheck,
     ProviderContext,
-    Secret,
     SecretShape,
 )
 from keyturn.providers.errors import (
@@ -67,7 +67,7 @@ from keyturn.providers.errors import (
 )
 from keyturn.providers.propagation import Propagation
 from keyturn.providers.targets import parse_target
-from keyturn.runbook.models import Duration
+from keyturn.secret import Secret
 
 TENANT_ID = "tenant_id"
 CLIENT_ID = "client_id"

@@ -20,9 +20,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from pydantic import BaseModel
 
 from keyturn.randomness import OS_RANDOM, RandomSource
-
-Secret = dict[str, str]
-"""A credential's secret material as named fields, e.g. {"aws_access_key_id": ..., ...}."""
+from keyturn.secret import Secret
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,6 @@ from keyturn.providers.base import (
     NewCredential,
     Precheck,
     ProviderContext,
-    Secret,
     SecretShape,
 )
 from keyturn.providers.errors import (
@@ -63,6 +62,7 @@ from keyturn.providers.errors import (
 )
 from keyturn.providers.propagation import Propagation
 from keyturn.providers.targets import parse_target
+from keyturn.secret import Secret
 
 ENDPOINT_ENV = "KEYTURN_GCP_IAM_ENDPOINT"
 MAX_KEYS_PER_ACCOUNT = 10  # user-managed keys per service account, GCP's limit

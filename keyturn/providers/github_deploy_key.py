@@ -35,7 +35,6 @@ from keyturn.providers.base import (
     NewCredential,
     Precheck,
     ProviderContext,
-    Secret,
     SecretShape,
 )
 from keyturn.providers.errors import (
@@ -51,6 +50,7 @@ from keyturn.providers.github_common import (
     list_all,
 )
 from keyturn.providers.targets import parse_target
+from keyturn.secret import Secret
 
 PRIVATE_KEY = "private_key"
 PUBLIC_KEY = "public_key"

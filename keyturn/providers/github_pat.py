@@ -50,7 +50,6 @@ from keyturn.providers.base import (
     NewCredential,
     Precheck,
     ProviderContext,
-    Secret,
     SecretShape,
 )
 from keyturn.providers.errors import (
@@ -68,6 +67,7 @@ from keyturn.providers.github_common import (
     map_github_error,
 )
 from keyturn.providers.targets import parse_target
+from keyturn.secret import Secret
 
 log = logging.getLogger(__name__)
 

@@ -70,7 +70,6 @@ from keyturn.providers.base import (
     NewCredential,
     Precheck,
     ProviderContext,
-    Secret,
     SecretShape,
 )
 from keyturn.providers.errors import (
@@ -86,6 +85,7 @@ from keyturn.providers.errors import (
 from keyturn.providers.propagation import Propagation
 from keyturn.providers.targets import parse_target
 from keyturn.randomness import password, token_hex, token_urlsafe
+from keyturn.secret import Secret
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"

@@ -48,7 +48,6 @@ from keyturn.providers.base import (
     NewCredential,
     Precheck,
     ProviderContext,
-    Secret,
     SecretShape,
 )
 from keyturn.providers.errors import (
@@ -62,6 +61,7 @@ from keyturn.providers.errors import (
 )
 from keyturn.providers.propagation import Propagation
 from keyturn.providers.targets import parse_target
+from keyturn.secret import Secret
 
 TOKEN = "token"
 DEFAULT_REGISTRY = "https://registry.npmjs.org"

@@ -55,7 +55,6 @@ from keyturn.providers.base import (
     NewCredential,
     Precheck,
     ProviderContext,
-    Secret,
     SecretShape,
 )
 from keyturn.providers.errors import (
@@ -66,6 +65,7 @@ from keyturn.providers.errors import (
 )
 from keyturn.providers.targets import parse_target
 from keyturn.randomness import OS_RANDOM, password
+from keyturn.secret import Secret
 
 USERNAME = "username"
 PASSWORD = "password"

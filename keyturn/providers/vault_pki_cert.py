@@ -49,7 +49,6 @@ from keyturn.providers.base import (
     NewCredential,
     Precheck,
     ProviderContext,
-    Secret,
     SecretShape,
 )
 from keyturn.providers.errors import (
@@ -62,6 +61,7 @@ from keyturn.providers.errors import (
     VerificationFailed,
 )
 from keyturn.providers.targets import parse_target
+from keyturn.secret import Secret
 
 ClientFactory = Callable[[str, str, str | None], Any]
 """callable(address, token, namespace) -> hvac.Client."""
