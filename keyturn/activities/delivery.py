@@ -76,7 +76,7 @@ class Delivery:
         current = Current(None, None)
         for index, location in enumerate(self.targets()):
             store = self.store(location)
-            if not getattr(store, "readable", True):
+            if not store.readable:
                 continue
             found = store.read(location.path)
             if found is not None:
@@ -161,7 +161,7 @@ class Delivery:
     def _merge_write(self, location: Location, secret: Secret,
                      metadata: dict[str, str]) -> tuple[int, int | None]:
         store = self.store(location)
-        if not getattr(store, "readable", True):
+        if not store.readable:
             return store.write(location.path, fields.merged(None, secret, location.fields),
                                metadata), None
         attempt = 0
@@ -188,7 +188,7 @@ class Delivery:
         they are now; a path this delivery created is removed again."""
         for location in done:
             store = self.store(location)
-            if not getattr(store, "readable", True):
+            if not store.readable:
                 continue  # write-only: the old value cannot be read back to restore it
             found = store.read(location.path)
             if found is None or self.view(location, found) != secret:

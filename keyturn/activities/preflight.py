@@ -23,6 +23,7 @@ from keyturn.errors import PermanentError
 from keyturn.providers.base import Provider, ProviderContext
 from keyturn.runbook.plan_model import CredentialPlan, StorePlan
 from keyturn.stores.base import Store
+from keyturn.stores.registry import with_capabilities
 from keyturn.workflows.models import CredentialCheck, PreflightInput, Problem
 
 PARALLEL_CHECKS = 4
@@ -40,7 +41,7 @@ class PreflightChecks:
     def __init__(self, *, provider_for: Callable[[str], Provider],
                  store_for: Callable[[StorePlan], Store]) -> None:
         self._provider_for = provider_for
-        self._store_for = store_for
+        self._store_for = with_capabilities(store_for)
 
     @activity.defn(name="preflight")
     def preflight(self, inp: PreflightInput) -> list[CredentialCheck]:

@@ -22,6 +22,7 @@ from keyturn.runbook.plan_model import Location, StorePlan
 from keyturn.secret import Secret
 from keyturn.stores.base import Store, StoredVersion
 from keyturn.stores.errors import NothingStaged, PermanentStoreError
+from keyturn.stores.registry import with_capabilities
 from keyturn.workflows.models import (
     CreateResult,
     PrecheckResult,
@@ -45,7 +46,7 @@ class RotationSteps:
         recorder: StepRecorder,
     ) -> None:
         self.provider_for = provider_for
-        self.store_for = store_for
+        self.store_for = with_capabilities(store_for)
         self._rec = recorder
 
     # ---- plumbing ---------------------------------------------------------------------
@@ -77,8 +78,8 @@ class RotationSteps:
         """The first random source the runbook's stores offer (Vault, KMS), else the OS CSPRNG."""
         staging = inp.credential.staging.store
         for name in sorted(inp.context.stores, key=lambda n: n != staging):
-            offer = getattr(self.store_for(inp.context.stores[name]), "random_source", None)
-            if offer is not None and (source := offer()) is not None:
+            source = self.store_for(inp.context.stores[name]).random_source()
+            if source is not None:
                 return source
         return OS_RANDOM
 
@@ -291,7 +292,7 @@ class RotationSteps:
     def _version_of(delivery: Delivery, location: Location) -> int:
         """The latest version at `location`; 0 for a write-only store or an empty path."""
         store = delivery.store(location)
-        found = store.read(location.path) if getattr(store, "readable", True) else None
+        found = store.read(location.path) if store.readable else None
         return found.version if found else 0
 
     def _holds_new(self, inp: StepInput, delivery: Delivery) -> bool:

@@ -17,6 +17,7 @@ import boto3
 
 from keyturn import awserrors
 from keyturn.awserrors import error_code, error_detail
+from keyturn.providers.base import ProviderDefaults
 from keyturn.providers.errors import ERRORS, ProviderError
 from keyturn.providers.propagation import Propagation
 
@@ -37,7 +38,7 @@ def classify(exc: Exception, codes: Mapping[str, type[ProviderError]]) -> type[P
     return awserrors.classify(exc, codes, ERRORS)
 
 
-class AwsProviderBase:
+class AwsProviderBase(ProviderDefaults):
     """What every AWS provider is built from: a client factory, and its propagation retries.
 
     Subclasses set `default_attempts` to how many checks their service usually

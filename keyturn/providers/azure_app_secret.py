@@ -53,6 +53,7 @@ from keyturn.providers.base import (
     NewCredential,
     Precheck,
     ProviderContext,
+    ProviderDefaults,
     SecretShape,
 )
 from keyturn.providers.errors import (
@@ -140,7 +141,7 @@ class AzureAppSecretTarget(BaseModel):
         return f"{kind} {self.object_id}"
 
 
-class AzureAppSecretProvider:
+class AzureAppSecretProvider(ProviderDefaults):
     """Rotates a client secret of an Entra application or service principal via Graph."""
 
     name: ClassVar[str] = "azure.app_secret"

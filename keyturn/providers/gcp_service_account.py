@@ -48,6 +48,7 @@ from keyturn.providers.base import (
     NewCredential,
     Precheck,
     ProviderContext,
+    ProviderDefaults,
     SecretShape,
 )
 from keyturn.providers.errors import (
@@ -140,7 +141,7 @@ def map_gcp_error(
     )
 
 
-class GcpServiceAccountKeyProvider:
+class GcpServiceAccountKeyProvider(ProviderDefaults):
     """Rotates a service account's user-managed key: at most 10 per account."""
 
     name: ClassVar[str] = "gcp.service_account_key"

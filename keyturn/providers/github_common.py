@@ -23,6 +23,7 @@ import requests
 from github import Auth, Github, GithubException
 
 from keyturn.httpstatus import github_rate_limited
+from keyturn.providers.base import ProviderDefaults
 from keyturn.providers.errors import (
     AccessDenied,
     PermanentProviderError,
@@ -165,7 +166,7 @@ def next_link(link: str) -> str | None:
     return None
 
 
-class GitHubProviderBase:
+class GitHubProviderBase(ProviderDefaults):
     """What every GitHub provider is built from: the API, and its propagation retries.
 
     Subclasses set `default_attempts` when GitHub needs longer to show a change

@@ -70,6 +70,7 @@ from keyturn.providers.base import (
     NewCredential,
     Precheck,
     ProviderContext,
+    ProviderDefaults,
     SecretShape,
 )
 from keyturn.providers.errors import (
@@ -308,7 +309,7 @@ class HttpWebhookTarget(Model):
             raise ValueError(f"{step}.headers: may not set the auth header {self.auth.header!r}")
 
 
-class HttpWebhookProvider:
+class HttpWebhookProvider(ProviderDefaults):
     """Rotates a webhook signing secret through a vendor API described in the target."""
 
     name: ClassVar[str] = "http.webhook"

@@ -48,6 +48,7 @@ from keyturn.providers.base import (
     NewCredential,
     Precheck,
     ProviderContext,
+    ProviderDefaults,
     SecretShape,
 )
 from keyturn.providers.errors import (
@@ -119,7 +120,7 @@ def abbreviates(listed: str, token: str) -> bool:
     return bool(listed) and token.startswith(listed)
 
 
-class NpmTokenProvider:
+class NpmTokenProvider(ProviderDefaults):
     """Rotates an npm user's token: create with password, verify with whoami, revoke by key."""
 
     name: ClassVar[str] = "npm.token"

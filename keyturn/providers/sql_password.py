@@ -55,6 +55,7 @@ from keyturn.providers.base import (
     NewCredential,
     Precheck,
     ProviderContext,
+    ProviderDefaults,
     SecretShape,
 )
 from keyturn.providers.errors import (
@@ -133,7 +134,7 @@ def secret_fields(secret: Secret, where: str) -> tuple[str, str]:
     return secret[USERNAME], secret[PASSWORD]
 
 
-class SqlPasswordProvider(ABC):
+class SqlPasswordProvider(ProviderDefaults, ABC):
     """A database's user passwords in either mode; subclasses are the dialects."""
 
     name: ClassVar[str]

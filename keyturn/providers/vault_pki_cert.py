@@ -49,6 +49,7 @@ from keyturn.providers.base import (
     NewCredential,
     Precheck,
     ProviderContext,
+    ProviderDefaults,
     SecretShape,
 )
 from keyturn.providers.errors import (
@@ -195,7 +196,7 @@ def load_private_key(pem: str) -> Any:
         return None  # never chain the parser's error: it concerns the secret
 
 
-class VaultPkiCertProvider:
+class VaultPkiCertProvider(ProviderDefaults):
     """Issues, verifies and revokes code-signing certificates of one PKI role."""
 
     name: ClassVar[str] = "signing.vault_pki_cert"

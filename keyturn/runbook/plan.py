@@ -151,8 +151,7 @@ def _provider_traits(name: str) -> tuple[str, bool, timedelta | None, type[BaseM
         cls = provider_class(name)
     except ProviderLoadError:
         return "", False, None, None
-    return (cls.family, bool(getattr(cls, "supplied", False)), getattr(cls, "step_timeout", None),
-            cls.target_model)
+    return cls.family, cls.supplied, cls.step_timeout, cls.target_model
 
 
 def _check_distinct_gates(runbook: Runbook, requested_by: str, *, every_gate: bool) -> None:

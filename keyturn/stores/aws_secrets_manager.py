@@ -57,7 +57,7 @@ from keyturn import awserrors
 from keyturn.awserrors import error_code, error_detail
 from keyturn.fingerprint import canonical_json
 from keyturn.randomness import KmsRandom, RandomSource
-from keyturn.stores.base import StoredVersion
+from keyturn.stores.base import StoreDefaults, StoredVersion
 from keyturn.stores.errors import (
     ERRORS,
     PermanentStoreError,
@@ -200,7 +200,7 @@ class _SecretState:
         return {k: v for k, v in self.entries.get(number, {}).items() if k != ADOPTED}
 
 
-class AwsSecretsManagerStore:
+class AwsSecretsManagerStore(StoreDefaults):
     """Secrets Manager secrets as versioned keyturn paths, with per-version metadata in tags."""
 
     type: ClassVar[str] = "aws_secrets_manager"

@@ -52,7 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from keyturn.fingerprint import canonical_json
 from keyturn.httpstatus import github_rate_limited
-from keyturn.stores.base import StoredVersion
+from keyturn.stores.base import StoreDefaults, StoredVersion
 from keyturn.stores.errors import (
     PermanentStoreError,
     StoreConfigError,
@@ -148,7 +148,7 @@ def classify(exc: Exception) -> type[StoreError]:
     return PermanentStoreError
 
 
-class GitHubActionsSecretStore:
+class GitHubActionsSecretStore(StoreDefaults):
     """Delivers values to GitHub Actions secrets; write-only, so never readable."""
 
     type: ClassVar[str] = "github_actions_secret"

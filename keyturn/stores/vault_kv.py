@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from keyturn.fingerprint import canonical_json
 from keyturn.randomness import RandomSource, VaultRandom
-from keyturn.stores.base import StoredVersion
+from keyturn.stores.base import StoreDefaults, StoredVersion
 from keyturn.stores.errors import (
     PermanentStoreError,
     StoreAccessDenied,
@@ -87,7 +87,7 @@ def classify(exc: Exception) -> type[StoreError]:
     return PermanentStoreError
 
 
-class VaultKvStore:
+class VaultKvStore(StoreDefaults):
     """Versioned secrets at paths under one KV v2 mount, with per-version metadata."""
 
     type: ClassVar[str] = "vault_kv"
