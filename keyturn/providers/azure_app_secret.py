@@ -66,6 +66,7 @@ from keyturn.providers.errors import (
     VerificationFailed,
     for_status,
 )
+from keyturn.providers.probing import Answer, Probing, accepted, refused
 from keyturn.providers.propagation import Propagation
 from keyturn.providers.targets import parse_target
 from keyturn.secret import Secret
@@ -141,7 +142,7 @@ class AzureAppSecretTarget(BaseModel):
         return f"{kind} {self.object_id}"
 
 
-class AzureAppSecretProvider(ProviderDefaults):
+class AzureAppSecretProvider(Probing, ProviderDefaults):
     """Rotates a client secret of an Entra application or service principal via Graph."""
 
     name: ClassVar[str] = "azure.app_secret"
@@ -222,14 +223,7 @@ class AzureAppSecretProvider(ProviderDefaults):
     def verify(self, target: Any, secret: Secret, ctx: ProviderContext = NO_CONTEXT) -> None:
         t = _target(target)
         _check_secret(t, secret, "verify", VerificationFailed)
-        rejection = self._propagation.settle(
-            lambda: self._token_refusal(t, secret), lambda r: r is None
-        )
-        if rejection is not None:
-            raise VerificationFailed(
-                f"verify: the token endpoint refused the new client secret of {t} "
-                f"({rejection}) on all {self._propagation.attempts} attempts"
-            )
+        self.expect_accepted(t, secret, f"the token endpoint refused the new client secret of {t}")
 
     def disable(self, target: Any, credential_id: str, ctx: ProviderContext = NO_CONTEXT) -> None:
         """Nothing: Entra cannot disable a password credential; `delete` revokes it."""
@@ -262,14 +256,11 @@ class AzureAppSecretProvider(ProviderDefaults):
             return
         old = ctx.old_secret
         _check_secret(t, old, "confirm_revoked", PermanentProviderError)
-        refusal = self._propagation.settle(
-            lambda: self._token_refusal(t, old), lambda r: r is not None
+        self.expect_refused(
+            t, old,
+            f"client secret {credential_id} of {t} is removed but the token endpoint still "
+            "accepted the old secret",
         )
-        if refusal is None:
-            raise StillValid(
-                f"client secret {credential_id} of {t} is removed but the token endpoint still "
-                f"accepted the old secret on all {self._propagation.attempts} attempts"
-            )
 
     # -- Graph --------------------------------------------------------------------
 
@@ -344,17 +335,19 @@ class AzureAppSecretProvider(ProviderDefaults):
             options["connection_verify"] = self._verify
         return ClientSecretCredential(tenant_id, client_id, client_secret, **options)
 
-    def _token_refusal(self, t: AzureAppSecretTarget, secret: Secret) -> str | None:
-        """None if the token endpoint issues a token for `secret`, else why it refused."""
+    def probe(self, target: Any, secret: Any, step: str) -> Answer:
+        """Ask the token endpoint for a token with `secret`: accepted, or refused and why."""
         try:
-            with self._secret_credential(t.tenant_id, t.client_id, secret[CLIENT_SECRET]) as cred:
+            with self._secret_credential(
+                target.tenant_id, target.client_id, secret[CLIENT_SECRET]
+            ) as cred:
                 cred.get_token(self._scope)
-            return None
+            return accepted()
         except (AzureError, ValueError) as exc:
             code = next((int(c) for c in AADSTS.findall(str(exc))), None)
             if code in REJECTED_AADSTS:
-                return f"AADSTS{code}: {REJECTED_AADSTS[code]}"
-            raise _error(exc, "token request", t, secret) from None
+                return refused(f"AADSTS{code}: {REJECTED_AADSTS[code]}")
+            raise _error(exc, "token request", target, secret) from None
 
     @staticmethod
     def _setting(value: str | None, env: str, default: str) -> str:

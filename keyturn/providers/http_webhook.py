@@ -83,6 +83,7 @@ from keyturn.providers.errors import (
     VerificationFailed,
     for_status,
 )
+from keyturn.providers.probing import Answer, Probing, accepted, refused
 from keyturn.providers.propagation import Propagation
 from keyturn.providers.targets import parse_target
 from keyturn.randomness import password, token_hex, token_urlsafe
@@ -309,7 +310,7 @@ class HttpWebhookTarget(Model):
             raise ValueError(f"{step}.headers: may not set the auth header {self.auth.header!r}")
 
 
-class HttpWebhookProvider(ProviderDefaults):
+class HttpWebhookProvider(Probing, ProviderDefaults):
     """Rotates a webhook signing secret through a vendor API described in the target."""
 
     name: ClassVar[str] = "http.webhook"
@@ -395,12 +396,7 @@ class HttpWebhookProvider(ProviderDefaults):
 
     def verify(self, target: Any, secret: Secret, ctx: ProviderContext = NO_CONTEXT) -> None:
         t = _target(target)
-        rejection = self._settle(t, secret, accepted=True)
-        if rejection is not None:
-            raise VerificationFailed(
-                f"verify: {_where(t)} rejected secret {secret.get(t.id_field)} ({rejection}) "
-                f"on all {self._propagation.attempts} attempts"
-            )
+        self.expect_accepted(t, secret, f"{_where(t)} rejected secret {secret.get(t.id_field)}")
 
     def disable(self, target: Any, credential_id: str, ctx: ProviderContext = NO_CONTEXT) -> None:
         """Run the `disable` call; without one a no-op (the secret stays valid until revoke)."""
@@ -437,11 +433,10 @@ class HttpWebhookProvider(ProviderDefaults):
                 f"confirm_revoked: the old secret given for {_where(t)} is not secret "
                 f"{credential_id}"
             )
-        if self._settle(t, ctx.old_secret, accepted=False) is None:
-            raise StillValid(
-                f"secret {credential_id} is revoked at {_where(t)} but the verify call still "
-                f"accepted it on all {self._propagation.attempts} attempts"
-            )
+        self.expect_refused(
+            t, ctx.old_secret,
+            f"secret {credential_id} is revoked at {_where(t)} but the verify call still accepted it",
+        )
 
     # -- HTTP -----------------------------------------------------------------------
 
@@ -523,25 +518,20 @@ class HttpWebhookProvider(ProviderDefaults):
             found.append((credential_id, active))
         return found
 
-    def _settle(self, t: HttpWebhookTarget, secret: Secret, accepted: bool) -> str | None:
-        """Run the verify check until it accepts (or rejects) `secret`, a bounded number of
-        times; the last rejection reason, or None if the secret was accepted."""
-        return self._propagation.settle(
-            lambda: self._check(t, secret), lambda rejection: (rejection is None) == accepted
-        )
-
-    def _check(self, t: HttpWebhookTarget, secret: Secret) -> str | None:
-        """None if the service accepts `secret`, else why not."""
+    def probe(self, target: Any, secret: Any, step: str) -> Answer:
+        """Run the verify call with `secret`: accepted, or refused and why."""
+        t = target
         missing = sorted({t.secret_field, t.id_field} - {k for k, v in secret.items() if v})
         if missing:
             raise VerificationFailed(f"secret for {_where(t)} lacks field(s) {', '.join(missing)}")
         values = {**t.vars, SECRET: secret[t.secret_field], CREDENTIAL_ID: secret[t.id_field]}
         response = self._request(t, "verify", t.verify, values, t.verify.rejected_statuses)
         if classify(response.status_code) is not None:
-            return f"the verify call answered {response.status_code} {response.reason}"
+            return refused(f"the verify call answered {response.status_code} {response.reason}")
         if t.verify.hmac is None:
-            return None
-        return _hmac_rejection(t, response, secret[t.secret_field])
+            return accepted()
+        rejection = _hmac_rejection(t, response, secret[t.secret_field])
+        return accepted() if rejection is None else refused(rejection)
 
 
 def _hmac_rejection(t: HttpWebhookTarget, response: requests.Response, secret: str) -> str | None:

@@ -60,6 +60,7 @@ from keyturn.providers.errors import (
     VerificationFailed,
     for_status,
 )
+from keyturn.providers.probing import Answer, Probing, accepted, refused
 from keyturn.providers.propagation import Propagation
 from keyturn.providers.targets import parse_target
 from keyturn.secret import Secret
@@ -120,7 +121,7 @@ def abbreviates(listed: str, token: str) -> bool:
     return bool(listed) and token.startswith(listed)
 
 
-class NpmTokenProvider(ProviderDefaults):
+class NpmTokenProvider(Probing, ProviderDefaults):
     """Rotates an npm user's token: create with password, verify with whoami, revoke by key."""
 
     name: ClassVar[str] = "npm.token"
@@ -206,11 +207,7 @@ class NpmTokenProvider(ProviderDefaults):
     def verify(self, target: Any, secret: Secret, ctx: ProviderContext = NO_CONTEXT) -> None:
         t = _target(target)
         token = self._token_of(t, secret, "verify", "the new token")
-        user = self._settle(t, token, accepted=True, operation="verify: whoami")
-        if user is None:
-            raise VerificationFailed(
-                f"verify: {self._where(t)} rejected the new token on all {self._propagation.attempts} attempts"
-            )
+        user = self.expect_accepted(t, token, f"{self._where(t)} rejected the new token")
         if user != t.username:
             raise VerificationFailed(
                 f"verify: the new token authenticates as npm user {user!r}, not {self._where(t)}"
@@ -254,11 +251,12 @@ class NpmTokenProvider(ProviderDefaults):
         if ctx.old_secret is None:
             return
         old = self._token_of(t, ctx.old_secret, operation, "the old token")
-        if self._settle(t, old, accepted=False, operation=f"{operation}: whoami") is not None:
-            raise StillValid(
-                f"token {credential_id} is gone from the token list of {self._where(t)} but the "
-                f"registry still accepted the old token on all {self._propagation.attempts} attempts"
-            )
+        self.expect_refused(
+            t, old,
+            f"token {credential_id} is gone from the token list of {self._where(t)} but the "
+            "registry still accepted the old token",
+            step=operation,
+        )
 
     # -- registry calls -----------------------------------------------------------
 
@@ -421,12 +419,10 @@ class NpmTokenProvider(ProviderDefaults):
         username = _json(response).get("username")
         return username if isinstance(username, str) and username else None
 
-    def _settle(self, t: NpmTokenTarget, token: str, accepted: bool, operation: str) -> str | None:
-        """Ask whoami until `token` is accepted (or rejected), a bounded number of times."""
-        return self._propagation.settle(
-            lambda: self._whoami(t, token, operation, [token]),
-            lambda user: (user is not None) == accepted,
-        )
+    def probe(self, target: Any, secret: Any, step: str) -> Answer:
+        """Ask whoami about the token `secret`: accepted with the username, or refused."""
+        user = self._whoami(target, secret, f"{step}: whoami", [secret])
+        return refused() if user is None else accepted(user)
 
 
 def _target(target: Any) -> NpmTokenTarget:
