@@ -26,7 +26,7 @@ from hvac.exceptions import VaultError
 from rich.table import Table
 
 from keyturn.demo.seed import Admin, Seeded, short
-from keyturn.providers.aws_kms import AwsKmsKeyTarget
+from keyturn.providers.kms_keys import AwsKmsKeyTarget
 from keyturn.providers.vault_pki_cert import VaultPkiCertTarget
 from keyturn.runbook.models import Credential, Deliver, Runbook
 from keyturn.secret import Secret

@@ -25,7 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
-from keyturn.providers.aws_kms import AwsKmsKeyTarget
+from keyturn.providers.kms_keys import AwsKmsKeyTarget
 from keyturn.providers.vault_pki_cert import VaultPkiCertTarget
 from keyturn.runbook.models import Credential, Deliver, Runbook
 from keyturn.secret import Secret
