@@ -38,7 +38,7 @@ from keyturn.providers.errors import (
 )
 from keyturn.providers.probing import Answer, Probing, accepted, refused
 from keyturn.providers.targets import parse_target
-from keyturn.secret import Secret
+from keyturn.secret import Secret, redact
 
 KEY_ID = "aws_access_key_id"
 SECRET_KEY = "aws_secret_access_key"
@@ -89,9 +89,7 @@ def map_aws_error(
 ) -> ProviderError:
     """Classify `exc`; the message names the operation and user, never a secret value."""
     detail = error_detail(exc)
-    for value in (secret or {}).values():
-        if value:
-            detail = detail.replace(value, "[redacted]")
+    detail = redact(detail, (secret or {}).values())
     return classify(exc, ERROR_CODES)(f"{operation} for IAM user {user_name!r} failed: {detail}")
 
 

@@ -69,7 +69,7 @@ from keyturn.providers.errors import (
 from keyturn.providers.probing import Answer, Probing, accepted, refused
 from keyturn.providers.propagation import Propagation
 from keyturn.providers.targets import parse_target
-from keyturn.secret import Secret
+from keyturn.secret import Secret, redact
 
 TENANT_ID = "tenant_id"
 CLIENT_ID = "client_id"
@@ -393,9 +393,7 @@ def _error(
     else:
         kind = PermanentProviderError
     detail = " ".join(f"{type(exc).__name__}: {exc}".split())
-    for value in (secret or {}).values():
-        if value:
-            detail = detail.replace(value, "[redacted]")
+    detail = redact(detail, (secret or {}).values())
     return kind(f"{operation} for {t} failed: {detail}")
 
 

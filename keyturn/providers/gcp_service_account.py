@@ -64,7 +64,7 @@ from keyturn.providers.errors import (
 from keyturn.providers.probing import Answer, Probing, accepted, refused
 from keyturn.providers.propagation import Propagation
 from keyturn.providers.targets import parse_target
-from keyturn.secret import Secret
+from keyturn.secret import Secret, redact
 
 ENDPOINT_ENV = "KEYTURN_GCP_IAM_ENDPOINT"
 MAX_KEYS_PER_ACCOUNT = 10  # user-managed keys per service account, GCP's limit
@@ -395,7 +395,5 @@ def _key_file(secret: Secret, t: GcpServiceAccountTarget) -> KeyFile:
 
 def _redact(text: str, key_file: KeyFile | None) -> str:
     """`text` without any line of the key file's private key, should a server echo it."""
-    for line in str((key_file or {}).get("private_key", "")).splitlines():
-        if len(line) >= 16:
-            text = text.replace(line, "[redacted]")
-    return text
+    lines = str((key_file or {}).get("private_key", "")).splitlines()
+    return redact(text, (line for line in lines if len(line) >= 16))

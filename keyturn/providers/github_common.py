@@ -32,6 +32,7 @@ from keyturn.providers.errors import (
     for_status,
 )
 from keyturn.providers.propagation import Propagation
+from keyturn.secret import redact
 
 ENV_API_URL = "KEYTURN_GITHUB_API_URL"
 ENV_TOKEN = "KEYTURN_GITHUB_TOKEN"
@@ -80,9 +81,7 @@ def map_github_error(exc: Exception, operation: str, secrets: tuple[str, ...] = 
         detail = f"{exc.status} {error_message(exc)}".strip()
     else:
         detail = type(exc).__name__
-    for value in secrets:
-        if value:
-            detail = detail.replace(value, "[redacted]")
+    detail = redact(detail, secrets)
     return classify(exc)(f"{operation} failed: {detail}")
 
 

@@ -63,7 +63,7 @@ from keyturn.providers.errors import (
 from keyturn.providers.probing import Answer, Probing, accepted, refused
 from keyturn.providers.propagation import Propagation
 from keyturn.providers.targets import parse_target
-from keyturn.secret import Secret
+from keyturn.secret import Secret, redact
 
 TOKEN = "token"
 DEFAULT_REGISTRY = "https://registry.npmjs.org"
@@ -325,7 +325,7 @@ class NpmTokenProvider(Probing, ProviderDefaults):
                 if isinstance(exc, requests.ConnectionError | requests.Timeout)
                 else PermanentProviderError
             )
-            detail = _redact(f"{type(exc).__name__}: {exc}", secrets)
+            detail = redact(f"{type(exc).__name__}: {exc}", secrets)
             raise kind(f"{operation} for {self._where(t)} failed: {detail}") from None
 
     def _raise_for(
@@ -339,7 +339,7 @@ class NpmTokenProvider(Probing, ProviderDefaults):
         if isinstance(message, str):
             detail += f" ({message})"
         raise for_status(response.status_code)(
-            f"{operation} for {self._where(t)} failed: {_redact(detail, secrets)}"
+            f"{operation} for {self._where(t)} failed: {redact(detail, secrets)}"
         )
 
     def _first_accepted(
@@ -435,10 +435,3 @@ def _json(response: requests.Response) -> dict[str, Any]:
     except ValueError:
         answer = None
     return answer if isinstance(answer, dict) else {}
-
-
-def _redact(text: str, secrets: Iterable[str]) -> str:
-    for value in secrets:
-        if value:
-            text = text.replace(value, "[redacted]")
-    return text

@@ -43,7 +43,6 @@ login and the one error table of their driver.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
 from enum import Enum
 from typing import Annotated, Any, ClassVar, Self
 
@@ -71,7 +70,6 @@ from keyturn.secret import Secret
 USERNAME = "username"
 PASSWORD = "password"
 UNKNOWN = "unknown"
-REDACTED = "[redacted]"
 
 Name = Annotated[str, Field(min_length=1, max_length=80)]
 
@@ -116,14 +114,6 @@ class SqlTarget(BaseModel):
 def credential_id(user: str, secret_password: str) -> str:
     """The single-user id of a password: names it without revealing it."""
     return f"{user}@{fingerprint({PASSWORD: secret_password})}"
-
-
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """`text` with every given secret value replaced (drivers may quote SQL or settings)."""
-    for value in secrets:
-        if value:
-            text = text.replace(value, REDACTED)
-    return text
 
 
 def secret_fields(secret: Secret, where: str) -> tuple[str, str]:

@@ -57,6 +57,7 @@ from keyturn import awserrors
 from keyturn.awserrors import error_code, error_detail
 from keyturn.fingerprint import canonical_json
 from keyturn.randomness import KmsRandom, RandomSource
+from keyturn.secret import redact
 from keyturn.stores.base import StoreDefaults, StoredVersion
 from keyturn.stores.errors import (
     ERRORS,
@@ -400,9 +401,7 @@ class AwsSecretsManagerStore(StoreDefaults):
     ) -> StoreError:
         """Classify `exc`; the message names store and secret, never a secret value."""
         detail = error_detail(exc)
-        for value in (secret or {}).values():
-            if isinstance(value, str) and value:
-                detail = detail.replace(value, "[redacted]")
+        detail = redact(detail, (secret or {}).values())
         return classify(exc)(f"{operation} {self._where(name)} failed: {detail}")
 
     def _encode(self, name: str, secret: Data, metadata: Mapping[str, str]) -> str:

@@ -52,6 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from keyturn.fingerprint import canonical_json
 from keyturn.httpstatus import github_rate_limited
+from keyturn.secret import redact
 from keyturn.stores.base import StoreDefaults, StoredVersion
 from keyturn.stores.errors import (
     PermanentStoreError,
@@ -270,8 +271,7 @@ class GitHubActionsSecretStore(StoreDefaults):
         else:
             detail = f"{type(exc).__name__}: {exc}"
         leaks = bool(value) and value in f"{exc}{exc!r}"
-        if value:
-            detail = detail.replace(value, "[redacted]")
+        detail = redact(detail, [value])
         error = classify(exc)(f"{operation} {self._where(path)} failed: {detail}")
         raise error from (None if leaks else exc)
 

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from keyturn.fingerprint import canonical_json
 from keyturn.randomness import RandomSource, VaultRandom
+from keyturn.secret import redact
 from keyturn.stores.base import StoreDefaults, StoredVersion
 from keyturn.stores.errors import (
     PermanentStoreError,
@@ -214,9 +215,7 @@ class VaultKvStore(StoreDefaults):
             detail = ", ".join(exc.errors or []) or "no error message"
         else:
             detail = str(exc)
-        for value in (secret or {}).values():
-            if isinstance(value, str) and value:
-                detail = detail.replace(value, "[redacted]")
+        detail = redact(detail, (secret or {}).values())
         return classify(exc)(
             f"{operation} {self._where(path)} failed: {type(exc).__name__}: {detail}"
         )
