@@ -10,6 +10,11 @@ values the activity holds for this credential (the old and new secret, read
 from the stores) and the random source the runbook provides. Providers that
 authenticate as the credential itself (npm tokens) or must present the old
 value to revoke it (leaked GitHub tokens) take what they need from it.
+
+`verify` and `confirm_revoked` usually ask the service, a bounded number of
+times, whether it accepts a secret; a provider built on
+`keyturn.providers.probing.Probing` states that question once as `probe` and
+gets the retries and the error wording from there.
 """
 
 from __future__ import annotations
