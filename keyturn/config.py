@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from keyturn.durations import parse_duration
+from keyturn.errors import PermanentError
 from keyturn.ratelimits import RateLimitError, parse_overrides
-from keyturn.runbook.durations import parse_duration
 from keyturn.temporal_auth import TemporalAuth, TemporalAuthError
 
 DEFAULT_TASK_QUEUE = "keyturn"
@@ -17,7 +18,7 @@ DEFAULT_SHUTDOWN_GRACE = timedelta(minutes=2)
 timeout (GCP's 120 s is the longest), so a step is not cut off half-way."""
 
 
-class ConfigError(Exception):
+class ConfigError(PermanentError):
     """A required setting is missing or malformed; the message says which variable to set."""
 
 

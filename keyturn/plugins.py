@@ -5,6 +5,11 @@ when it is loaded, not at its first call: a class that does not satisfy its
 protocol (name, protocol methods with compatible signatures, plus any checks
 of its own kind) is refused with an error naming the entry point, before any
 rotation starts. A name declared by two packages is refused rather than guessed.
+
+A protocol's optional capabilities have their defaults in a class of their own
+(`defaults`); a plugin that does not declare one is given the default when it
+is loaded or registered (`complete`), so callers read capabilities as plain
+attributes.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ class PluginRegistry:
         key: str,
         error: type[Exception],
         checks: Iterable[Callable[[type], list[str]]] = (),
+        defaults: type | None = None,
     ) -> None:
         self.group = group
         self.protocol = protocol
@@ -34,9 +40,13 @@ class PluginRegistry:
         self.key = key  # the class attribute that must equal the entry point name
         self.error = error
         self._checks = tuple(checks)
+        self._defaults = {
+            name: value for name, value in vars(defaults or object).items() if not name.startswith("_")
+        }
         self.methods = tuple(
             name for name, value in vars(protocol).items()
-            if not name.startswith("_") and (callable(value) or isinstance(value, classmethod))
+            if not name.startswith("_") and name not in self._defaults
+            and (callable(value) or isinstance(value, classmethod))
         )
         self._registered: dict[str, type] = {}
         self._loaded: dict[str, type] = {}
@@ -57,7 +67,14 @@ class PluginRegistry:
         """Add a class in-process (tests, embedding); checked now. Usable as a decorator."""
         name = getattr(cls, self.key, None)
         self.check(cls, name if isinstance(name, str) else repr(name), f"class {cls!r}")
-        self._registered[name] = cls
+        self._registered[name] = self.complete(cls)
+        return cls
+
+    def complete(self, cls: type) -> type:
+        """Give `cls` the default of each optional capability it does not declare."""
+        for name, default in self._defaults.items():
+            if not hasattr(cls, name):
+                setattr(cls, name, default)
         return cls
 
     def unregister(self, name: str) -> None:
@@ -121,4 +138,4 @@ class PluginRegistry:
         except Exception as exc:
             raise self.error(f"{self.kind} {name!r} ({origin}) failed to import: {exc}") from exc
         self.check(cls, name, origin)
-        return cls
+        return self.complete(cls)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from keyturn.errors import PermanentError
+
 DEFAULT_RATE_LIMITS: dict[str, float] = {
     # GitHub: secondary limit of 80 content-creating requests per minute (and
     # 900 points per minute, 5 per mutation); a step makes at most one mutation.
@@ -37,7 +39,7 @@ FALLBACK_RATE_LIMIT = 1.0
 """For a family no default knows (a provider installed from another package)."""
 
 
-class RateLimitError(ValueError):
+class RateLimitError(PermanentError, ValueError):
     """KEYTURN_RATE_LIMITS is malformed; the message says which entry."""
 
 

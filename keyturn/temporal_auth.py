@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from keyturn.errors import PermanentError
+
 TLS_ENV = "KEYTURN_TEMPORAL_TLS"
 CA_ENV = "KEYTURN_TEMPORAL_TLS_CA"
 CERT_ENV = "KEYTURN_TEMPORAL_TLS_CERT"
@@ -27,7 +29,7 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-class TemporalAuthError(ValueError):
+class TemporalAuthError(PermanentError, ValueError):
     """A TLS or API key variable is malformed or contradicts another; the message names it."""
 
 

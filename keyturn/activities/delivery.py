@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from keyturn.providers.base import Secret, SecretShape
+from keyturn.providers.base import SecretShape
 from keyturn.runbook.plan_model import CredentialPlan, Location, StorePlan
+from keyturn.secret import Secret
 from keyturn.stores import fields
 from keyturn.stores.base import Store, StoredVersion
 from keyturn.stores.errors import StaleStore, StoreConflict, StoreShapeMismatch
@@ -75,7 +76,7 @@ class Delivery:
         current = Current(None, None)
         for index, location in enumerate(self.targets()):
             store = self.store(location)
-            if not getattr(store, "readable", True):
+            if not store.readable:
                 continue
             found = store.read(location.path)
             if found is not None:
@@ -160,7 +161,7 @@ class Delivery:
     def _merge_write(self, location: Location, secret: Secret,
                      metadata: dict[str, str]) -> tuple[int, int | None]:
         store = self.store(location)
-        if not getattr(store, "readable", True):
+        if not store.readable:
             return store.write(location.path, fields.merged(None, secret, location.fields),
                                metadata), None
         attempt = 0
@@ -187,7 +188,7 @@ class Delivery:
         they are now; a path this delivery created is removed again."""
         for location in done:
             store = self.store(location)
-            if not getattr(store, "readable", True):
+            if not store.readable:
                 continue  # write-only: the old value cannot be read back to restore it
             found = store.read(location.path)
             if found is None or self.view(location, found) != secret:

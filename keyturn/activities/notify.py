@@ -23,6 +23,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from keyturn.errors import KeyturnError
 from keyturn.runbook.models import webhook_url_problem
 from keyturn.workflows.models import Notification, NotifyInput
 
@@ -38,7 +39,7 @@ _EFFECT = {
 }
 
 
-class NotifyFailed(Exception):
+class NotifyFailed(KeyturnError):
     """A delivery failed; `retryable` says whether another attempt may succeed."""
 
     def __init__(self, message: str, *, retryable: bool) -> None:

@@ -19,9 +19,11 @@ from contextlib import AbstractContextManager, contextmanager
 from temporalio import activity
 
 from keyturn.activities.delivery import Delivery
+from keyturn.errors import PermanentError
 from keyturn.providers.base import Provider, ProviderContext
 from keyturn.runbook.plan_model import CredentialPlan, StorePlan
 from keyturn.stores.base import Store
+from keyturn.stores.registry import with_capabilities
 from keyturn.workflows.models import CredentialCheck, PreflightInput, Problem
 
 PARALLEL_CHECKS = 4
@@ -29,7 +31,7 @@ PARALLEL_CHECKS = 4
 and a few at a time stay inside the services' request quotas."""
 
 
-class Refused(Exception):
+class Refused(PermanentError):
     """A check found a problem; its message is the problem."""
 
 
@@ -39,7 +41,7 @@ class PreflightChecks:
     def __init__(self, *, provider_for: Callable[[str], Provider],
                  store_for: Callable[[StorePlan], Store]) -> None:
         self._provider_for = provider_for
-        self._store_for = store_for
+        self._store_for = with_capabilities(store_for)
 
     @activity.defn(name="preflight")
     def preflight(self, inp: PreflightInput) -> list[CredentialCheck]:

@@ -18,13 +18,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from keyturn.audit import AuditEvent, AuditLog, event_id
-from keyturn.providers.errors import ProviderError
-from keyturn.stores.errors import StoreError
+from keyturn.errors import PermanentError, TransientError
 from keyturn.workflows.models import AuditInput, StepInput
 
 
 def _retryable(exc: BaseException) -> bool:
-    if isinstance(exc, (ProviderError, StoreError)):
+    if isinstance(exc, (PermanentError, TransientError)):
         return exc.retryable
     # Bad input never gets better by retrying; unknown failures (network, timeouts) might.
     return not isinstance(exc, (ValidationError, LookupError, ValueError, TypeError))

@@ -16,11 +16,13 @@ from temporalio import activity
 from keyturn.activities.delivery import Delivery
 from keyturn.activities.recording import StepRecorder
 from keyturn.fingerprint import fingerprint
-from keyturn.providers.base import NewCredential, Provider, ProviderContext, Secret
+from keyturn.providers.base import NewCredential, Provider, ProviderContext
 from keyturn.randomness import OS_RANDOM, RandomSource
 from keyturn.runbook.plan_model import Location, StorePlan
+from keyturn.secret import Secret
 from keyturn.stores.base import Store, StoredVersion
-from keyturn.stores.errors import PermanentStoreError
+from keyturn.stores.errors import NothingStaged, PermanentStoreError
+from keyturn.stores.registry import with_capabilities
 from keyturn.workflows.models import (
     CreateResult,
     PrecheckResult,
@@ -44,7 +46,7 @@ class RotationSteps:
         recorder: StepRecorder,
     ) -> None:
         self.provider_for = provider_for
-        self.store_for = store_for
+        self.store_for = with_capabilities(store_for)
         self._rec = recorder
 
     # ---- plumbing ---------------------------------------------------------------------
@@ -76,8 +78,8 @@ class RotationSteps:
         """The first random source the runbook's stores offer (Vault, KMS), else the OS CSPRNG."""
         staging = inp.credential.staging.store
         for name in sorted(inp.context.stores, key=lambda n: n != staging):
-            offer = getattr(self.store_for(inp.context.stores[name]), "random_source", None)
-            if offer is not None and (source := offer()) is not None:
+            source = self.store_for(inp.context.stores[name]).random_source()
+            if source is not None:
                 return source
         return OS_RANDOM
 
@@ -216,7 +218,7 @@ class RotationSteps:
         store, staged = self._staged(inp)
         if staged is None or fingerprint(staged.secret) != notice.fingerprint:
             found = fingerprint(staged.secret) if staged else "nothing"
-            raise LookupError(
+            raise NothingStaged(
                 f"staging {staging.store}:{staging.path} holds {found}, not the supplied value "
                 f"{notice.fingerprint}: run `keyturn supply` again"
             )
@@ -244,7 +246,7 @@ class RotationSteps:
             _, staged = self._staged(inp)
             if staged is None:
                 staging = inp.credential.staging
-                raise LookupError(f"nothing staged at {staging.store}:{staging.path}")
+                raise NothingStaged(f"nothing staged at {staging.store}:{staging.path}")
             ctx = self._context(inp, old=self._delivered(inp), new=staged.secret)
             provider.verify(target, staged.secret, ctx)
             details.update(credential_id=inp.new_credential_id, fingerprint=fingerprint(staged.secret))
@@ -263,7 +265,7 @@ class RotationSteps:
             delivery = self.delivery(inp)
             if staged is None:
                 if not self._holds_new(inp, delivery):
-                    raise LookupError(
+                    raise NothingStaged(
                         f"staged value for {inp.credential.id} is gone and "
                         f"{delivery.targets()[0].store}:{delivery.targets()[0].path} does not "
                         "hold the new credential"
@@ -290,7 +292,7 @@ class RotationSteps:
     def _version_of(delivery: Delivery, location: Location) -> int:
         """The latest version at `location`; 0 for a write-only store or an empty path."""
         store = delivery.store(location)
-        found = store.read(location.path) if getattr(store, "readable", True) else None
+        found = store.read(location.path) if store.readable else None
         return found.version if found else 0
 
     def _holds_new(self, inp: StepInput, delivery: Delivery) -> bool:

@@ -33,7 +33,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from keyturn.api.errors import forbidden, too_many_failures, unauthenticated
-from keyturn.runbook.validate import RESERVED_PRINCIPALS
+from keyturn.config import ConfigError
+from keyturn.runbook.models import RESERVED_PRINCIPALS
 
 TOKENS_ENV = "KEYTURN_API_TOKENS"
 DEFAULT_TOKENS = Path(".keyturn/api-tokens.yaml")
@@ -45,7 +46,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
-class TokenFileError(Exception):
+class TokenFileError(ConfigError):
     """The token file is malformed; the message names the file and the problem."""
 
 

@@ -87,7 +87,7 @@ class ErrorBody(BaseModel):
     errors: list[dict[str, Any]] | None = None
 
 
-class ApiError(Exception):
+class ApiError(KeyturnError):
     """Raise from a route to answer with `status` and an ErrorBody."""
 
     def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from keyturn.config import ConfigError
+
 log = logging.getLogger("keyturn.api")
 INSECURE_WARNING = ("serving plain HTTP on {host}, a non-loopback address (--insecure-http): "
                     "tokens and session cookies cross the network readable by anyone on the path")
 
 
-class TransportRefused(Exception):
+class TransportRefused(ConfigError):
     """The listen options are unsafe or incomplete; the message says what to pass."""
 
 

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from keyturn.audit.record import AuditError, canonical_json, format_ts
+from keyturn.errors import PermanentError
 
 CHECKPOINT_CONTEXT = b"keyturn-audit-checkpoint-v1\x00"
 _HEX_FIELDS = {
@@ -40,7 +41,7 @@ SIGNING_KEY_ENV = "KEYTURN_AUDIT_SIGNING_KEY"
 PUBLIC_KEY_ENV = "KEYTURN_AUDIT_PUBLIC_KEY"
 
 
-class CheckpointError(AuditError):
+class CheckpointError(AuditError, PermanentError):
     """A key file or a checkpoints line cannot be used; the message says which and why."""
 
 

@@ -66,6 +66,7 @@ from keyturn.audit.record import (
     parse_record,
 )
 from keyturn.audit.verify import Problem, VerifyResult, verify_lines
+from keyturn.secret import redact
 
 SECRET_PARAMS = frozenset({"password", "sslpassword"})
 PAGE = 1000  # rows per round trip when streaming
@@ -323,9 +324,7 @@ class PostgresAuditLog:
         """``exc`` as an AuditLogError naming the database (no password) and the fix."""
         text = str(exc).strip()
         detail = text.splitlines()[0] if text else type(exc).__name__
-        for name in SECRET_PARAMS:
-            if secret := self._params.get(name):
-                detail = detail.replace(secret, "[redacted]")
+        detail = redact(detail, (self._params.get(name) for name in SECRET_PARAMS))
         state = exc.sqlstate
         if state is None:
             connecting = isinstance(exc, psycopg.OperationalError)

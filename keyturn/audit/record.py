@@ -77,6 +77,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from keyturn.errors import KeyturnError, PermanentError
+
 GENESIS_PREV = "0" * 64
 RECORD_HASH_PREFIX = b"\x00"
 
@@ -106,11 +108,14 @@ _TS = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$"
 _HEX64 = r"^[0-9a-f]{64}$"
 
 
-class AuditError(Exception):
-    """Base for every audit failure; messages name the file, line or field at fault."""
+class AuditError(KeyturnError):
+    """Base for every audit failure; messages name the file, line or field at fault.
+
+    Neither branch: a log that cannot be read or locked (`AuditLogError`) may
+    work on another try, a malformed record (`AuditFormatError`) never will."""
 
 
-class AuditFormatError(AuditError, ValueError):
+class AuditFormatError(AuditError, PermanentError, ValueError):
     """A log line is not a well-formed audit record; the message says why."""
 
 

@@ -30,7 +30,7 @@ def token_add(
 ) -> None:
     """Create a token for NAME (replacing any earlier one) and print it once."""
     from keyturn.api.auth import TokenFileError, add_token, tokens_path
-    from keyturn.runbook.durations import parse_duration
+    from keyturn.durations import parse_duration
 
     path = tokens or tokens_path()
     try:

@@ -32,7 +32,7 @@ def describe_providers() -> list[dict[str, Any]]:
         described.append({
             "name": name,
             "family": cls.family,
-            "supplied": bool(getattr(cls, "supplied", False)),
+            "supplied": cls.supplied,
             "secret_fields": list(shape.fields),
             "optional_fields": sorted(shape.optional),
             "reads_current": shape.reads_current,

@@ -16,11 +16,11 @@ from rich.text import Text
 from keyturn.cli.common import EXIT_USAGE, OutputFormat, print_json, show_view
 from keyturn.cli.layout import Sheet
 from keyturn.config import ConfigError, Settings
+from keyturn.durations import format_duration
 from keyturn.operations.errors import InvalidRunbook
 from keyturn.operations.plans import RunbookSource, compile_plan
 from keyturn.policy.load import PolicyError, load_policy
 from keyturn.runbook import RunbookError, check
-from keyturn.runbook.durations import format_duration
 from keyturn.runbook.plan_model import CredentialPlan, ExecutionPlan, GatePlan, TierPlan
 
 PREVIEW_RUN_ID = "plan-preview"

@@ -26,10 +26,10 @@ from hvac.exceptions import VaultError
 from rich.table import Table
 
 from keyturn.demo.seed import Admin, Seeded, short
-from keyturn.providers.aws_kms import AwsKmsKeyTarget
-from keyturn.providers.base import Secret
+from keyturn.providers.kms_keys import AwsKmsKeyTarget
 from keyturn.providers.vault_pki_cert import VaultPkiCertTarget
 from keyturn.runbook.models import Credential, Deliver, Runbook
+from keyturn.secret import Secret
 
 ECDSA_HASHES = {"ECDSA_SHA_256": hashes.SHA256, "ECDSA_SHA_384": hashes.SHA384,
                 "ECDSA_SHA_512": hashes.SHA512}

@@ -25,10 +25,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
-from keyturn.providers.aws_kms import AwsKmsKeyTarget
-from keyturn.providers.base import Secret
+from keyturn.providers.kms_keys import AwsKmsKeyTarget
 from keyturn.providers.vault_pki_cert import VaultPkiCertTarget
 from keyturn.runbook.models import Credential, Deliver, Runbook
+from keyturn.secret import Secret
 
 SIGNING_KEY_SPEC = "ECC_NIST_P256"
 SIGNING_ALGORITHM = "ECDSA_SHA_256"

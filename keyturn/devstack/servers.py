@@ -21,6 +21,8 @@ import urllib.request
 from pathlib import Path
 from typing import Self
 
+from keyturn.errors import PermanentError
+
 HOST = "127.0.0.1"
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
@@ -29,7 +31,7 @@ MOTO_REGION = "us-east-1"
 MOTO_ADMIN_USER = "keyturn-admin"
 
 
-class DevServerError(RuntimeError):
+class DevServerError(PermanentError, RuntimeError):
     """A local server could not be found, started or stopped; the message says why."""
 
 

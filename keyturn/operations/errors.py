@@ -7,7 +7,7 @@ the message. Messages name the run, target or credential, never a secret value.
 
   RunError (permanent)       RunNotFound | AmbiguousTarget | RunConflict | RunEnded
                              | GateRefused(.reason) | NotAwaitingSupply | InvalidRunbook
-                             | InvalidFilter | PreflightRefused(.report)
+                             | InvalidFilter | PreflightRefused(.report) | CancelForbidden
   TemporalUnavailable, NoWorker, StoreRefused (transient)
 """
 

@@ -22,8 +22,8 @@ from keyturn.operations.errors import (
     temporal_error,
 )
 from keyturn.operations.runs import run_plan
-from keyturn.providers.base import Secret
 from keyturn.runbook.plan_model import CredentialPlan, ExecutionPlan, StorePlan
+from keyturn.secret import Secret
 from keyturn.stores.base import Store
 from keyturn.stores.errors import StoreError
 from keyturn.stores.registry import open_store
@@ -31,7 +31,6 @@ from keyturn.workflows.models import CredentialStatus, SupplyNotice
 from keyturn.workflows.rotation import CredentialRotationWorkflow
 from keyturn.workflows.tier import credential_workflow_id
 
-DEFAULT_FIELD = "token"
 StoreFor = Callable[[StorePlan], Store]
 
 
@@ -43,7 +42,7 @@ def supplied_field(provider: str) -> str:
     """The secret field a supplied provider expects (`supplied_field`, default "token")."""
     from keyturn.providers.registry import provider_class
 
-    return str(getattr(provider_class(provider), "supplied_field", DEFAULT_FIELD))
+    return provider_class(provider).supplied_field
 
 
 def supplied_credential(plan: ExecutionPlan, credential_id: str) -> CredentialPlan:

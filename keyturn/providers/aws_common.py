@@ -14,16 +14,14 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import boto3
-from botocore.exceptions import ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from keyturn.providers.errors import (
-    AccessDenied,
-    PermanentProviderError,
-    ProviderError,
-    TransientProviderError,
-)
+from keyturn import awserrors
+from keyturn.awserrors import error_code, error_detail
+from keyturn.providers.base import ProviderDefaults
+from keyturn.providers.errors import ERRORS, ProviderError
 from keyturn.providers.propagation import Propagation
+
+__all__ = ["AwsProviderBase", "classify", "error_code", "error_detail"]
 
 ClientFactory = Callable[..., Any]
 """callable(service_name, **client_kwargs) -> boto3 client."""
@@ -34,35 +32,13 @@ def default_client_factory(service_name: str, **kwargs: Any) -> Any:
     return boto3.session.Session().client(service_name, **kwargs)
 
 
-def error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def error_detail(exc: Exception) -> str:
-    """An AWS error answer's code and message, else the exception's type and text."""
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return f"{error.get('Code', 'unknown error')}: {error.get('Message', '')}".rstrip(": ")
-    return f"{type(exc).__name__}: {exc}"
-
-
 def classify(exc: Exception, codes: Mapping[str, type[ProviderError]]) -> type[ProviderError]:
     """The provider error class for a boto3/botocore exception, given a service's table of
-    error codes. Codes not in it are permanent unless the HTTP status is 5xx (a bare 403 is
-    an IAM policy denial); connection failures are transient."""
-    if isinstance(exc, ClientError):
-        if (mapped := codes.get(error_code(exc))) is not None:
-            return mapped
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if status == 403:
-            return AccessDenied
-        return TransientProviderError if status >= 500 else PermanentProviderError
-    if isinstance(exc, BotoConnectionError | HTTPClientError):
-        return TransientProviderError
-    return PermanentProviderError
+    error codes (keyturn.awserrors, the one AWS classifier)."""
+    return awserrors.classify(exc, codes, ERRORS)
 
 
-class AwsProviderBase:
+class AwsProviderBase(ProviderDefaults):
     """What every AWS provider is built from: a client factory, and its propagation retries.
 
     Subclasses set `default_attempts` to how many checks their service usually

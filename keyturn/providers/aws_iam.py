@@ -24,7 +24,6 @@ from keyturn.providers.base import (
     NewCredential,
     Precheck,
     ProviderContext,
-    Secret,
     SecretShape,
 )
 from keyturn.providers.errors import (
@@ -37,7 +36,9 @@ from keyturn.providers.errors import (
     TransientProviderError,
     VerificationFailed,
 )
+from keyturn.providers.probing import Answer, Probing, accepted, refused
 from keyturn.providers.targets import parse_target
+from keyturn.secret import Secret, redact
 
 KEY_ID = "aws_access_key_id"
 SECRET_KEY = "aws_secret_access_key"
@@ -88,9 +89,7 @@ def map_aws_error(
 ) -> ProviderError:
     """Classify `exc`; the message names the operation and user, never a secret value."""
     detail = error_detail(exc)
-    for value in (secret or {}).values():
-        if value:
-            detail = detail.replace(value, "[redacted]")
+    detail = redact(detail, (secret or {}).values())
     return classify(exc, ERROR_CODES)(f"{operation} for IAM user {user_name!r} failed: {detail}")
 
 
@@ -102,7 +101,7 @@ def is_user_arn(arn: str, user_name: str) -> bool:
     return parts[5].rsplit("/", 1)[-1] == user_name
 
 
-class AwsIamAccessKeyProvider(AwsProviderBase):
+class AwsIamAccessKeyProvider(Probing, AwsProviderBase):
     """Rotates one IAM user's access key: at most two per user, create/verify/disable/delete."""
 
     name: ClassVar[str] = "aws.iam_access_key"
@@ -155,12 +154,9 @@ class AwsIamAccessKeyProvider(AwsProviderBase):
     def verify(self, target: Any, secret: Secret, ctx: ProviderContext = NO_CONTEXT) -> None:
         user = _target(target).user_name
         key_id = _key_id(secret, user)
-        arn, rejection = self._settle(secret, user, accepted=True)
-        if arn is None:
-            raise VerificationFailed(
-                f"verify: STS rejected access key {key_id} of IAM user {user!r} "
-                f"({rejection}) on all {self._propagation.attempts} attempts"
-            )
+        arn = self.expect_accepted(
+            user, secret, f"STS rejected access key {key_id} of IAM user {user!r}"
+        )
         if not is_user_arn(arn, user):
             raise VerificationFailed(
                 f"verify: access key {key_id} authenticates as {arn}, not IAM user {user!r}"
@@ -205,11 +201,10 @@ class AwsIamAccessKeyProvider(AwsProviderBase):
                 f"confirm_revoked: the old secret given for IAM user {user!r} is not for "
                 f"access key {credential_id}"
             )
-        if self._settle(old_secret, user, accepted=False)[0] is not None:
-            raise StillValid(
-                f"access key {credential_id} of IAM user {user!r} is deleted but STS still "
-                f"accepted it on all {self._propagation.attempts} attempts"
-            )
+        self.expect_refused(
+            user, old_secret,
+            f"access key {credential_id} of IAM user {user!r} is deleted but STS still accepted it",
+        )
 
     # -- AWS calls ----------------------------------------------------------------
 
@@ -229,21 +224,13 @@ class AwsIamAccessKeyProvider(AwsProviderBase):
         except (ClientError, BotoCoreError) as exc:
             raise map_aws_error(exc, f"UpdateAccessKey {credential_id} {status}", user) from exc
 
-    def _settle(self, secret: Secret, user: str, accepted: bool) -> tuple[str | None, str]:
-        """Ask STS about `secret` until it is accepted (or rejected), a bounded number of times.
+    def probe(self, target: Any, secret: Any, step: str) -> Answer:
+        """Ask STS who `secret` is: accepted with the ARN, or refused with the error code.
 
-        IAM propagates key changes within seconds; the last answer is returned.
+        `target` is the user name. The STS client is signed with `secret` alone,
+        never the ambient credentials; IAM propagates key changes within seconds.
         """
-        return self._propagation.settle(
-            lambda: self._caller_identity(secret, user),
-            lambda answer: (answer[0] is not None) == accepted,
-        )
-
-    def _caller_identity(self, secret: Secret, user: str) -> tuple[str | None, str]:
-        """(ARN, "") if STS accepts `secret`, (None, error code) if it rejects it.
-
-        The STS client is signed with `secret` alone, never the ambient credentials.
-        """
+        user = str(target)
         try:
             sts = self._client_factory(
                 "sts",
@@ -251,10 +238,10 @@ class AwsIamAccessKeyProvider(AwsProviderBase):
                 aws_secret_access_key=secret[SECRET_KEY],
                 aws_session_token=None,
             )
-            return str(sts.get_caller_identity()["Arn"]), ""
+            return accepted(str(sts.get_caller_identity()["Arn"]))
         except ClientError as exc:
             if error_code(exc) in REJECTED_CODES:
-                return None, error_code(exc)
+                return refused(error_code(exc))
             raise map_aws_error(exc, "GetCallerIdentity", user, secret) from exc
         except BotoCoreError as exc:
             raise map_aws_error(exc, "GetCallerIdentity", user, secret) from exc

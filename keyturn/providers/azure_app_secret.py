@@ -47,12 +47,13 @@ from azure.core.exceptions import AzureError, ServiceRequestError, ServiceRespon
 from azure.identity import ClientSecretCredential
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from keyturn.durations import Duration
 from keyturn.providers.base import (
     NO_CONTEXT,
     NewCredential,
     Precheck,
     ProviderContext,
-    Secret,
+    ProviderDefaults,
     SecretShape,
 )
 from keyturn.providers.errors import (
@@ -63,10 +64,12 @@ from keyturn.providers.errors import (
     StillValid,
     TransientProviderError,
     VerificationFailed,
+    for_status,
 )
+from keyturn.providers.probing import Answer, Probing, accepted, refused
 from keyturn.providers.propagation import Propagation
 from keyturn.providers.targets import parse_target
-from keyturn.runbook.models import Duration
+from keyturn.secret import Secret, redact
 
 TENANT_ID = "tenant_id"
 CLIENT_ID = "client_id"
@@ -75,18 +78,9 @@ DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
 DEFAULT_GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 GUID_PATTERN = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
 
-# The one table from HTTP status (Graph or the token endpoint) to provider errors.
-# Statuses not listed: 5xx transient, any other failure permanent. Connection
-# failures and timeouts are transient; a token the admin identity cannot get is
-# AccessDenied.
-HTTP_STATUS_ERRORS: dict[int, type[ProviderError]] = {
-    400: PermanentProviderError,
-    401: AccessDenied,
-    403: AccessDenied,
-    404: CredentialNotFound,
-    408: TransientProviderError,
-    429: TransientProviderError,
-}
+# HTTP statuses (Graph or the token endpoint) are classified by keyturn's one
+# table (keyturn.httpstatus). Connection failures and timeouts are transient; a
+# token the admin identity cannot get is AccessDenied.
 TRANSIENT_EXCEPTIONS = (
     requests.ConnectionError,
     requests.Timeout,
@@ -148,7 +142,7 @@ class AzureAppSecretTarget(BaseModel):
         return f"{kind} {self.object_id}"
 
 
-class AzureAppSecretProvider:
+class AzureAppSecretProvider(Probing, ProviderDefaults):
     """Rotates a client secret of an Entra application or service principal via Graph."""
 
     name: ClassVar[str] = "azure.app_secret"
@@ -229,14 +223,7 @@ class AzureAppSecretProvider:
     def verify(self, target: Any, secret: Secret, ctx: ProviderContext = NO_CONTEXT) -> None:
         t = _target(target)
         _check_secret(t, secret, "verify", VerificationFailed)
-        rejection = self._propagation.settle(
-            lambda: self._token_refusal(t, secret), lambda r: r is None
-        )
-        if rejection is not None:
-            raise VerificationFailed(
-                f"verify: the token endpoint refused the new client secret of {t} "
-                f"({rejection}) on all {self._propagation.attempts} attempts"
-            )
+        self.expect_accepted(t, secret, f"the token endpoint refused the new client secret of {t}")
 
     def disable(self, target: Any, credential_id: str, ctx: ProviderContext = NO_CONTEXT) -> None:
         """Nothing: Entra cannot disable a password credential; `delete` revokes it."""
@@ -269,14 +256,11 @@ class AzureAppSecretProvider:
             return
         old = ctx.old_secret
         _check_secret(t, old, "confirm_revoked", PermanentProviderError)
-        refusal = self._propagation.settle(
-            lambda: self._token_refusal(t, old), lambda r: r is not None
+        self.expect_refused(
+            t, old,
+            f"client secret {credential_id} of {t} is removed but the token endpoint still "
+            "accepted the old secret",
         )
-        if refusal is None:
-            raise StillValid(
-                f"client secret {credential_id} of {t} is removed but the token endpoint still "
-                f"accepted the old secret on all {self._propagation.attempts} attempts"
-            )
 
     # -- Graph --------------------------------------------------------------------
 
@@ -351,17 +335,19 @@ class AzureAppSecretProvider:
             options["connection_verify"] = self._verify
         return ClientSecretCredential(tenant_id, client_id, client_secret, **options)
 
-    def _token_refusal(self, t: AzureAppSecretTarget, secret: Secret) -> str | None:
-        """None if the token endpoint issues a token for `secret`, else why it refused."""
+    def probe(self, target: Any, secret: Any, step: str) -> Answer:
+        """Ask the token endpoint for a token with `secret`: accepted, or refused and why."""
         try:
-            with self._secret_credential(t.tenant_id, t.client_id, secret[CLIENT_SECRET]) as cred:
+            with self._secret_credential(
+                target.tenant_id, target.client_id, secret[CLIENT_SECRET]
+            ) as cred:
                 cred.get_token(self._scope)
-            return None
+            return accepted()
         except (AzureError, ValueError) as exc:
             code = next((int(c) for c in AADSTS.findall(str(exc))), None)
             if code in REJECTED_AADSTS:
-                return f"AADSTS{code}: {REJECTED_AADSTS[code]}"
-            raise _error(exc, "token request", t, secret) from None
+                return refused(f"AADSTS{code}: {REJECTED_AADSTS[code]}")
+            raise _error(exc, "token request", target, secret) from None
 
     @staticmethod
     def _setting(value: str | None, env: str, default: str) -> str:
@@ -369,12 +355,6 @@ class AzureAppSecretProvider:
 
 
 # -- errors ---------------------------------------------------------------------------
-
-
-def _by_status(status: int) -> type[ProviderError]:
-    if status in HTTP_STATUS_ERRORS:
-        return HTTP_STATUS_ERRORS[status]
-    return TransientProviderError if status >= 500 else PermanentProviderError
 
 
 def _graph_error(
@@ -389,7 +369,7 @@ def _graph_error(
     retry_after = answer.headers.get("Retry-After")
     if retry_after:
         detail += f" (retry after {retry_after} s)"
-    return _by_status(answer.status_code)(
+    return for_status(answer.status_code)(
         f"{operation} for {t} failed: {answer.status_code} {detail}".rstrip()
     )
 
@@ -407,15 +387,13 @@ def _error(
     if any(isinstance(e, TRANSIENT_EXCEPTIONS) for e in chain):
         kind: type[ProviderError] = TransientProviderError
     elif statuses:
-        kind = _by_status(int(statuses[0]))
+        kind = for_status(int(statuses[0]))
     elif isinstance(exc, AzureError) and secret is None:
         kind = AccessDenied  # the admin identity could not authenticate
     else:
         kind = PermanentProviderError
     detail = " ".join(f"{type(exc).__name__}: {exc}".split())
-    for value in (secret or {}).values():
-        if value:
-            detail = detail.replace(value, "[redacted]")
+    detail = redact(detail, (secret or {}).values())
     return kind(f"{operation} for {t} failed: {detail}")
 
 

@@ -10,19 +10,23 @@ values the activity holds for this credential (the old and new secret, read
 from the stores) and the random source the runbook provides. Providers that
 authenticate as the credential itself (npm tokens) or must present the old
 value to revoke it (leaked GitHub tokens) take what they need from it.
+
+`verify` and `confirm_revoked` usually ask the service, a bounded number of
+times, whether it accepts a secret; a provider built on
+`keyturn.providers.probing.Probing` states that question once as `probe` and
+gets the retries and the error wording from there.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
 from keyturn.randomness import OS_RANDOM, RandomSource
-
-Secret = dict[str, str]
-"""A credential's secret material as named fields, e.g. {"aws_access_key_id": ..., ...}."""
+from keyturn.secret import Secret
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,19 @@ class ProviderContext:
 NO_CONTEXT = ProviderContext()
 
 
+class ProviderDefaults:
+    """The defaults of the Provider protocol's optional capabilities.
+
+    Built-in providers derive from it; the registry gives a plugin that does not
+    declare a capability this default when it loads the plugin, so keyturn
+    reads each capability as a plain attribute.
+    """
+
+    supplied: ClassVar[bool] = False
+    supplied_field: ClassVar[str] = "token"
+    step_timeout: ClassVar[timedelta | None] = None
+
+
 @runtime_checkable
 class Provider(Protocol):
     """One credential kind. Methods raise `keyturn.providers.errors.ProviderError` subclasses.
@@ -104,16 +121,23 @@ class Provider(Protocol):
     Class attributes besides `name` and `target_model`:
     family: the provider family (`aws`, `github`, ...): its activities run on the
         task queue of that family, rate-limited to the service's published quota.
+
+    Optional capabilities (`ProviderDefaults` holds their defaults; a provider
+    that does not declare one gets the default when the registry loads it):
     supplied: True when no API can create the replacement (GitHub PATs): the run
         waits at a `supply` step for an operator to put the value into the store,
         and `create` then only identifies `ctx.new_secret` (returns its id).
-    step_timeout (optional timedelta): the longest one step may take, when the
-        service is slower than keyturn's default of 30 s (propagation delays).
+    supplied_field: the secret field a supplied value goes into (`keyturn supply`).
+    step_timeout: the longest one step may take, when the service is slower than
+        keyturn's default of 30 s (propagation delays); None for the default.
     """
 
     name: ClassVar[str]
     target_model: ClassVar[type[BaseModel]]
     family: ClassVar[str]
+    supplied: ClassVar[bool]
+    supplied_field: ClassVar[str]
+    step_timeout: ClassVar[timedelta | None]
 
     @classmethod
     def shape(cls, target: Any | None) -> SecretShape:

@@ -1,27 +1,28 @@
 """Provider errors, classified where they are raised.
 
-Permanent errors (access denied, not found, bad input, quota) must not be
+Every class sits in keyturn's one tree (docs/errors.md): a provider error is a
+`ProviderError` and, through its branch, a `PermanentError` or a
+`TransientError`. Permanent errors (access denied, not found, bad input, quota) must not be
 retried; transient ones (throttling, 5xx, timeouts) are left to the retry
 policy. Messages never contain secret values.
 """
 
 from __future__ import annotations
 
+from keyturn import httpstatus
+from keyturn.errors import KeyturnError, PermanentError, TransientError
 
-class ProviderError(Exception):
+
+class ProviderError(KeyturnError):
     """Base for every provider failure."""
 
-    retryable = False
 
-
-class PermanentProviderError(ProviderError):
+class PermanentProviderError(ProviderError, PermanentError):
     """The request cannot succeed by repeating it."""
 
 
-class TransientProviderError(ProviderError):
+class TransientProviderError(ProviderError, TransientError):
     """Throttling, a 5xx or a timeout: worth retrying."""
-
-    retryable = True
 
 
 class CredentialNotFound(PermanentProviderError):
@@ -42,3 +43,11 @@ class VerificationFailed(PermanentProviderError):
 
 class StillValid(PermanentProviderError):
     """The old credential is still accepted after revocation."""
+
+
+ERRORS = httpstatus.ErrorClasses(
+    access_denied=AccessDenied, not_found=CredentialNotFound, invalid=PermanentProviderError,
+    transient=TransientProviderError, permanent=PermanentProviderError,
+)
+"""The provider error class for each kind of failure (keyturn.httpstatus)."""
+for_status = ERRORS.for_status

@@ -48,7 +48,7 @@ from keyturn.providers.base import (
     NewCredential,
     Precheck,
     ProviderContext,
-    Secret,
+    ProviderDefaults,
     SecretShape,
 )
 from keyturn.providers.errors import (
@@ -61,8 +61,10 @@ from keyturn.providers.errors import (
     TransientProviderError,
     VerificationFailed,
 )
+from keyturn.providers.probing import Answer, Probing, accepted, refused
 from keyturn.providers.propagation import Propagation
 from keyturn.providers.targets import parse_target
+from keyturn.secret import Secret, redact
 
 ENDPOINT_ENV = "KEYTURN_GCP_IAM_ENDPOINT"
 MAX_KEYS_PER_ACCOUNT = 10  # user-managed keys per service account, GCP's limit
@@ -140,7 +142,7 @@ def map_gcp_error(
     )
 
 
-class GcpServiceAccountKeyProvider:
+class GcpServiceAccountKeyProvider(Probing, ProviderDefaults):
     """Rotates a service account's user-managed key: at most 10 per account."""
 
     name: ClassVar[str] = "gcp.service_account_key"
@@ -231,12 +233,10 @@ class GcpServiceAccountKeyProvider:
                 f"verify: key {key_id} belongs to service account {key_file['client_email']!r}, "
                 f"not {t.service_account!r}"
             )
-        rejection = self._settle(key_file, t, accepted=True)
-        if rejection is not None:
-            raise VerificationFailed(
-                f"verify: the token endpoint rejected key {key_id} of service account "
-                f"{t.service_account!r} ({rejection}) on all {self._propagation.attempts} attempts"
-            )
+        self.expect_accepted(
+            t, key_file,
+            f"the token endpoint rejected key {key_id} of service account {t.service_account!r}",
+        )
 
     def disable(self, target: Any, credential_id: str, ctx: ProviderContext = NO_CONTEXT) -> None:
         t = _target(target)
@@ -287,12 +287,11 @@ class GcpServiceAccountKeyProvider:
                 f"confirm_revoked: the old secret (key {old_id}) is for service account "
                 f"{old['client_email']!r}, not {t.service_account!r}"
             )
-        if self._settle(old, t, accepted=False) is None:
-            raise StillValid(
-                f"key {credential_id} of service account {t.service_account!r} is deleted but "
-                f"the token endpoint still accepted the old key file (key {old_id}) on all "
-                f"{self._propagation.attempts} attempts"
-            )
+        self.expect_refused(
+            t, old,
+            f"key {credential_id} of service account {t.service_account!r} is deleted but "
+            f"the token endpoint still accepted the old key file (key {old_id})",
+        )
 
     # -- IAM calls ----------------------------------------------------------------
 
@@ -322,31 +321,22 @@ class GcpServiceAccountKeyProvider:
 
     # -- token exchange -------------------------------------------------------------
 
-    def _settle(self, key_file: KeyFile, t: GcpServiceAccountTarget, accepted: bool) -> str | None:
-        """Exchange `key_file` until it is accepted (or refused), a bounded number of times.
-
-        Returns the last refusal, or None if the last exchange was granted.
-        """
-        return self._propagation.settle(
-            lambda: self._exchange(key_file, t), lambda rejection: (rejection is None) == accepted
-        )
-
-    def _exchange(self, key_file: KeyFile, t: GcpServiceAccountTarget) -> str | None:
-        """None if the token endpoint grants a token for `key_file`, else its refusal.
+    def probe(self, target: Any, secret: Any, step: str) -> Answer:
+        """Exchange the key file `secret` for a token: accepted, or refused and why.
 
         A throttled or failing endpoint (after google-auth's own retries) or an
         unreachable one is transient: it says nothing about the key.
         """
         try:
             credentials = service_account.Credentials.from_service_account_info(
-                key_file, scopes=[TOKEN_SCOPE]
+                secret, scopes=[TOKEN_SCOPE]
             )
         except ValueError:
             credentials = None
         if credentials is None:  # raised outside the except block: no context quoting the key
             raise PermanentProviderError(
-                f"the key file for service account {t.service_account!r} (key "
-                f"{key_file['private_key_id']}) has a private key google-auth cannot load"
+                f"the key file for service account {target.service_account!r} (key "
+                f"{secret['private_key_id']}) has a private key google-auth cannot load"
             )
         with requests.Session() as session:
             request = functools.partial(Request(session), timeout=self._timeout)
@@ -354,11 +344,11 @@ class GcpServiceAccountKeyProvider:
                 credentials.refresh(request)
             except auth_exceptions.RefreshError as exc:
                 if exc.retryable:
-                    raise map_gcp_error(exc, "token exchange", t.service_account, key_file) from exc
-                return _redact(str(exc.args[0]) if exc.args else "refused", key_file)
+                    raise map_gcp_error(exc, "token exchange", target.service_account, secret) from exc
+                return refused(_redact(str(exc.args[0]) if exc.args else "refused", secret))
             except auth_exceptions.TransportError as exc:
-                raise map_gcp_error(exc, "token exchange", t.service_account, key_file) from exc
-        return None
+                raise map_gcp_error(exc, "token exchange", target.service_account, secret) from exc
+        return accepted()
 
 
 def _target(target: Any) -> GcpServiceAccountTarget:
@@ -405,7 +395,5 @@ def _key_file(secret: Secret, t: GcpServiceAccountTarget) -> KeyFile:
 
 def _redact(text: str, key_file: KeyFile | None) -> str:
     """`text` without any line of the key file's private key, should a server echo it."""
-    for line in str((key_file or {}).get("private_key", "")).splitlines():
-        if len(line) >= 16:
-            text = text.replace(line, "[redacted]")
-    return text
+    lines = str((key_file or {}).get("private_key", "")).splitlines()
+    return redact(text, (line for line in lines if len(line) >= 16))

@@ -22,14 +22,17 @@ from typing import Any, ClassVar
 import requests
 from github import Auth, Github, GithubException
 
+from keyturn.httpstatus import github_rate_limited
+from keyturn.providers.base import ProviderDefaults
 from keyturn.providers.errors import (
     AccessDenied,
-    CredentialNotFound,
     PermanentProviderError,
     ProviderError,
     TransientProviderError,
+    for_status,
 )
 from keyturn.providers.propagation import Propagation
+from keyturn.secret import redact
 
 ENV_API_URL = "KEYTURN_GITHUB_API_URL"
 ENV_TOKEN = "KEYTURN_GITHUB_TOKEN"
@@ -39,15 +42,8 @@ TIMEOUT_SECONDS = 30
 ClientFactory = Callable[[str | None, str], Github]
 """callable(token or None for anonymous, base_url) -> Github client."""
 
-# The one table from HTTP status to provider error; a 403/429 that is a rate
-# limit is transient (see `is_rate_limited`), anything 5xx too.
-STATUS_ERRORS: dict[int, type[ProviderError]] = {
-    401: AccessDenied,
-    403: AccessDenied,
-    404: CredentialNotFound,
-    422: PermanentProviderError,
-    429: TransientProviderError,
-}
+# HTTP statuses are classified by keyturn's one table (keyturn.httpstatus); a
+# 403/429 that is a rate limit is transient (httpstatus.github_rate_limited).
 
 
 def default_client_factory(token: str | None, base_url: str) -> Github:
@@ -62,24 +58,12 @@ def default_client_factory(token: str | None, base_url: str) -> Github:
     )
 
 
-def is_rate_limited(status: int, headers: dict[str, Any] | None, message: str) -> bool:
-    """GitHub's primary/secondary rate limit answers: 403 or 429 with these signs."""
-    lowered = {k.lower(): str(v) for k, v in (headers or {}).items()}
-    return status in (403, 429) and (
-        lowered.get("x-ratelimit-remaining") == "0"
-        or "retry-after" in lowered
-        or "rate limit" in message.lower()
-    )
-
-
 def classify(exc: Exception) -> type[ProviderError]:
     """The provider error class for a PyGithub / requests exception."""
     if isinstance(exc, GithubException):
-        if is_rate_limited(exc.status, exc.headers, error_message(exc)):
+        if github_rate_limited(exc.status, exc.headers, error_message(exc)):
             return TransientProviderError
-        if exc.status >= 500:
-            return TransientProviderError
-        return STATUS_ERRORS.get(exc.status, PermanentProviderError)
+        return for_status(exc.status)
     if isinstance(exc, requests.RequestException | ConnectionError | TimeoutError):
         return TransientProviderError
     return PermanentProviderError
@@ -97,9 +81,7 @@ def map_github_error(exc: Exception, operation: str, secrets: tuple[str, ...] = 
         detail = f"{exc.status} {error_message(exc)}".strip()
     else:
         detail = type(exc).__name__
-    for value in secrets:
-        if value:
-            detail = detail.replace(value, "[redacted]")
+    detail = redact(detail, secrets)
     return classify(exc)(f"{operation} failed: {detail}")
 
 
@@ -183,7 +165,7 @@ def next_link(link: str) -> str | None:
     return None
 
 
-class GitHubProviderBase:
+class GitHubProviderBase(ProviderDefaults):
     """What every GitHub provider is built from: the API, and its propagation retries.
 
     Subclasses set `default_attempts` when GitHub needs longer to show a change

@@ -35,7 +35,6 @@ from keyturn.providers.base import (
     NewCredential,
     Precheck,
     ProviderContext,
-    Secret,
     SecretShape,
 )
 from keyturn.providers.errors import (
@@ -50,7 +49,9 @@ from keyturn.providers.github_common import (
     github_errors,
     list_all,
 )
+from keyturn.providers.probing import Answer, Probing, accepted, refused
 from keyturn.providers.targets import parse_target
+from keyturn.secret import Secret
 
 PRIVATE_KEY = "private_key"
 PUBLIC_KEY = "public_key"
@@ -108,7 +109,7 @@ def public_key_of(secret: Secret, repo: str) -> str:
     return key_body(secret[PUBLIC_KEY])
 
 
-class GitHubDeployKeyProvider(GitHubProviderBase):
+class GitHubDeployKeyProvider(Probing, GitHubProviderBase):
     """Rotates a repository's deploy key: add a new key, prove it is listed, delete the old."""
 
     name: ClassVar[str] = "github.deploy_key"
@@ -151,15 +152,8 @@ class GitHubDeployKeyProvider(GitHubProviderBase):
     def verify(self, target: Any, secret: Secret, ctx: ProviderContext = NO_CONTEXT) -> None:
         t = _target(target)
         public = public_key_of(secret, t.repo)
-        keys = self._propagation.settle(
-            lambda: self._keys(t), lambda listed: any(key_body(k["key"]) == public for k in listed)
-        )
+        keys = self.expect_accepted(t, public, f"repository {t.repo!r} does not list the new deploy key")
         match = [k for k in keys if key_body(k["key"]) == public]
-        if not match:
-            raise VerificationFailed(
-                f"verify: repository {t.repo!r} does not list the new deploy key "
-                f"after {self._propagation.attempts} attempts"
-            )
         expected = t.read_only
         if expected is None:
             others = [k for k in self._titled(keys, match[0]["title"]) if k["id"] != match[0]["id"]]
@@ -203,6 +197,11 @@ class GitHubDeployKeyProvider(GitHubProviderBase):
             )
 
     # -- GitHub calls -------------------------------------------------------------
+
+    def probe(self, target: Any, secret: Any, step: str) -> Answer:
+        """Is the public key `secret` among the repository's deploy keys? Accepted with the list."""
+        keys = self._keys(target)
+        return accepted(keys) if any(key_body(k["key"]) == secret for k in keys) else refused()
 
     def _keys(self, t: DeployKeyTarget) -> list[dict[str, Any]]:
         """The repository's deploy keys as GitHub lists them (GET /repos/{o}/{r}/keys)."""

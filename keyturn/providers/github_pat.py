@@ -50,7 +50,6 @@ from keyturn.providers.base import (
     NewCredential,
     Precheck,
     ProviderContext,
-    Secret,
     SecretShape,
 )
 from keyturn.providers.errors import (
@@ -67,7 +66,9 @@ from keyturn.providers.github_common import (
     list_all,
     map_github_error,
 )
+from keyturn.providers.probing import Answer, Probing, accepted, refused
 from keyturn.providers.targets import parse_target
+from keyturn.secret import Secret
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def token_fingerprint(secret: Secret) -> str:
     return fingerprint({TOKEN: secret[TOKEN]})
 
 
-class GitHubPatProvider(GitHubProviderBase):
+class GitHubPatProvider(Probing, GitHubProviderBase):
     """Identifies, verifies and revokes personal access tokens an operator supplies."""
 
     name: ClassVar[str] = "github.pat"
@@ -189,12 +190,7 @@ class GitHubPatProvider(GitHubProviderBase):
         token = _token(secret)
         if token is None:
             raise PermanentProviderError(f"token secret for {t.owner!r} lacks {TOKEN!r}")
-        login, headers = self._settle(t, token, accepted=True)
-        if login is None:
-            raise VerificationFailed(
-                f"verify: GitHub rejected the token of {t.owner!r} (401) "
-                f"on all {self._propagation.attempts} attempts"
-            )
+        login, headers = self.expect_accepted(t, token, f"GitHub rejected the token of {t.owner!r}")
         if login.lower() != t.owner.lower():
             raise VerificationFailed(f"verify: the token authenticates as {login!r}, not {t.owner!r}")
         missing = sorted(set(t.scopes) - granted_scopes(headers.get("x-oauth-scopes", "")))
@@ -255,11 +251,7 @@ class GitHubPatProvider(GitHubProviderBase):
             raise PermanentProviderError(
                 f"confirm_revoked: the old token given for {t.owner!r} is not token {credential_id}"
             )
-        if self._settle(t, old, accepted=False)[0] is not None:
-            raise StillValid(
-                f"token {credential_id} of {t.owner!r} is still accepted by GitHub "
-                f"after {self._propagation.attempts} attempts"
-            )
+        self.expect_refused(t, old, f"token {credential_id} of {t.owner!r} is still accepted by GitHub")
 
     # -- GitHub calls -------------------------------------------------------------
 
@@ -279,13 +271,10 @@ class GitHubPatProvider(GitHubProviderBase):
             ) from None
         return str(user["login"]), headers
 
-    def _settle(
-        self, t: PatTarget, token: Secret, accepted: bool
-    ) -> tuple[str | None, dict[str, Any]]:
-        """Ask GET /user until the token is accepted (or rejected), a bounded number of times."""
-        return self._propagation.settle(
-            lambda: self._whoami(t, token), lambda answer: (answer[0] is not None) == accepted
-        )
+    def probe(self, target: Any, secret: Any, step: str) -> Answer:
+        """GET /user with the token: accepted with (login, headers), or refused (401)."""
+        login, headers = self._whoami(target, secret)
+        return refused("401") if login is None else accepted((login, headers))
 
     def _token_id(
         self, t: PatTarget, token: Secret, mismatch: type[ProviderError]

@@ -47,7 +47,6 @@ from keyturn.providers.base import (
     NewCredential,
     Precheck,
     ProviderContext,
-    Secret,
     SecretShape,
 )
 from keyturn.providers.errors import (
@@ -64,6 +63,7 @@ from keyturn.providers.github_common import (
 )
 from keyturn.providers.targets import parse_target
 from keyturn.randomness import token_hex
+from keyturn.secret import Secret
 
 FIELD = "webhook_secret"
 UNKNOWN = "unknown"

@@ -37,7 +37,8 @@ from keyturn.providers.errors import (
     ProviderError,
     TransientProviderError,
 )
-from keyturn.providers.sql_password import Login, Name, SqlPasswordProvider, SqlTarget, redact
+from keyturn.providers.sql_password import Login, Name, SqlPasswordProvider, SqlTarget
+from keyturn.secret import redact
 
 ADMIN_DSN_ENV = "KEYTURN_MYSQL_ADMIN_DSN"
 ACCESS_DENIED = 1045

@@ -42,25 +42,28 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from keyturn.httpstatus import REJECTED
 from keyturn.providers.base import (
     NO_CONTEXT,
     NewCredential,
     Precheck,
     ProviderContext,
-    Secret,
+    ProviderDefaults,
     SecretShape,
 )
 from keyturn.providers.errors import (
     AccessDenied,
     CredentialNotFound,
     PermanentProviderError,
-    ProviderError,
     StillValid,
     TransientProviderError,
     VerificationFailed,
+    for_status,
 )
+from keyturn.providers.probing import Answer, Probing, accepted, refused
 from keyturn.providers.propagation import Propagation
 from keyturn.providers.targets import parse_target
+from keyturn.secret import Secret, redact
 
 TOKEN = "token"
 DEFAULT_REGISTRY = "https://registry.npmjs.org"
@@ -68,26 +71,11 @@ REGISTRY_ENV = "KEYTURN_NPM_REGISTRY"
 PASSWORD_ENV = "KEYTURN_NPM_PASSWORD"
 MAX_LIST_PAGES = 100
 
-# The one table from HTTP status to provider errors. Other 5xx are transient,
-# other 4xx permanent; connection failures and timeouts are transient.
-STATUS_ERRORS: dict[int, type[ProviderError]] = {
-    401: AccessDenied,
-    403: AccessDenied,
-    404: CredentialNotFound,
-    408: TransientProviderError,
-    429: TransientProviderError,
-}
-REJECTED = frozenset({401, 403})
-"""What the registry answers when the presented token is unknown, revoked or not allowed."""
+# HTTP statuses are classified by keyturn's one table (keyturn.httpstatus);
+# connection failures and timeouts are transient.
 
 PasswordLookup = Callable[[str], str | None]
 """callable(username) -> that npm user's password, or None if unknown."""
-
-
-def classify_status(status: int) -> type[ProviderError]:
-    if (mapped := STATUS_ERRORS.get(status)) is not None:
-        return mapped
-    return TransientProviderError if status >= 500 else PermanentProviderError
 
 
 def password_from_env(username: str) -> str | None:
@@ -133,7 +121,7 @@ def abbreviates(listed: str, token: str) -> bool:
     return bool(listed) and token.startswith(listed)
 
 
-class NpmTokenProvider:
+class NpmTokenProvider(Probing, ProviderDefaults):
     """Rotates an npm user's token: create with password, verify with whoami, revoke by key."""
 
     name: ClassVar[str] = "npm.token"
@@ -219,11 +207,7 @@ class NpmTokenProvider:
     def verify(self, target: Any, secret: Secret, ctx: ProviderContext = NO_CONTEXT) -> None:
         t = _target(target)
         token = self._token_of(t, secret, "verify", "the new token")
-        user = self._settle(t, token, accepted=True, operation="verify: whoami")
-        if user is None:
-            raise VerificationFailed(
-                f"verify: {self._where(t)} rejected the new token on all {self._propagation.attempts} attempts"
-            )
+        user = self.expect_accepted(t, token, f"{self._where(t)} rejected the new token")
         if user != t.username:
             raise VerificationFailed(
                 f"verify: the new token authenticates as npm user {user!r}, not {self._where(t)}"
@@ -267,11 +251,12 @@ class NpmTokenProvider:
         if ctx.old_secret is None:
             return
         old = self._token_of(t, ctx.old_secret, operation, "the old token")
-        if self._settle(t, old, accepted=False, operation=f"{operation}: whoami") is not None:
-            raise StillValid(
-                f"token {credential_id} is gone from the token list of {self._where(t)} but the "
-                f"registry still accepted the old token on all {self._propagation.attempts} attempts"
-            )
+        self.expect_refused(
+            t, old,
+            f"token {credential_id} is gone from the token list of {self._where(t)} but the "
+            "registry still accepted the old token",
+            step=operation,
+        )
 
     # -- registry calls -----------------------------------------------------------
 
@@ -340,7 +325,7 @@ class NpmTokenProvider:
                 if isinstance(exc, requests.ConnectionError | requests.Timeout)
                 else PermanentProviderError
             )
-            detail = _redact(f"{type(exc).__name__}: {exc}", secrets)
+            detail = redact(f"{type(exc).__name__}: {exc}", secrets)
             raise kind(f"{operation} for {self._where(t)} failed: {detail}") from None
 
     def _raise_for(
@@ -353,8 +338,8 @@ class NpmTokenProvider:
         message = _json(response).get("error") or _json(response).get("message")
         if isinstance(message, str):
             detail += f" ({message})"
-        raise classify_status(response.status_code)(
-            f"{operation} for {self._where(t)} failed: {_redact(detail, secrets)}"
+        raise for_status(response.status_code)(
+            f"{operation} for {self._where(t)} failed: {redact(detail, secrets)}"
         )
 
     def _first_accepted(
@@ -434,12 +419,10 @@ class NpmTokenProvider:
         username = _json(response).get("username")
         return username if isinstance(username, str) and username else None
 
-    def _settle(self, t: NpmTokenTarget, token: str, accepted: bool, operation: str) -> str | None:
-        """Ask whoami until `token` is accepted (or rejected), a bounded number of times."""
-        return self._propagation.settle(
-            lambda: self._whoami(t, token, operation, [token]),
-            lambda user: (user is not None) == accepted,
-        )
+    def probe(self, target: Any, secret: Any, step: str) -> Answer:
+        """Ask whoami about the token `secret`: accepted with the username, or refused."""
+        user = self._whoami(target, secret, f"{step}: whoami", [secret])
+        return refused() if user is None else accepted(user)
 
 
 def _target(target: Any) -> NpmTokenTarget:
@@ -452,10 +435,3 @@ def _json(response: requests.Response) -> dict[str, Any]:
     except ValueError:
         answer = None
     return answer if isinstance(answer, dict) else {}
-
-
-def _redact(text: str, secrets: Iterable[str]) -> str:
-    for value in secrets:
-        if value:
-            text = text.replace(value, "[redacted]")
-    return text

@@ -38,7 +38,8 @@ from keyturn.providers.errors import (
     ProviderError,
     TransientProviderError,
 )
-from keyturn.providers.sql_password import Login, Name, SqlPasswordProvider, SqlTarget, redact
+from keyturn.providers.sql_password import Login, Name, SqlPasswordProvider, SqlTarget
+from keyturn.secret import redact
 
 ADMIN_DSN_ENV = "KEYTURN_POSTGRES_ADMIN_DSN"
 INVALID_PASSWORD = "28P01"

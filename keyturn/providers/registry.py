@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from keyturn.plugins import PluginRegistry
-from keyturn.providers.base import Provider
+from keyturn.providers.base import Provider, ProviderDefaults
 from keyturn.providers.errors import PermanentProviderError
 
 GROUP = "keyturn.providers"
@@ -44,6 +44,7 @@ PROVIDERS = PluginRegistry(
     key="name",
     error=ProviderLoadError,
     checks=[_target_model_problems, _family_problems],
+    defaults=ProviderDefaults,
 )
 provider_names = PROVIDERS.names
 provider_class = PROVIDERS.get

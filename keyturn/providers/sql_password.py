@@ -43,7 +43,6 @@ login and the one error table of their driver.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
 from enum import Enum
 from typing import Annotated, Any, ClassVar, Self
 
@@ -55,7 +54,7 @@ from keyturn.providers.base import (
     NewCredential,
     Precheck,
     ProviderContext,
-    Secret,
+    ProviderDefaults,
     SecretShape,
 )
 from keyturn.providers.errors import (
@@ -66,11 +65,11 @@ from keyturn.providers.errors import (
 )
 from keyturn.providers.targets import parse_target
 from keyturn.randomness import OS_RANDOM, password
+from keyturn.secret import Secret
 
 USERNAME = "username"
 PASSWORD = "password"
 UNKNOWN = "unknown"
-REDACTED = "[redacted]"
 
 Name = Annotated[str, Field(min_length=1, max_length=80)]
 
@@ -117,14 +116,6 @@ def credential_id(user: str, secret_password: str) -> str:
     return f"{user}@{fingerprint({PASSWORD: secret_password})}"
 
 
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """`text` with every given secret value replaced (drivers may quote SQL or settings)."""
-    for value in secrets:
-        if value:
-            text = text.replace(value, REDACTED)
-    return text
-
-
 def secret_fields(secret: Secret, where: str) -> tuple[str, str]:
     """(username, password) of a secret, or a clear error naming the missing fields."""
     missing = sorted({USERNAME, PASSWORD} - secret.keys())
@@ -133,7 +124,7 @@ def secret_fields(secret: Secret, where: str) -> tuple[str, str]:
     return secret[USERNAME], secret[PASSWORD]
 
 
-class SqlPasswordProvider(ABC):
+class SqlPasswordProvider(ProviderDefaults, ABC):
     """A database's user passwords in either mode; subclasses are the dialects."""
 
     name: ClassVar[str]

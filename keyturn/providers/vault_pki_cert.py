@@ -49,7 +49,7 @@ from keyturn.providers.base import (
     NewCredential,
     Precheck,
     ProviderContext,
-    Secret,
+    ProviderDefaults,
     SecretShape,
 )
 from keyturn.providers.errors import (
@@ -62,6 +62,7 @@ from keyturn.providers.errors import (
     VerificationFailed,
 )
 from keyturn.providers.targets import parse_target
+from keyturn.secret import Secret
 
 ClientFactory = Callable[[str, str, str | None], Any]
 """callable(address, token, namespace) -> hvac.Client."""
@@ -195,7 +196,7 @@ def load_private_key(pem: str) -> Any:
         return None  # never chain the parser's error: it concerns the secret
 
 
-class VaultPkiCertProvider:
+class VaultPkiCertProvider(ProviderDefaults):
     """Issues, verifies and revokes code-signing certificates of one PKI role."""
 
     name: ClassVar[str] = "signing.vault_pki_cert"

@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from keyturn.runbook.durations import parse_duration
+from keyturn.durations import Duration
 from keyturn.runbook.source import SourceMap
 
 _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
@@ -72,18 +72,6 @@ Slug = Annotated[
     str,
     AfterValidator(_slug),
     WithJsonSchema({"type": "string", "pattern": f"^{_SLUG.pattern}$"}),
-]
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(parse_duration),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "string", "pattern": r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$|^\d+$"},
-                {"type": "integer", "minimum": 0},
-            ]
-        }
-    ),
 ]
 GroupNames = Annotated[
     list[Slug],

@@ -138,8 +138,7 @@ def _provider_traits(name: str) -> tuple[str, bool, timedelta | None, type[BaseM
         cls = provider_class(name)
     except ProviderLoadError:
         return "", False, None, None
-    return (cls.family, bool(getattr(cls, "supplied", False)), getattr(cls, "step_timeout", None),
-            cls.target_model)
+    return cls.family, cls.supplied, cls.step_timeout, cls.target_model
 
 
 def _check_passable(runbook: Runbook, tiers: list[TierPlan], index: dict[str, int],

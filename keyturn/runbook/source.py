@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from keyturn.errors import PermanentError
+
 Path = tuple[str | int, ...]
 Position = tuple[int, int]
 
 
-class RunbookError(Exception):
+class RunbookError(PermanentError):
     """A runbook problem; str() is "file:line:col: reason" so editors can jump to it."""
 
     def __init__(self, file: str, line: int, column: int, reason: str) -> None:

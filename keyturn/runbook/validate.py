@@ -377,7 +377,7 @@ def _store_readable(store_type: str) -> bool:
     from keyturn.stores.registry import StoreLoadError, store_class
 
     try:
-        return bool(getattr(store_class(store_type), "readable", True))
+        return store_class(store_type).readable
     except StoreLoadError:
         return True
 

@@ -8,8 +8,10 @@ the same way: exit 2.
 
 from __future__ import annotations
 
+from keyturn.errors import PermanentError
 
-class ScopeError(Exception):
+
+class ScopeError(PermanentError):
     """An input scope cannot read; str() is "file:line:col: reason" (or "file: reason")."""
 
     def __init__(self, file: str, reason: str, line: int | None = None, column: int | None = None):

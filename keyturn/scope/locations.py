@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import re
 
+from keyturn.errors import PermanentError
+
 GITHUB_SECRET = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 _K8S_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 _GH_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
-class LocationError(ValueError):
+class LocationError(PermanentError, ValueError):
     """A string that is not a secret location; the message shows the forms."""
 
 

@@ -22,6 +22,8 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from keyturn.errors import PermanentError
+
 NPM, PYPI, ACTIONS = "npm", "PyPI", "GitHub Actions"
 ECOSYSTEMS = (NPM, PYPI, ACTIONS)
 SHA = re.compile(r"[0-9a-f]{40}")
@@ -30,7 +32,7 @@ _ALIASES = {"npm": NPM, "pypi": PYPI, "github actions": ACTIONS, "actions": ACTI
             "github-actions": ACTIONS}
 
 
-class VersionError(ValueError):
+class VersionError(PermanentError, ValueError):
     """A version or range that the ecosystem's syntax does not allow."""
 
 

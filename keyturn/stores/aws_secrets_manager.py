@@ -48,17 +48,19 @@ import boto3
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    HTTPClientError,
     NoCredentialsError,
     NoRegionError,
 )
-from botocore.exceptions import ConnectionError as BotoConnectionError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from keyturn import awserrors
+from keyturn.awserrors import error_code, error_detail
 from keyturn.fingerprint import canonical_json
 from keyturn.randomness import KmsRandom, RandomSource
-from keyturn.stores.base import StoredVersion
+from keyturn.secret import redact
+from keyturn.stores.base import StoreDefaults, StoredVersion
 from keyturn.stores.errors import (
+    ERRORS,
     PermanentStoreError,
     StoreAccessDenied,
     StoreConfigError,
@@ -125,20 +127,10 @@ class AwsSecretsManagerConfig(BaseModel):
 
 
 def classify(exc: Exception) -> type[StoreError]:
-    """The store error class for a boto3/botocore exception."""
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        if (mapped := ERROR_CODES.get(str(error.get("Code", "")))) is not None:
-            return mapped
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if status == 403:  # an IAM policy denial that came without a JSON error code
-            return StoreAccessDenied
-        return TransientStoreError if status >= 500 else PermanentStoreError
+    """The store error class for a boto3/botocore exception (keyturn.awserrors)."""
     if isinstance(exc, NoCredentialsError | NoRegionError):
         return StoreConfigError
-    if isinstance(exc, BotoConnectionError | HTTPClientError):
-        return TransientStoreError
-    return PermanentStoreError
+    return awserrors.classify(exc, ERROR_CODES, ERRORS)
 
 
 def version_token(number: int) -> str:
@@ -209,7 +201,7 @@ class _SecretState:
         return {k: v for k, v in self.entries.get(number, {}).items() if k != ADOPTED}
 
 
-class AwsSecretsManagerStore:
+class AwsSecretsManagerStore(StoreDefaults):
     """Secrets Manager secrets as versioned keyturn paths, with per-version metadata in tags."""
 
     type: ClassVar[str] = "aws_secrets_manager"
@@ -256,7 +248,7 @@ class AwsSecretsManagerStore:
         try:
             answer = self._client.get_secret_value(SecretId=name, VersionId=version_id)
         except ClientError as exc:
-            if _code(exc) == "ResourceNotFoundException":
+            if error_code(exc) == "ResourceNotFoundException":
                 return None  # deleted meanwhile
             raise self._error(exc, "read", name) from exc
         except BotoCoreError as exc:
@@ -308,9 +300,9 @@ class AwsSecretsManagerStore:
         try:
             self._client.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
         except ClientError as exc:
-            if _code(exc) == "ResourceNotFoundException":
+            if error_code(exc) == "ResourceNotFoundException":
                 return
-            if _code(exc) == "InvalidRequestException" and self._state(name, "destroy") is None:
+            if error_code(exc) == "InvalidRequestException" and self._state(name, "destroy") is None:
                 return  # already scheduled for deletion: on its way out
             raise self._error(exc, "destroy", name) from exc
         except BotoCoreError as exc:
@@ -343,7 +335,7 @@ class AwsSecretsManagerStore:
                     break
                 kwargs["NextToken"] = page["NextToken"]
         except ClientError as exc:
-            if _code(exc) == "ResourceNotFoundException":
+            if error_code(exc) == "ResourceNotFoundException":
                 return None
             raise self._error(exc, operation, name) from exc
         except BotoCoreError as exc:
@@ -375,7 +367,7 @@ class AwsSecretsManagerStore:
         try:
             self._client.create_secret(**kwargs)
         except ClientError as exc:
-            if _code(exc) != "ResourceExistsException":
+            if error_code(exc) != "ResourceExistsException":
                 raise self._error(exc, "create", name) from exc
             state = self._state(name, "write")  # created meanwhile by someone else
             if state is not None:
@@ -408,15 +400,8 @@ class AwsSecretsManagerStore:
         self, exc: Exception, operation: str, name: str, secret: Data | None = None
     ) -> StoreError:
         """Classify `exc`; the message names store and secret, never a secret value."""
-        if isinstance(exc, ClientError):
-            error = exc.response.get("Error", {})
-            detail = f"{error.get('Code', 'unknown error')}: {error.get('Message', '')}"
-            detail = detail.rstrip(": ")
-        else:
-            detail = f"{type(exc).__name__}: {exc}"
-        for value in (secret or {}).values():
-            if isinstance(value, str) and value:
-                detail = detail.replace(value, "[redacted]")
+        detail = error_detail(exc)
+        detail = redact(detail, (secret or {}).values())
         return classify(exc)(f"{operation} {self._where(name)} failed: {detail}")
 
     def _encode(self, name: str, secret: Data, metadata: Mapping[str, str]) -> str:
@@ -444,10 +429,6 @@ class AwsSecretsManagerStore:
         except ValueError:
             value = None
         return value if isinstance(value, dict) else {TEXT: text}
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def _entry_tags(number: int, chunks: list[str]) -> dict[str, str]:

@@ -7,8 +7,9 @@ built from these few operations by the activities.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
+from keyturn.randomness import RandomSource
 from keyturn.stores.fields import Data
 
 
@@ -23,7 +24,20 @@ class StoredVersion:
 
 @runtime_checkable
 class Store(Protocol):
+    """A secret store. Optional capabilities (`StoreDefaults` holds their defaults; a store
+    type that does not declare one gets the default when the registry loads it):
+
+    readable: False for a write-only store (GitHub Actions secrets): `read` always
+        answers None, so it cannot stage a value or be the first deliver target.
+    random_source(): the store's own random source for generated values (Vault's
+        sys/tools/random, KMS GenerateRandom), or None for the OS CSPRNG.
+    """
+
     name: str
+    readable: ClassVar[bool]
+
+    def random_source(self) -> RandomSource | None:
+        """The store's random source for generated secret values, or None."""
 
     def read(self, path: str, version: int | None = None) -> StoredVersion | None:
         """The value at `path` (latest, or `version`), or None if there is none."""
@@ -43,3 +57,19 @@ class Store(Protocol):
 
     def destroy(self, path: str) -> None:
         """Remove every version and the metadata at `path`. Missing paths are fine."""
+
+
+class StoreDefaults:
+    """The defaults of the Store protocol's optional capabilities.
+
+    Built-in stores derive from it; the registry gives a store type that does not
+    declare a capability this default when it loads it (and the activities do so
+    for stores injected without the registry), so keyturn reads each capability
+    as a plain attribute.
+    """
+
+    readable: ClassVar[bool] = True
+
+    def random_source(self) -> RandomSource | None:
+        """None: values are generated from the OS CSPRNG."""
+        return None

@@ -1,6 +1,6 @@
 """Store errors, classified where they are raised.
 
-One base class per layer: every failure of a secret store is a `StoreError`,
+One base class per layer, in keyturn's one tree (docs/errors.md): every failure of a secret store is a `StoreError`,
 either permanent (bad configuration, permission denied, a missing mount, a
 rejected request: repeating it cannot help) or transient (sealed or
 unreachable server, rate limit, 5xx: worth retrying). Messages name the store
@@ -9,21 +9,20 @@ and the path, never a secret value or a token.
 
 from __future__ import annotations
 
+from keyturn import httpstatus
+from keyturn.errors import KeyturnError, PermanentError, TransientError
 
-class StoreError(Exception):
+
+class StoreError(KeyturnError):
     """Base for every store failure."""
 
-    retryable = False
 
-
-class PermanentStoreError(StoreError):
+class PermanentStoreError(StoreError, PermanentError):
     """The request cannot succeed by repeating it."""
 
 
-class TransientStoreError(StoreError):
+class TransientStoreError(StoreError, TransientError):
     """Unreachable, sealed, rate-limited or a 5xx: worth retrying."""
-
-    retryable = True
 
 
 class StoreConfigError(PermanentStoreError):
@@ -52,3 +51,15 @@ class StoreShapeMismatch(PermanentStoreError):
 
 class StaleStore(PermanentStoreError):
     """A deliver path holds a credential the service no longer has: the store is out of date."""
+
+
+class NothingStaged(PermanentStoreError):
+    """The staging path does not hold the value a step needs (gone, or not the one supplied)."""
+
+
+ERRORS = httpstatus.ErrorClasses(
+    access_denied=StoreAccessDenied, not_found=StoreNotFound, invalid=StoreInvalidRequest,
+    transient=TransientStoreError, permanent=PermanentStoreError,
+)
+"""The store error class for each kind of failure (keyturn.httpstatus)."""
+for_status = ERRORS.for_status

@@ -51,15 +51,17 @@ from nacl.public import PublicKey, SealedBox
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from keyturn.fingerprint import canonical_json
-from keyturn.stores.base import StoredVersion
+from keyturn.httpstatus import github_rate_limited
+from keyturn.secret import redact
+from keyturn.stores.base import StoreDefaults, StoredVersion
 from keyturn.stores.errors import (
     PermanentStoreError,
-    StoreAccessDenied,
     StoreConfigError,
     StoreError,
     StoreInvalidRequest,
     StoreNotFound,
     TransientStoreError,
+    for_status,
 )
 from keyturn.stores.fields import Data
 
@@ -68,21 +70,11 @@ TOKEN_ENV = "KEYTURN_GITHUB_TOKEN"
 DEFAULT_API_URL = "https://api.github.com"
 SECRET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-# The one table from failures to store errors: exception types (looked up along
-# the MRO) first, then HTTP statuses. A 403 or 429 that is a rate limit
-# (PyGithub's RateLimitExceededException, or GitHub's rate-limit headers) and any
-# other 5xx are transient too.
-ERRORS: dict[type[Exception] | int, type[StoreError]] = {
-    RateLimitExceededException: TransientStoreError,
-    requests.ConnectionError: TransientStoreError,
-    requests.Timeout: TransientStoreError,
-    400: StoreInvalidRequest,
-    401: StoreAccessDenied,
-    403: StoreAccessDenied,
-    404: StoreNotFound,
-    422: StoreInvalidRequest,
-    429: TransientStoreError,
-}
+# Failures to store errors: PyGithub's RateLimitExceededException and
+# connection failures and timeouts are transient; HTTP statuses go through
+# keyturn's one table (keyturn.httpstatus), where a 403 or 429 that GitHub marks
+# as a rate limit is transient too.
+TRANSIENT_EXCEPTIONS = (RateLimitExceededException, requests.ConnectionError, requests.Timeout)
 
 
 class GitHubActionsSecretConfig(BaseModel):
@@ -147,20 +139,17 @@ def parse_path(path: str) -> SecretLocation:
 
 
 def classify(exc: Exception) -> type[StoreError]:
-    for cls in type(exc).__mro__:
-        if cls in ERRORS:
-            return ERRORS[cls]
+    if isinstance(exc, TRANSIENT_EXCEPTIONS):
+        return TransientStoreError
     if isinstance(exc, GithubException):
-        headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
-        rate_limited = headers.get("x-ratelimit-remaining") == "0" or "retry-after" in headers
-        if exc.status >= 500 or (exc.status in (403, 429) and rate_limited):
+        data = exc.data if isinstance(exc.data, dict) else {}
+        if github_rate_limited(exc.status, exc.headers, str(data.get("message") or "")):
             return TransientStoreError
-        if exc.status in ERRORS:
-            return ERRORS[exc.status]
+        return for_status(exc.status)
     return PermanentStoreError
 
 
-class GitHubActionsSecretStore:
+class GitHubActionsSecretStore(StoreDefaults):
     """Delivers values to GitHub Actions secrets; write-only, so never readable."""
 
     type: ClassVar[str] = "github_actions_secret"
@@ -282,8 +271,7 @@ class GitHubActionsSecretStore:
         else:
             detail = f"{type(exc).__name__}: {exc}"
         leaks = bool(value) and value in f"{exc}{exc!r}"
-        if value:
-            detail = detail.replace(value, "[redacted]")
+        detail = redact(detail, [value])
         error = classify(exc)(f"{operation} {self._where(path)} failed: {detail}")
         raise error from (None if leaks else exc)
 

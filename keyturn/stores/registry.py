@@ -10,11 +10,11 @@ before any secret is written.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from keyturn.plugins import PluginRegistry
-from keyturn.stores.base import Store
+from keyturn.stores.base import Store, StoreDefaults
 from keyturn.stores.errors import StoreConfigError
 
 GROUP = "keyturn.stores"
@@ -39,6 +39,7 @@ STORES = PluginRegistry(
     key="type",
     error=StoreLoadError,
     checks=[_constructor_problems],
+    defaults=StoreDefaults,
 )
 store_names = STORES.names
 store_class = STORES.get
@@ -57,3 +58,18 @@ def open_store(name: str, type: str, config: Mapping[str, Any]) -> Store:
         raise StoreConfigError(f"store {name!r}: config says type {declared!r}, not {type!r}")
     store: Store = store_class(type)(name, config)
     return store
+
+
+P = TypeVar("P")
+
+
+def with_capabilities(store_for: Callable[[P], Store]) -> Callable[[P], Store]:
+    """`store_for`, with each store's class given the defaults of the capabilities it does
+    not declare: for stores the worker is handed directly (tests, embedding), not loaded."""
+
+    def opened(plan: P) -> Store:
+        store = store_for(plan)
+        STORES.complete(type(store))
+        return store
+
+    return opened

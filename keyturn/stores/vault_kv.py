@@ -33,7 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from keyturn.fingerprint import canonical_json
 from keyturn.randomness import RandomSource, VaultRandom
-from keyturn.stores.base import StoredVersion
+from keyturn.secret import redact
+from keyturn.stores.base import StoreDefaults, StoredVersion
 from keyturn.stores.errors import (
     PermanentStoreError,
     StoreAccessDenied,
@@ -87,7 +88,7 @@ def classify(exc: Exception) -> type[StoreError]:
     return PermanentStoreError
 
 
-class VaultKvStore:
+class VaultKvStore(StoreDefaults):
     """Versioned secrets at paths under one KV v2 mount, with per-version metadata."""
 
     type: ClassVar[str] = "vault_kv"
@@ -214,9 +215,7 @@ class VaultKvStore:
             detail = ", ".join(exc.errors or []) or "no error message"
         else:
             detail = str(exc)
-        for value in (secret or {}).values():
-            if isinstance(value, str) and value:
-                detail = detail.replace(value, "[redacted]")
+        detail = redact(detail, (secret or {}).values())
         return classify(exc)(
             f"{operation} {self._where(path)} failed: {type(exc).__name__}: {detail}"
         )

@@ -16,7 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 
 with workflow.unsafe.imports_passed_through():
     from keyturn.audit.record import format_ts
-    from keyturn.runbook.durations import format_duration
+    from keyturn.durations import format_duration
     from keyturn.workflows import gates
     from keyturn.workflows.models import AuditInput, GateState
 

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from temporalio.exceptions import ApplicationError
 
-from keyturn.runbook.durations import format_duration
+from keyturn.durations import format_duration
 from keyturn.workflows.models import ApprovalRequest, ApprovalResult, Decision, GateState
 
 GATE_CLOSED = "gate_closed"

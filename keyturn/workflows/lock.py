@@ -36,6 +36,7 @@ from temporalio import workflow
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
+    from keyturn.errors import PermanentError
     from keyturn.runbook.identity import describe_target
     from keyturn.runbook.plan_model import CredentialPlan
     from keyturn.workflows.common import audit, call
@@ -101,7 +102,7 @@ Mark = Callable[[str, str, str], None]
 """The rotation's status marker: mark(step, outcome, detail)."""
 
 
-class TargetHeld(Exception):
+class TargetHeld(PermanentError):
     """Another run holds the target and the credential refuses to wait; the message names it."""
 
 

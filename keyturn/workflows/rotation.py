@@ -34,6 +34,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from keyturn.errors import PermanentError
     from keyturn.workflows import gates, lock
     from keyturn.workflows.common import audit, call, gate_outcome, reason, wait_for_gate
     from keyturn.workflows.models import (
@@ -57,7 +58,7 @@ ROLLBACK_FAILED_PROMOTE = "rollback-failed-promote"
 """Patch: a failed promote rolls back too (promote restores the targets it wrote first)."""
 
 
-class RotationFailed(Exception):
+class RotationFailed(PermanentError):
     """A step failed or a gate closed; `step` names where."""
 
     def __init__(self, step: str, message: str) -> None:

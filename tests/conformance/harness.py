@@ -13,7 +13,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from keyturn.providers.base import Provider, Secret
+from keyturn.providers.base import Provider
+from keyturn.secret import Secret
 
 FaultKind = Literal["permanent", "transient"]
 

@@ -22,7 +22,7 @@ from fakes.fault_proxy import FaultProxy
 
 from keyturn.devstack.servers import MOTO_REGION, MotoServer
 from keyturn.providers.aws_iam import KEY_ID, SECRET_KEY, AwsIamAccessKeyProvider
-from keyturn.providers.base import Secret
+from keyturn.secret import Secret
 
 XML = "text/xml"
 

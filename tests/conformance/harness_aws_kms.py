@@ -26,7 +26,7 @@ from fakes.fault_proxy import FaultProxy
 
 from keyturn.devstack.servers import MOTO_REGION, MotoServer
 from keyturn.providers.aws_kms import AwsKmsKeyProvider
-from keyturn.providers.base import Secret
+from keyturn.secret import Secret
 
 JSON = "application/x-amz-json-1.1"
 FAULTS: dict[str, tuple[int, bytes]] = {

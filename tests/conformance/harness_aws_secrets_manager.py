@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from fakes.fault_proxy import FaultProxy
 
 from keyturn.devstack.servers import MOTO_REGION, MotoServer
-from keyturn.providers.base import Secret
+from keyturn.secret import Secret
 from keyturn.stores.aws_secrets_manager import AwsSecretsManagerStore
 
 JSON = "application/x-amz-json-1.1"

@@ -22,7 +22,7 @@ from keyturn.providers.azure_app_secret import (
     TENANT_ID,
     AzureAppSecretProvider,
 )
-from keyturn.providers.base import Secret
+from keyturn.secret import Secret
 
 FAULTS: dict[str, int] = {"permanent": 403, "transient": 503}
 

@@ -20,8 +20,8 @@ import pytest
 from conformance.harness import FaultKind, Subject
 from fakes.gcp_iam import MAX_USER_MANAGED_KEYS, FakeGcpIam, forged, token_granted
 
-from keyturn.providers.base import Secret
 from keyturn.providers.gcp_service_account import KEY_JSON, GcpServiceAccountKeyProvider
+from keyturn.secret import Secret
 
 FAULTS: dict[FaultKind, grpc.StatusCode] = {
     "permanent": grpc.StatusCode.PERMISSION_DENIED,

@@ -23,7 +23,6 @@ from cryptography.hazmat.primitives import serialization
 from fakes.github import GitHubFake
 
 from keyturn.fingerprint import fingerprint
-from keyturn.providers.base import Secret
 from keyturn.providers.github_deploy_key import (
     PRIVATE_KEY,
     PUBLIC_KEY,
@@ -33,6 +32,7 @@ from keyturn.providers.github_deploy_key import (
 )
 from keyturn.providers.github_pat import GitHubPatProvider
 from keyturn.providers.github_webhook_secret import FIELD, GitHubWebhookSecretProvider
+from keyturn.secret import Secret
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import pytest
 from fakes.github import GitHubFake
 from fakes.github_actions import ActionsSecrets, install
 
-from keyturn.providers.base import Secret
+from keyturn.secret import Secret
 from keyturn.stores.github_actions_secret import API_URL_ENV, TOKEN_ENV, GitHubActionsSecretStore
 
 FAULTS = {

@@ -17,8 +17,8 @@ import pytest
 from conformance.harness import FaultKind, Subject
 from fakes.webhook_service import MAX_SECRETS, SIGNATURE_PREFIX, WebhookService
 
-from keyturn.providers.base import Secret
 from keyturn.providers.http_webhook import HttpWebhookProvider
+from keyturn.secret import Secret
 
 TOKEN_ENV = "HOOKBAY_API_TOKEN"
 SECRET_FIELD = "signing_secret"

@@ -27,8 +27,8 @@ from fakes.fault_proxy import FaultProxy
 from fakes.verdaccio import VerdaccioServer
 
 from keyturn.devstack.servers import DevServerError
-from keyturn.providers.base import Secret
 from keyturn.providers.npm_token import NpmTokenProvider
+from keyturn.secret import Secret
 
 FAULTS: dict[str, tuple[int, bytes]] = {
     "permanent": (403, b'{"error": "unauthorized access"}'),

@@ -29,10 +29,10 @@ from fakes.sql_servers import MariaDbServer, PostgresServer
 from fakes.tcp_proxy import TcpProxy
 
 from keyturn.devstack.servers import HOST, DevServerError
-from keyturn.providers.base import Secret
 from keyturn.providers.mysql_password import MySqlPasswordProvider
 from keyturn.providers.postgres_password import PostgresPasswordProvider
 from keyturn.providers.sql_password import SqlPasswordProvider, credential_id
+from keyturn.secret import Secret
 
 S = TypeVar("S", PostgresServer, MariaDbServer)
 Server = PostgresServer | MariaDbServer

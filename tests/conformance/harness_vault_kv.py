@@ -10,7 +10,7 @@ import hvac
 import pytest
 from fakes.fault_proxy import FaultProxy
 
-from keyturn.providers.base import Secret
+from keyturn.secret import Secret
 from keyturn.stores.vault_kv import VaultKvStore
 
 FAULTS = {

@@ -23,7 +23,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from fakes.fault_proxy import FaultProxy
 
-from keyturn.providers.base import Secret
 from keyturn.providers.vault_pki_cert import (
     CA_CHAIN,
     CERTIFICATE,
@@ -31,6 +30,7 @@ from keyturn.providers.vault_pki_cert import (
     SERIAL,
     VaultPkiCertProvider,
 )
+from keyturn.secret import Secret
 
 FAULTS = {
     "permanent": (403, b'{"errors":["permission denied"]}'),

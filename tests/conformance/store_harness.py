@@ -10,7 +10,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Literal, Protocol
 
-from keyturn.providers.base import Secret
+from keyturn.secret import Secret
 from keyturn.stores.base import Store
 
 FaultKind = Literal["permanent", "transient"]

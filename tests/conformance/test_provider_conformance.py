@@ -24,8 +24,9 @@ from keyturn.activities.recording import StepRecorder
 from keyturn.activities.steps import RotationSteps
 from keyturn.audit import open_log
 from keyturn.fingerprint import fingerprint
-from keyturn.providers.base import ProviderContext, Secret
+from keyturn.providers.base import ProviderContext
 from keyturn.runbook.plan_model import CredentialPlan, Location, StorePlan
+from keyturn.secret import Secret
 from keyturn.stores.vault_kv import VaultKvStore
 from keyturn.workflows.models import RunContext, StepInput, SupplyNotice
 

@@ -17,16 +17,7 @@ from conformance.harness_aws_kms import KmsDirect, client_factory
 from fakes.fault_proxy import FaultProxy
 
 from keyturn.providers.aws_common import classify
-from keyturn.providers.aws_kms import (
-    ERROR_CODES,
-    RETIRED_PREFIX,
-    STAGED_PREFIX,
-    AwsKmsKeyProvider,
-    AwsKmsKeyTarget,
-    map_kms_error,
-    parse_rotation_id,
-    rotation_id,
-)
+from keyturn.providers.aws_kms import AwsKmsKeyProvider
 from keyturn.providers.base import Provider, ProviderContext
 from keyturn.providers.errors import (
     AccessDenied,
@@ -36,6 +27,17 @@ from keyturn.providers.errors import (
     StillValid,
     TransientProviderError,
     VerificationFailed,
+)
+from keyturn.providers.kms_keys import (
+    ERROR_CODES,
+    RETIRED_PREFIX,
+    STAGED_PREFIX,
+    AwsKmsKeyTarget,
+    map_kms_error,
+)
+from keyturn.providers.kms_symmetric import (
+    parse_rotation_id,
+    rotation_id,
 )
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from keyturn.runbook.durations import format_duration, parse_duration
+from keyturn.durations import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,6 @@ from keyturn.providers.base import (
     NewCredential,
     Precheck,
     ProviderContext,
-    Secret,
     SecretShape,
 )
 from keyturn.providers.errors import (
@@ -27,6 +26,7 @@ from keyturn.providers.errors import (
     TransientProviderError,
     VerificationFailed,
 )
+from keyturn.secret import Secret
 from keyturn.stores.base import StoredVersion
 from keyturn.stores.errors import StoreConflict
 

@@ -1,13 +1,19 @@
 """Durations as runbooks write them: "90s", "10m", "1h30m", "2d", "0s" or plain seconds.
 
 Parsing is strict (a typo in a grace period must not silently become zero) and
-`format_duration` writes the same compact form back for display.
+`format_duration` writes the same compact form back for display. `Duration` is
+the pydantic field type for one; it lives here, outside the runbook package, so
+that providers (whose targets take durations) and configuration can use it
+without importing the runbook model.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Annotated
+
+from pydantic import BeforeValidator, WithJsonSchema
 
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _PATTERN = re.compile(r"(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?")
@@ -46,3 +52,18 @@ def format_duration(value: timedelta) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts) or "0s"
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$|^\d+$"},
+                {"type": "integer", "minimum": 0},
+            ]
+        }
+    ),
+]
+"""A duration field: a runbook duration string or whole seconds, parsed to a timedelta."""
