@@ -92,7 +92,7 @@ async def holder_of(client: Client, lock_key: str) -> LockHolder | None:
 async def held_targets(client: Client) -> list[LockHolder]:
     """Every target held now, oldest hold first (needs visibility, as listing runs does).
 
-    One page through the raw service call, as keyturn.operations.runs.list_runs does: the
+    One page through the raw service call, as keyturn.operations.listing.list_runs does: the
     SDK's `list_workflows` iterator can crash the interpreter at exit (temporalio 1.35).
     """
     query = (f"WorkflowType = '{TargetLockWorkflow.__name__}' "

@@ -35,7 +35,7 @@ from keyturn.api.models import (
 )
 from keyturn.api.posted import check_posted
 from keyturn.api.run_views import run_detail
-from keyturn.operations import gates, runs, supply
+from keyturn.operations import gates, listing, runs, supply
 from keyturn.operations.plans import RunbookSource, compile_plan
 from keyturn.operations.preflight import PreflightReport, preflight
 from keyturn.runbook.plan_model import ExecutionPlan
@@ -108,7 +108,7 @@ async def post_preflight(
 async def list_runs(client: Client, state: str | None = None, incident: str | None = None,
                     limit: int = 50) -> list[RunSummary]:
     """Recent runs, newest first, optionally of one state or incident (needs visibility)."""
-    return [RunSummary(**row) for row in await runs.list_runs(client, state, incident, limit)]
+    return [RunSummary(**row) for row in await listing.list_runs(client, state, incident, limit)]
 
 
 @router.get("/runs", response_model=RunList, responses=responses(401, 403, 422, 503),
@@ -117,9 +117,9 @@ async def get_runs(
     principal: Annotated[Principal, Depends(require(*READERS))],
     client: Annotated[Client, Depends(get_client)],
     state: Annotated[str | None, Query(
-        pattern=runs.STATE_FILTER.pattern,
+        pattern=listing.STATE_FILTER.pattern,
         description="only runs in this state")] = None,
-    incident: Annotated[str | None, Query(pattern=runs.INCIDENT_FILTER.pattern,
+    incident: Annotated[str | None, Query(pattern=listing.INCIDENT_FILTER.pattern,
                                           description="only runs of this incident")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> RunList:

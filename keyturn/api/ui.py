@@ -28,7 +28,7 @@ from keyturn.api.ui_session import PREFIX, base
 from keyturn.api.ui_views import open_gates, tiers
 from keyturn.errors import KeyturnError
 from keyturn.operations.gates import GATE_KINDS
-from keyturn.operations.runs import INCIDENT_FILTER
+from keyturn.operations.listing import INCIDENT_FILTER
 
 REASON_MAX = 2000
 LIVE = ("pending", "running", "waiting")

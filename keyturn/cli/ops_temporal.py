@@ -20,7 +20,7 @@ from keyturn.cli.common import console, err_console
 from keyturn.cli.progress import watch
 from keyturn.cli.run_ops import Decided, Followed, Started
 from keyturn.config import Settings
-from keyturn.operations import gates, runs, supply
+from keyturn.operations import gates, listing, runs, supply
 from keyturn.operations.connect import connect
 from keyturn.operations.pickup import unserved
 from keyturn.operations.plans import RunbookSource, compile_plan
@@ -69,7 +69,7 @@ class TemporalRuns:
 
     async def listing(self) -> tuple[list[dict], list[dict]]:
         client = await self.client()
-        listed = await runs.list_runs(client)
+        listed = await listing.list_runs(client)
         return listed, [h.to_json() for h in await runs.held_targets(client)]
 
     async def detail(self, run_id: str) -> runs.RunSnapshot:

@@ -7,6 +7,8 @@ the Update, and turns the validator's refusal into GateRefused with its reason.
 
 from __future__ import annotations
 
+import difflib
+
 from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
@@ -44,7 +46,11 @@ def gate_kind(plan: ExecutionPlan, target: str, kind: str | None = None) -> str:
             raise RunNotFound(f"run {plan.run_id} has no {kind} {target!r}")
         return kind
     if not found:
-        raise RunNotFound(f"{target!r} is neither a tier nor a credential of run {plan.run_id}")
+        ids = [t.id for t in plan.tiers] + [c.id for t in plan.tiers for c in t.credentials]
+        close = difflib.get_close_matches(target, ids, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise RunNotFound(f"{target!r} is neither a tier nor a credential of run "
+                          f"{plan.run_id}{hint}")
     if len(found) > 1:
         raise AmbiguousTarget(f"{target!r} is both a tier and a credential of run "
                               f"{plan.run_id}: say which gate (kind tier or credential)")

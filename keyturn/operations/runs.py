@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import timedelta
 
-from temporalio.api.common.v1 import Memo
-from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -24,17 +21,14 @@ from temporalio.client import (
     WorkflowQueryFailedError,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.converter import decode_typed_search_attributes
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from keyturn import locks
-from keyturn.config import ConfigError
 from keyturn.locks import LockHolder
 from keyturn.operations.errors import (
     UNAVAILABLE,
     CancelForbidden,
-    InvalidFilter,
     NoWorker,
     PreflightRefused,
     RunConflict,
@@ -43,7 +37,8 @@ from keyturn.operations.errors import (
     TemporalUnavailable,
     temporal_error,
 )
-from keyturn.operations.pickup import START_ONE, unserved
+from keyturn.operations.listing import REQUESTED_BY_MEMO
+from keyturn.operations.pickup import START_ONE, served
 from keyturn.operations.preflight import preflight
 from keyturn.policy.model import Policy
 from keyturn.runbook.plan_model import ExecutionPlan
@@ -58,7 +53,6 @@ from keyturn.workflows.runbook import (
 )
 from keyturn.workflows.tier import TierWorkflow, credential_workflow_id
 
-REQUESTED_BY_MEMO = "requested_by"
 QUERY_TIMEOUT = timedelta(seconds=10)
 """How long `describe` waits for a worker to answer the run's status query."""
 DETAIL_LIMIT = 200
@@ -131,8 +125,7 @@ async def describe(client: Client, run_id: str, detail_limit: int = DETAIL_LIMIT
 
     Given the run's `plan`, also the credentials of started tiers whose outcome stopped
     at `pending` (a cancelled tier's), up to `detail_limit` of them."""
-    if reason := await unserved(client, run_id):
-        raise NoWorker(reason)  # a query would wait for a worker that is not there
+    await served(client, run_id)
     try:
         status = await client.get_workflow_handle(run_id).query(RunbookWorkflow.status,
                                                                 rpc_timeout=QUERY_TIMEOUT)
@@ -182,69 +175,6 @@ async def _fill_missing(client: Client, plan: ExecutionPlan, detail: RunSnapshot
         await asyncio.gather(*(query(cid) for cid in missing))
 
 
-STATE_FILTER = re.compile(r"^(pending|running|waiting|succeeded|failed|skipped|cancelled)$")
-INCIDENT_FILTER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
-
-
-async def list_runs(client: Client, state: str | None = None, incident: str | None = None,
-                    limit: int = 50) -> list[dict]:
-    """Recent runs, newest first, optionally of one state or incident (needs visibility).
-
-    Each has its runbook, incident, requester, state and start time. One page
-    through the raw service call: the SDK's `list_workflows` iterator can crash
-    the interpreter at exit (temporalio 1.35). The filters are checked against
-    strict patterns, so nothing in the visibility query needs quoting.
-    """
-    clauses = [f"WorkflowType = '{RunbookWorkflow.__name__}'"]
-    if state:
-        if not STATE_FILTER.match(state):
-            raise InvalidFilter(f"unknown run state {state!r}")
-        clauses.append(f"{STATE_KEY.name} = '{state}'")
-    if incident:
-        if not INCIDENT_FILTER.match(incident):
-            raise InvalidFilter(f"incident {incident!r} is not a valid incident id")
-        clauses.append(f"{INCIDENT_KEY.name} = '{incident}'")
-    try:
-        response = await client.workflow_service.list_workflow_executions(
-            ListWorkflowExecutionsRequest(
-                namespace=client.namespace, query=" AND ".join(clauses), page_size=limit
-            )
-        )
-    except RPCError as exc:
-        raise temporal_error(exc, "cannot list runs") from exc
-    found = []
-    for execution in response.executions:
-        attrs = decode_typed_search_attributes(execution.search_attributes)
-        status = WorkflowExecutionStatus(execution.status).name.lower()
-        recorded = attrs.get(STATE_KEY)
-        if status != "running" and recorded in (None, "running"):  # cancelled, terminated
-            recorded = "cancelled" if status == "canceled" else status
-        found.append({
-            "run_id": execution.execution.workflow_id,
-            "runbook": attrs.get(RUNBOOK_KEY),
-            "incident": attrs.get(INCIDENT_KEY),
-            "requested_by": await _requested_by(client, execution.memo),
-            "state": recorded or status,
-            "started_at": execution.start_time.ToDatetime(UTC).isoformat()
-            if execution.HasField("start_time") else None,
-            "workflow_status": status,
-        })
-    return found[:limit]
-
-
-async def _requested_by(client: Client, memo: Memo) -> str | None:
-    """The requester `start` put in the run's memo (encrypted like every payload)."""
-    payload = memo.fields.get(REQUESTED_BY_MEMO)
-    if payload is None:
-        return None
-    try:
-        (decoded,) = await client.data_converter.decode([payload], [str])
-    except (ConfigError, KeyError, ValueError):
-        # written under another codec key (or with one this client lacks): listed without it
-        return None
-    return decoded
-
-
 async def cancel(client: Client, run_id: str, principal: str, reason: str = "",
                  policy: Policy | None = None) -> None:
     """Cancel the run as `principal`; RunNotFound without such a run, RunEnded once it ended,
@@ -291,6 +221,7 @@ async def wait(client: Client, run_id: str) -> RunStatus:
 async def run_plan(client: Client, run_id: str) -> ExecutionPlan:
     """The ExecutionPlan of `run_id`; RunNotFound if there is no such run (or it is no
     keyturn run)."""
+    await served(client, run_id)
     try:
         return await client.get_workflow_handle(run_id).query(RunbookWorkflow.plan)
     except RPCError as exc:
