@@ -21,6 +21,8 @@ timeout (GCP's 120 s is the longest), so a step is not cut off half-way."""
 class ConfigError(PermanentError):
     """A required setting is missing or malformed; the message says which variable to set."""
 
+    code = "config_error"
+
 
 REQUESTER_MAY_APPROVE_ENV = "KEYTURN_REQUESTER_MAY_APPROVE"
 

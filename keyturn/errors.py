@@ -10,11 +10,19 @@ one of these; messages never contain secret values.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class KeyturnError(Exception):
-    """Base for every failure keyturn raises on purpose."""
+    """Base for every failure keyturn raises on purpose. `code` names the kind in machine
+    output (the API's error bodies, the CLI's `-o json` errors)."""
 
     retryable = False
+    code = "error"
+
+    def details(self) -> dict[str, Any]:
+        """Fields a face may show beside the message (file and line, a refusal's reason)."""
+        return {}
 
 
 class PermanentError(KeyturnError):

@@ -36,7 +36,6 @@ from keyturn.operations.errors import (
     NoWorker,
     PreflightRefused,
     RunConflict,
-    RunError,
     RunNotFound,
     StoreRefused,
     TemporalUnavailable,
@@ -53,21 +52,21 @@ GATE_REFUSAL_STATUS = {
     gates.REASON_REQUIRED: 422,
 }
 
-OPERATION_ERRORS: dict[type[KeyturnError], tuple[int, str]] = {
-    RunNotFound: (404, "not_found"),
-    AmbiguousTarget: (409, "conflict"),
-    CancelForbidden: (403, "forbidden"),
-    RunConflict: (409, "conflict"),  # RunEnded, NotAwaitingSupply
-    GateRefused: (409, "gate_refused"),  # the status by reason: GATE_REFUSAL_STATUS
-    PreflightRefused: (409, "preflight_failed"),
-    InvalidRunbook: (422, "invalid_runbook"),
-    InvalidFilter: (422, "invalid_request"),
-    StoreRefused: (502, "store_error"),
-    TemporalUnavailable: (503, "temporal_unavailable"),
-    NoWorker: (503, "no_worker"),
+OPERATION_ERRORS: dict[type[KeyturnError], int] = {
+    RunNotFound: 404,
+    AmbiguousTarget: 409,
+    CancelForbidden: 403,
+    RunConflict: 409,  # RunEnded, NotAwaitingSupply
+    GateRefused: 409,  # the status by reason: GATE_REFUSAL_STATUS
+    PreflightRefused: 409,
+    InvalidRunbook: 422,
+    InvalidFilter: 422,
+    StoreRefused: 502,
+    TemporalUnavailable: 503,
+    NoWorker: 503,
 }
-"""The operations core's errors -> (HTTP status, code); a subclass answers as its nearest
-listed base."""
+"""The operations core's errors -> HTTP status (the body's `code` is the error's own); a
+subclass answers as its nearest listed base."""
 
 _HTTP_CODES = {401: "unauthenticated", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 409: "conflict", 422: "invalid_request"}
@@ -132,15 +131,13 @@ def temporal_unavailable(message: str) -> ApiError:
 
 def from_operation(exc: KeyturnError) -> ApiError | None:
     """The answer to an operations error, by OPERATION_ERRORS; None for one it does not list."""
-    found = next((OPERATION_ERRORS[cls] for cls in type(exc).__mro__ if cls in OPERATION_ERRORS),
-                 None)
-    if found is None:
+    status = next((OPERATION_ERRORS[cls] for cls in type(exc).__mro__ if cls in OPERATION_ERRORS),
+                  None)
+    if status is None:
         return None
-    status, code = found
     if isinstance(exc, GateRefused):
         status = GATE_REFUSAL_STATUS.get(exc.reason, status)
-    extra = exc.details() if isinstance(exc, RunError) else {}
-    return ApiError(status, code, str(exc), **extra)
+    return ApiError(status, exc.code, str(exc), **exc.details())
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

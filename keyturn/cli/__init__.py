@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import sys
 
+import click
 import typer
+from typer.core import TyperOption
 
 from keyturn.cli import (
     api_cmds,
@@ -18,6 +20,19 @@ from keyturn.cli import (
     scope_cmds,
 )
 
+
+def _flags_render_as_flags() -> None:
+    """Help shows a flag as a flag: typer (0.29) prints every option's type, `<bool>` for
+    flags too (`--wait <bool>`), which reads as if the flag took a value."""
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: click.Context) -> str | None:
+        return None if self.is_flag and not self.count else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_render_as_flags()
 app = typer.Typer(
     name="keyturn",
     help="Rotate every credential a supply-chain breach exposed: declarative, durable, audited.",

@@ -28,7 +28,10 @@ def token_add(
     output: Annotated[OutputFormat, typer.Option("--output", "-o", help="text or json")] = (
         OutputFormat.text),
 ) -> None:
-    """Create a token for NAME (replacing any earlier one) and print it once."""
+    """Create a token for NAME (replacing any earlier one) and print it once.
+
+    Example: keyturn api token add bob --role approver
+    """
     from keyturn.api.auth import TokenFileError, add_token, tokens_path
     from keyturn.durations import parse_duration
 
@@ -57,7 +60,10 @@ def token_revoke(
     name: Annotated[str, typer.Argument(help="the principal whose token to remove")],
     tokens: TokensOption = None,
 ) -> None:
-    """Remove NAME's token: its API requests and page sessions are refused from now on."""
+    """Remove NAME's token: its API requests and page sessions are refused from now on.
+
+    Example: keyturn api token revoke bob
+    """
     from keyturn.api.auth import TokenFileError, revoke_token, tokens_path
 
     path = tokens or tokens_path()
@@ -89,6 +95,8 @@ def register(root: typer.Typer) -> None:
         """Serve the HTTP API (/v1, /openapi.json) and the approvals page (/ui).
 
         A non-loopback --host needs --tls-cert and --tls-key (or --insecure-http).
+
+        Example: keyturn serve --host 0.0.0.0 --port 8443 --tls-cert tls.crt --tls-key tls.key
         """
         import logging
 

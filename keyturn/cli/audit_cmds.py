@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
+from rich.text import Text
 
 from keyturn.audit import (
     INVARIANTS,
@@ -133,7 +134,10 @@ def verify_cmd(
     ] = None,
     output: OutputOption = OutputFormat.text,
 ) -> None:
-    """Check every record, the chain and the signed checkpoints; name the first bad record."""
+    """Check every record, the chain and the signed checkpoints; name the first bad record.
+
+    Example: keyturn audit verify --public-key .keyturn/checkpoint-key.pub
+    """
     try:
         result = verify_log(_open(log, dsn), public_key)
     except (AuditError, OSError) as exc:
@@ -196,7 +200,10 @@ def replay_cmd(
     dsn: DsnOption = None,
     output: OutputOption = OutputFormat.text,
 ) -> None:
-    """Rebuild a run's timeline and check its invariants (exit 1 if one fails)."""
+    """Rebuild a run's timeline and check its invariants (exit 1 if one fails).
+
+    Example: keyturn audit replay $RUN -o json
+    """
     source = _open(log, dsn)
     result = replay(_run_records(source, run), run)
     if not result.records:
@@ -217,8 +224,15 @@ def export_cmd(
     out: Annotated[
         Path | None, typer.Option("--out", help="File to write (default: stdout).")
     ] = None,
+    output: OutputOption = OutputFormat.text,
 ) -> None:
-    """Export one run's records (JSONL lines are the log's own bytes)."""
+    """Export one run's records (JSONL lines are the log's own bytes).
+
+    Example: keyturn audit export --run $RUN --format csv --out $RUN.csv
+    """
+    if output is OutputFormat.json and out is None:
+        fail("-o json reports what was written: give --out FILE (without it the records "
+             "themselves go to stdout)")
     source = _open(log, dsn)
     selected = _run_records(source, run)
     if not selected:
@@ -231,7 +245,10 @@ def export_cmd(
             count = export_run(selected, run, fmt.value, handle)
     except OSError as exc:
         fail(f"cannot write {out}: {exc.strerror}", EXIT_FAILED)
-    console.print(f"wrote {count} records to {escape(str(out))}", highlight=False)
+    if output is OutputFormat.json:
+        print_json({"run": run, "format": fmt.value, "records": count, "out": str(out)})
+    else:
+        console.print(Text(f"wrote {count} records to {out}"))
 
 
 @app.command("keygen")
@@ -240,7 +257,10 @@ def keygen_cmd(
         Path, typer.Argument(help="Private key file to create (public key: PATH.pub).")
     ],
 ) -> None:
-    """Create an Ed25519 checkpoint signing key; point KEYTURN_AUDIT_SIGNING_KEY at it."""
+    """Create an Ed25519 checkpoint signing key; point KEYTURN_AUDIT_SIGNING_KEY at it.
+
+    Example: keyturn audit keygen .keyturn/checkpoint-key
+    """
     try:
         kid = generate_signing_key(path)
     except (AuditError, OSError) as exc:
@@ -249,8 +269,12 @@ def keygen_cmd(
 
 
 @app.command("checkpoint")
-def checkpoint_cmd(log: LogOption = None, dsn: DsnOption = None) -> None:
-    """Sign the current head now (needs KEYTURN_AUDIT_SIGNING_KEY)."""
+def checkpoint_cmd(log: LogOption = None, dsn: DsnOption = None,
+                   output: OutputOption = OutputFormat.text) -> None:
+    """Sign the current head now (needs KEYTURN_AUDIT_SIGNING_KEY).
+
+    Example: keyturn audit checkpoint -o json
+    """
     source = _open(log, dsn, signing=True)
     try:
         checkpoint = source.checkpoint()
@@ -258,7 +282,11 @@ def checkpoint_cmd(log: LogOption = None, dsn: DsnOption = None) -> None:
         fail(str(exc), EXIT_FAILED)
     if checkpoint is None:
         fail("nothing signed: KEYTURN_AUDIT_SIGNING_KEY is not set or the log is empty")
-    console.print(f"signed seq {checkpoint.seq} (hash {checkpoint.hash[:16]}…)", highlight=False)
+    if output is OutputFormat.json:
+        print_json({"seq": checkpoint.seq, "hash": checkpoint.hash})
+    else:
+        console.print(f"signed seq {checkpoint.seq} (hash {checkpoint.hash[:16]}…)",
+                      highlight=False)
 
 
 @app.command("init")
@@ -266,7 +294,10 @@ def init_cmd(dsn: DsnOption = None) -> None:
     """Create the PostgreSQL audit tables and their insert-only triggers (idempotent).
 
     Run it once as the role that should own the tables, then grant the workers' role
-    only INSERT, SELECT on them: an owner could disable the triggers."""
+    only INSERT, SELECT on them: an owner could disable the triggers.
+
+    Example: keyturn audit init --dsn "host=db.internal dbname=keyturn user=keyturn_owner"
+    """
     source = _open(None, dsn)
     if isinstance(source, JsonlAuditLog):
         fail("init is for the PostgreSQL log: give --dsn or set KEYTURN_AUDIT_DSN", EXIT_USAGE)

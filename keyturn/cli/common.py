@@ -33,6 +33,26 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def refuse(error: BaseException, output: OutputFormat = OutputFormat.text,
+           code: int = EXIT_USAGE) -> NoReturn:
+    """`fail` with `error`'s message; under `-o json` also a JSON error object on stdout,
+    {"error": {"code", "message", ...details}}, so a script reads why as well as the
+    exit code."""
+    if output == OutputFormat.json:
+        print_json({"error": {"code": getattr(error, "code", "error"), "message": str(error),
+                              **_details(error)}})
+    fail(str(error), code)
+
+
+def _details(error: BaseException) -> dict[str, Any]:
+    details = getattr(error, "details", None)
+    found = details() if callable(details) else {}
+    body = getattr(error, "body", None)  # an API refusal: the server's error body
+    if isinstance(body, dict):
+        found = {**{k: v for k, v in body.items() if k not in ("code", "message")}, **found}
+    return found
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print an error that says what to fix and exit with `code`.
 

@@ -44,7 +44,10 @@ def _print(report: StackReport, output: OutputFormat) -> None:
 
 @app.command()
 def up(state_dir: StateDir = DEFAULT_STATE_DIR, output: Output = OutputFormat.text) -> None:
-    """Start the servers that are not running (idempotent) and write dev.env."""
+    """Start the servers that are not running (idempotent) and write dev.env.
+
+    Example: keyturn dev up && source .keyturn/dev.env
+    """
     stack = DevStack(state_dir)
     try:
         if output is OutputFormat.json:
@@ -61,7 +64,10 @@ def up(state_dir: StateDir = DEFAULT_STATE_DIR, output: Output = OutputFormat.te
 
 @app.command()
 def down(state_dir: StateDir = DEFAULT_STATE_DIR, output: Output = OutputFormat.text) -> None:
-    """Stop the servers that `up` started (state files and the Temporal database stay)."""
+    """Stop the servers that `up` started (state files and the Temporal database stay).
+
+    Example: keyturn dev down
+    """
     try:
         report = DevStack(state_dir).down()
     except DevServerError as err:
@@ -71,7 +77,10 @@ def down(state_dir: StateDir = DEFAULT_STATE_DIR, output: Output = OutputFormat.
 
 @app.command()
 def status(state_dir: StateDir = DEFAULT_STATE_DIR, output: Output = OutputFormat.text) -> None:
-    """Show each server: up/down, pid, address. Exits 1 unless all are up."""
+    """Show each server: up/down, pid, address. Exits 1 unless all are up.
+
+    Example: keyturn dev status -o json
+    """
     report = DevStack(state_dir).status()
     _print(report, output)
     if not report.all_up:
@@ -80,7 +89,10 @@ def status(state_dir: StateDir = DEFAULT_STATE_DIR, output: Output = OutputForma
 
 @app.command()
 def env(state_dir: StateDir = DEFAULT_STATE_DIR, output: Output = OutputFormat.text) -> None:
-    """Print dev.env (export lines), or its path and variables as json."""
+    """Print dev.env (export lines), or its path and variables as json.
+
+    Example: keyturn dev env -o json
+    """
     stack = DevStack(state_dir)
     if not stack.env_file.exists():
         fail(f"{stack.env_file} does not exist: run `keyturn dev up` first", EXIT_FAILED)

@@ -65,7 +65,9 @@ def preflight_command(
     """Check a runbook against the real stores and providers without changing anything.
 
     Exit 0 when every credential and gate is ready, 1 when preflight found a problem, 2 for
-    an invalid runbook. Example: keyturn preflight runbooks/incident.yaml -o json
+    an invalid runbook.
+
+    Example: keyturn preflight runbooks/incident.yaml -o json
     """
     from keyturn.cli.run_ops import operations, run_with
 

@@ -46,7 +46,11 @@ def describe_providers() -> list[dict[str, Any]]:
 def providers_command(
     output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.text,
 ) -> None:
-    """List the installed providers (and store types) a runbook may name."""
+    """List the installed providers (and store types) a runbook may name, with the fields
+    each reads and writes in a store.
+
+    Example: keyturn providers -o json
+    """
     try:
         providers = describe_providers()
     except ProviderLoadError as exc:

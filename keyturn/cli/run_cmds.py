@@ -38,6 +38,7 @@ GateKind = Enum("GateKind", {k: k for k in GATE_KINDS}, type=str)
 Kind = Annotated[GateKind | None, typer.Option(
     "--kind", help="which gate TARGET names, tier or credential (refused if it is not)")]
 Target = Annotated[str, typer.Argument(help="credential id or tier id with an open gate")]
+RunIdArg = Annotated[str, typer.Argument(help="the run id (`keyturn status` lists runs)")]
 
 
 class OnLockedChoice(str, Enum):
@@ -86,7 +87,10 @@ def worker(
         "--queue", help="serve only this queue: `workflows` or a provider family "
         "(repeatable; default: all)")] = None,
 ) -> None:
-    """Run a worker (same as `python worker.py`): workflows and every provider family's queue."""
+    """Run a worker (same as `python worker.py`): workflows and every provider family's queue.
+
+    Example: keyturn worker --queue workflows --queue aws
+    """
     from keyturn.worker import main
 
     main(queue or ())
@@ -140,7 +144,10 @@ def status(
     output: Output = OutputFormat.text,
 ) -> None:
     """List runs and the targets they hold, or show one run's tiers, credentials, steps
-    and open gates."""
+    and open gates.
+
+    Example: keyturn status $RUN -o json
+    """
 
     async def go(ops: RunOperations) -> None:
         if run_id is None:
@@ -160,8 +167,11 @@ def status(
     run_with(operations(), go, output)
 
 
-def wait(run_id: str, output: Output = OutputFormat.text) -> None:
-    """Block until the run ends; exit 0 if it succeeded, 1 if it failed or was cancelled."""
+def wait(run_id: RunIdArg, output: Output = OutputFormat.text) -> None:
+    """Block until the run ends; exit 0 if it succeeded, 1 if it failed or was cancelled.
+
+    Example: keyturn wait $RUN
+    """
     ops = operations()
     try:
         raise typer.Exit(run_with(ops, lambda ops: follow(ops, run_id, output), output))
@@ -188,19 +198,22 @@ def decide(run_id: str, target: str, as_: str | None, reason: str, approve: bool
 
 
 def approve(
-    run_id: str,
+    run_id: RunIdArg,
     target: Target,
     as_: As = None,
     reason: Annotated[str, typer.Option("--reason", help="why")] = "",
     kind: Kind = None,
     output: Output = OutputFormat.text,
 ) -> None:
-    """Approve an open gate."""
+    """Approve an open gate.
+
+    Example: keyturn approve $RUN tier3 --reason "scope checked" --as bob
+    """
     decide(run_id, target, as_, reason, True, output, kind)
 
 
 def reject(
-    run_id: str,
+    run_id: RunIdArg,
     target: Target,
     reason: Annotated[str, typer.Option("--reason", help="why (required)")],
     as_: As = None,
@@ -212,26 +225,35 @@ def reject(
     Before promote the credential rolls back (old one left working); at a revoke
     gate the new credential stays delivered and the old one is not deleted; a
     rejected tier gate keeps the tier from starting.
+
+    Example: keyturn reject $RUN orders-app-aws --reason "wrong account" --as bob
     """
     decide(run_id, target, as_, reason, False, output, kind)
 
 
 def cancel(
-    run_id: str,
+    run_id: RunIdArg,
     as_: As = None,
     reason: Annotated[str, typer.Option("--reason", help="why (in the audit log)")] = "",
+    output: Output = OutputFormat.text,
 ) -> None:
-    """Cancel a run; credentials not yet promoted roll back. The audit log names who."""
+    """Cancel a run; credentials not yet promoted roll back. The audit log names who.
+
+    Example: keyturn cancel $RUN --reason "wrong account" --as alice
+    """
 
     async def go(ops: RunOperations) -> None:
         await ops.cancel(run_id, reason)
-        console.print(f"cancellation requested for {run_id}")
+        if output == OutputFormat.json:
+            print_json({"run_id": run_id, "status": "cancel_requested"})
+        else:
+            console.print(Text(f"cancellation requested for {run_id}"))
 
-    run_with(operations(as_), go)
+    run_with(operations(as_), go, output)
 
 
 def supply(
-    run_id: str,
+    run_id: RunIdArg,
     credential: Annotated[str, typer.Argument(help="the supplied credential waiting (e.g. a github.pat)")],
     as_: As = None,
     field: Annotated[str | None, typer.Option(
@@ -242,6 +264,8 @@ def supply(
 
     The value goes straight to the credential's staging location; the run is
     told only its fingerprint, then verifies it and revokes the old credential.
+
+    Example: keyturn supply $RUN ci-pat --as alice
     """
 
     async def go(ops: RunOperations) -> None:

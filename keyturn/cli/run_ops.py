@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 from keyturn.cli import api_client
 from keyturn.cli.api_client import ApiClient, ApiRequestError
-from keyturn.cli.common import EXIT_FAILED, OutputFormat, fail
+from keyturn.cli.common import EXIT_FAILED, OutputFormat, fail, refuse
 from keyturn.cli.preflight_cmds import show
 from keyturn.config import ConfigError, Settings
 from keyturn.errors import KeyturnError
@@ -134,8 +134,8 @@ def run_with(ops: RunOperations, work: Callable[[RunOperations], Coroutine[Any, 
         if exc.code == "preflight_failed" and "report" in exc.body:
             show(PreflightReport.model_validate(exc.body["report"]), output, refused=True)
             fail(str(exc), EXIT_FAILED)
-        fail(str(exc))
-    except (ConfigError, KeyturnError) as exc:
-        fail(str(exc))
+        refuse(exc, output)
+    except KeyturnError as exc:
+        refuse(exc, output)
     finally:
         ops.close()

@@ -13,7 +13,7 @@ import typer
 from rich import box
 from rich.text import Text
 
-from keyturn.cli.common import EXIT_USAGE, OutputFormat, print_json, show_view
+from keyturn.cli.common import EXIT_USAGE, OutputFormat, print_json, refuse, show_view
 from keyturn.cli.layout import Sheet
 from keyturn.config import ConfigError, Settings
 from keyturn.durations import format_duration
@@ -34,25 +34,33 @@ def register(app: typer.Typer) -> None:
 
 def validate_command(
     paths: Annotated[list[Path], typer.Argument(help="Runbook files to check.")],
+    output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.text,
 ) -> None:
     """Check runbooks: YAML, format, references, cycles, providers, and the approval policy
-    when one is in force. Exit 2 on any problem."""
+    when one is in force. Exit 2 on any problem.
+
+    Example: keyturn validate runbooks/demo.yaml -o json
+    """
     try:
         policy = load_policy()
     except PolicyError as err:
-        typer.echo(str(err), err=True)
-        raise typer.Exit(EXIT_USAGE) from None
-    failed = False
+        refuse(err, output)
+    results = []
     for path in paths:
         try:
             runbook = check(path, policy=policy)
         except RunbookError as err:
             typer.echo(str(err), err=True)
-            failed = True
+            results.append({"path": str(path), "ok": False,
+                            "error": {"code": err.code, "message": str(err), **err.details()}})
             continue
-        creds = len(runbook.credentials())
-        typer.echo(f"ok: {path} ({len(runbook.spec.tiers)} tiers, {creds} credentials)")
-    if failed:
+        tiers, creds = len(runbook.spec.tiers), len(runbook.credentials())
+        results.append({"path": str(path), "ok": True, "tiers": tiers, "credentials": creds})
+        if output is OutputFormat.text:
+            typer.echo(f"ok: {path} ({tiers} tiers, {creds} credentials)")
+    if output is OutputFormat.json:
+        print_json({"ok": all(r["ok"] for r in results), "files": results})
+    if not all(r["ok"] for r in results):
         raise typer.Exit(EXIT_USAGE)
 
 
@@ -60,7 +68,10 @@ def plan_command(
     path: Annotated[Path, typer.Argument(help="Runbook file to plan.")],
     output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.text,
 ) -> None:
-    """Show the execution plan: tiers in the order they run, gates, strategies, targets."""
+    """Show the execution plan: tiers in the order they run, gates, strategies, targets.
+
+    Example: keyturn plan runbooks/demo.yaml
+    """
     try:
         settings = Settings.from_env()
         execution = compile_plan(settings, RunbookSource.read(path),

@@ -40,7 +40,9 @@ from keyturn.scope.errors import ScopeError
 from keyturn.scope.report import parse_window
 
 app = typer.Typer(help="Scope a supply-chain breach: what was installed where, which secrets "
-                       "it could read, and the runbook that rotates them.")
+                       "it could read, and the runbook that rotates them.\n\n"
+                       "Example: keyturn scope --advisory MAL-2025-1234.json --repo-dir "
+                       "./api=acme/api --catalog catalog.yaml --runbook-out incident.yaml")
 
 collect_app = typer.Typer(help="Fetch the evidence of a window once, for offline scoping.",
                           no_args_is_help=True)
@@ -118,7 +120,10 @@ def collect_github_command(
         OutputFormat.text),
 ) -> None:
     """Runs in the window (each attempt), lockfiles and workflows at their head SHAs, jobs,
-    and secret names (never values), from GitHub ($KEYTURN_GITHUB_API_URL, $KEYTURN_GITHUB_TOKEN)."""
+    and secret names (never values), from GitHub ($KEYTURN_GITHUB_API_URL, $KEYTURN_GITHUB_TOKEN).
+
+    Example: keyturn scope collect github --org acme --window 2025-08-26T22:30Z/2025-08-27T03:00Z --out evidence
+    """
     try:
         parsed = parse_window(window)
     except ValueError as exc:

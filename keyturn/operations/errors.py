@@ -29,25 +29,31 @@ UNAVAILABLE = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEE
 class RunError(PermanentError):
     """An operation on a run was refused; the message says why."""
 
-    def details(self) -> dict[str, Any]:
-        """Fields a face may show beside the message (the API puts them in its error body)."""
-        return {}
+    code = "refused"
 
 
 class RunNotFound(RunError):
     """There is no such run, or the run has no such tier or credential."""
 
+    code = "not_found"
+
 
 class AmbiguousTarget(RunError):
     """A gate target names both a tier and a credential: say which (kind)."""
+
+    code = "conflict"
 
 
 class CancelForbidden(RunError):
     """The approval policy keeps this principal from cancelling a run someone else started."""
 
+    code = "forbidden"
+
 
 class RunConflict(RunError):
     """The run's state (or Temporal's) does not allow this now."""
+
+    code = "conflict"
 
 
 class RunEnded(RunConflict):
@@ -57,6 +63,8 @@ class RunEnded(RunConflict):
 class GateRefused(RunError):
     """A gate turned an approval or rejection away; `reason` is one of
     keyturn.workflows.gates.REFUSALS."""
+
+    code = "gate_refused"
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -73,6 +81,8 @@ class NotAwaitingSupply(RunConflict):
 class InvalidRunbook(RunError):
     """The runbook does not load, validate or plan; names its file, line and column."""
 
+    code = "invalid_runbook"
+
     def __init__(self, error: RunbookError) -> None:
         super().__init__(str(error))
         self.file, self.line, self.column = error.file, error.line, error.column
@@ -84,9 +94,13 @@ class InvalidRunbook(RunError):
 class InvalidFilter(RunError):
     """A listing filter (state, incident) is not one keyturn knows."""
 
+    code = "invalid_request"
+
 
 class PreflightRefused(RunError):
     """A run was not started: preflight found problems (the report says which)."""
+
+    code = "preflight_failed"
 
     def __init__(self, report: PreflightReport) -> None:
         problems = sum(1 for c in report.credentials if not c.ready) + sum(
@@ -103,13 +117,19 @@ class TemporalUnavailable(TransientError):
     """Temporal did not answer, or cannot do what was asked (no visibility, no search
     attributes registered)."""
 
+    code = "temporal_unavailable"
+
 
 class NoWorker(TransientError):
     """No worker polls a task queue the run needs."""
 
+    code = "no_worker"
+
 
 class StoreRefused(TransientError):
     """The secret store refused a supplied value."""
+
+    code = "store_error"
 
 
 def temporal_error(exc: RPCError, what: str) -> KeyturnError:

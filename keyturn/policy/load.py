@@ -30,6 +30,8 @@ POLICY_FILE_NAME = "policy.yaml"
 class PolicyError(ConfigError):
     """The policy file is missing, unreadable or invalid; the message says where and why."""
 
+    code = "policy_invalid"
+
 
 def policy_path(environ: Mapping[str, str] | None = None,
                 tokens: Path | None = None) -> Path | None:

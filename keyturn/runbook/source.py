@@ -19,12 +19,17 @@ Position = tuple[int, int]
 class RunbookError(PermanentError):
     """A runbook problem; str() is "file:line:col: reason" so editors can jump to it."""
 
+    code = "invalid_runbook"
+
     def __init__(self, file: str, line: int, column: int, reason: str) -> None:
         super().__init__(f"{file}:{line}:{column}: {reason}")
         self.file = file
         self.line = line
         self.column = column
         self.reason = reason
+
+    def details(self) -> dict[str, object]:
+        return {"file": self.file, "line": self.line, "column": self.column, "reason": self.reason}
 
 
 @dataclass(frozen=True)

@@ -139,6 +139,7 @@ class _Builder:
             )
         if name not in self.environ:
             raise self.error(
-                node, f"environment variable {name} is not set (write $${{ for a literal ${{)"
+                node, f"environment variable {name} is not set: export it (for the local stack, "
+                f"`source .keyturn/dev.env` after `keyturn dev up`); write $${{ for a literal ${{"
             )
         return self.environ[name]

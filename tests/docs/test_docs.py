@@ -15,6 +15,7 @@ README.md and docs/*.md are read as they are checked in. Four checks:
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -276,3 +277,52 @@ def test_readme_maps_every_docs_page_and_the_nav_lists_them() -> None:
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
     assert config["strict"] is True and config["docs_dir"] == "docs"
     assert nav_pages(config["nav"]) == {p.name for p in PAGES}
+
+
+def leaf_commands() -> list[tuple[str, typer.core.TyperCommand]]:
+    """Every command a user runs, by its path ("audit verify"); a group that runs on its
+    own (`keyturn scope`) counts too."""
+    root = typer.main.get_command(app)
+    found, todo = [], [("", root, None)]
+    while todo:
+        path, command, parent = todo.pop()
+        ctx = typer.Context(command, parent=parent, info_name=path.split(" ")[-1] or "keyturn")
+        if isinstance(command, TyperGroup):
+            if path and command.invoke_without_command:
+                found.append((path, command))
+            todo += [(f"{path} {name}".strip(), command.get_command(ctx, name), ctx)
+                     for name in command.list_commands(ctx)]
+        else:
+            found.append((path, command))
+    return sorted(found, key=lambda item: item[0])
+
+
+def test_every_command_help_has_an_example_the_cli_accepts(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    page = tmp_path / "help.md"
+    missing, blocks = [], []
+    for path, command in leaf_commands():
+        examples = [line.strip()[len("Example: "):] for line in (command.help or "").splitlines()
+                    if line.strip().startswith("Example: ")]
+        if not examples:
+            missing.append(path)
+        blocks += [f"```sh\n{example}\n```\n" for example in examples]
+    page.write_text("\n".join(blocks))
+    assert missing == []
+    found = commands(page)
+    assert len(found) >= len(leaf_commands())
+    refused = [f"keyturn {shlex.join(argv)}: {problem}"
+               for _, argv in found if (problem := parse_problem(argv))]
+    assert refused == []
+
+
+def test_every_argument_is_described_and_flags_show_no_type() -> None:
+    import click
+
+    undescribed = [f"{path}: {param.name}" for path, command in leaf_commands()
+                   for param in command.params
+                   if isinstance(param, click.Argument) and not getattr(param, "help", None)]
+    assert undescribed == []
+    shown = subprocess.run([sys.executable, "-m", "keyturn", "run", "--help"], text=True,
+                           capture_output=True, check=True, env={**os.environ, "COLUMNS": "120"})
+    assert "--wait" in shown.stdout and "<bool>" not in shown.stdout

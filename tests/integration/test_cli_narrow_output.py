@@ -3,6 +3,7 @@ run list, audit replay and providers with every id whole and no box drawing."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -63,3 +64,30 @@ def test_a_piped_run_at_80_columns(narrow, iam_client, vault_client):
 
     providers = stack.cli("providers", check=True).stdout
     assert any(line.startswith("signing.vault_pki_cert  family=") for line in providers.splitlines())
+
+
+def test_near_misses_and_refusals_say_what_to_do(worker_stack, iam_client, vault_client):
+    """A mistyped run id or target gets "did you mean"; under -o json a refusal is also a
+    JSON error object on stdout, with the same exit code."""
+    stack, tag = worker_stack, uuid.uuid4().hex[:6]
+    seed_user(iam_client, vault_client, f"narrow-{tag}", f"narrow-{tag}/deployer")
+    path = stack.tmp / "near.yaml"
+    path.write_text(RUNBOOK.format(tag=tag))
+    run_id = stack.cli_json("run", str(path), "--wait")["run_id"]
+
+    typo = run_id[:-1] + ("0" if run_id[-1] != "0" else "1")
+    missing = stack.cli("status", typo, "-o", "json")
+    assert missing.returncode == 2
+    error = json.loads(missing.stdout)["error"]
+    assert error["code"] == "not_found"
+    assert f"no run {typo!r}; did you mean {run_id}?" in error["message"]
+    assert "keyturn status" in error["message"] and "workflow not found" not in missing.stderr
+
+    wrong = stack.cli("approve", run_id, f"ci-deployer-aws-productio-{tag}", "--as", "bob")
+    assert wrong.returncode == 2
+    assert f"did you mean ci-deployer-aws-production-{tag}?" in wrong.stderr
+
+    ended = stack.cli("cancel", run_id, "-o", "json")
+    assert ended.returncode == 2
+    assert json.loads(ended.stdout)["error"]["code"] == "conflict"
+    assert "has already ended" in ended.stderr

@@ -175,3 +175,16 @@ def test_providers_name_the_fields_of_each_secret() -> None:
     assert aws["optional_fields"] == [] and aws["reads_current"] is False
     assert listed["npm.token"]["reads_current"] is True
     assert "public_key_pem" in listed["aws.kms_key"]["optional_fields"]
+
+
+def test_validate_json_names_each_file_and_its_first_problem(app: typer.Typer,
+                                                             broken: Path) -> None:
+    result = run(app, "validate", DEMO, broken, "--output", "json")
+    assert result.exit_code == 2
+    report = json.loads(result.stdout)
+    assert report["ok"] is False
+    good, bad = report["files"]
+    assert good == {"path": str(DEMO), "ok": True, "tiers": 3, "credentials": 5}
+    assert bad["ok"] is False and bad["error"]["code"] == "invalid_runbook"
+    assert bad["error"]["file"] == str(broken)
+    assert bad["error"]["line"] > 1 and bad["error"]["column"] > 1
