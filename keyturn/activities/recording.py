@@ -18,6 +18,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from keyturn.audit import AuditEvent, AuditLog, event_id
+from keyturn.drill import kill_point
 from keyturn.providers.errors import ProviderError
 from keyturn.stores.errors import StoreError
 from keyturn.workflows.models import AuditInput, StepInput
@@ -72,6 +73,7 @@ class StepRecorder:
     @contextmanager
     def step(self, inp: StepInput, step: str, phase: str = "") -> Iterator[dict[str, Any]]:
         details: dict[str, Any] = {}
+        kill_point(f"{step}.started")
         try:
             yield details
         except Exception as exc:  # noqa: BLE001 - every failure is classified and recorded
@@ -89,6 +91,7 @@ class StepRecorder:
                 self._event(inp, step, phase, "failed", ["failed"], failure)
                 activity.logger.error("%s", message)
             raise ApplicationError(message, type=type(exc).__name__, non_retryable=not retryable) from None
+        kill_point(f"{step}.before_audit")
         self._event(inp, step, phase, "succeeded", ["succeeded"], details)
         # details hold references and fingerprints only, so they are safe to log
         activity.logger.info("%s %s%s succeeded %s", inp.credential.id, step,
