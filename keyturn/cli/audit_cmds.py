@@ -18,6 +18,7 @@ from rich.table import Table
 
 from keyturn.audit import (
     INVARIANTS,
+    REPAIR_RUN,
     AuditError,
     AuditRecord,
     JsonlAuditLog,
@@ -84,8 +85,11 @@ def _open(
         fail(str(exc), EXIT_USAGE)
 
 
-def _run_records(source: JsonlAuditLog | PostgresAuditLog, run: str) -> list[AuditRecord]:
-    """The records of `run` in seq order; exits if the log does not exist or cannot be read."""
+def _run_records(
+    source: JsonlAuditLog | PostgresAuditLog, run: str, *, repairs: bool = False
+) -> list[AuditRecord]:
+    """The records of `run` in seq order (with `repairs`, also the file's repair records);
+    exits if the log does not exist or cannot be read."""
     try:
         if not source.exists():
             fail(
@@ -93,6 +97,8 @@ def _run_records(source: JsonlAuditLog | PostgresAuditLog, run: str) -> list[Aud
                 "(set --log, --dsn, KEYTURN_AUDIT_LOG or KEYTURN_AUDIT_DSN)",
                 EXIT_USAGE,
             )
+        if repairs and isinstance(source, JsonlAuditLog):
+            return [r for r in source.records() if r.run in (run, REPAIR_RUN)]
         return list(source.records_for_run(run))
     except (AuditError, OSError) as exc:
         fail(str(exc), EXIT_FAILED)
@@ -199,7 +205,7 @@ def replay_cmd(
 ) -> None:
     """Rebuild a run's timeline and check its invariants (exit 1 if one fails)."""
     source = _open(log, dsn)
-    result = replay(_run_records(source, run), run)
+    result = replay(_run_records(source, run, repairs=True), run)
     if not result.records:
         fail(f"no records for run {run!r} in {source.where}", EXIT_USAGE)
     if output is OutputFormat.json:
@@ -233,6 +239,43 @@ def export_cmd(
     except OSError as exc:
         fail(f"cannot write {out}: {exc.strerror}", EXIT_FAILED)
     console.print(f"wrote {count} records to {escape(str(out))}", highlight=False)
+
+
+@app.command("repair")
+def repair_cmd(log: LogOption = None) -> None:
+    """Cut back a torn last line (an append that never completed) and record a `repair`.
+
+    The repair record names what was cut (its length and SHA-256), after which seq and
+    who repaired it. Only an unterminated last line is cut; other damage is left for
+    `keyturn audit verify` to name. Workers do the same on their next append."""
+    source = _open(log, None)
+    if not isinstance(source, JsonlAuditLog):
+        fail("only a JSONL log can have a torn line; PostgreSQL appends are transactions",
+             EXIT_USAGE)
+    try:
+        record = source.repair(actor=_operator())
+    except (AuditError, OSError) as exc:
+        fail(str(exc), EXIT_FAILED)
+    if record is None:
+        console.print(f"nothing to repair: {escape(source.where)} ends with a whole line",
+                      highlight=False)
+        return
+    d = record.details
+    console.print(
+        f"repaired {escape(source.where)}: cut {d['cut_bytes']} torn bytes after seq "
+        f"{d['after_seq']} (sha256 {d['cut_sha256']}); repair record seq {record.seq}",
+        highlight=False,
+    )
+
+
+def _operator() -> str:
+    """Who `audit repair` names as the repairer: $KEYTURN_PRINCIPAL, else user@host."""
+    import getpass
+    import os
+    import socket
+
+    principal = os.environ.get("KEYTURN_PRINCIPAL")
+    return principal or f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 @app.command("keygen")
