@@ -17,10 +17,11 @@ from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from keyturn.audit import AuditEvent, AuditLog, event_id
+from keyturn.audit import AuditError, AuditEvent, AuditLog, event_id
 from keyturn.drill import kill_point
 from keyturn.providers.errors import ProviderError
 from keyturn.stores.errors import StoreError
+from keyturn.workflows.common import AUDIT_UNAVAILABLE
 from keyturn.workflows.models import AuditInput, StepInput
 
 
@@ -39,20 +40,29 @@ class StepRecorder:
 
     @activity.defn(name="audit_record")
     def append(self, record: AuditInput) -> None:
-        """Activity for workflow-level events (gates, tiers, the run); also used by the steps."""
-        self._log.append(
-            AuditEvent(
-                run=record.run,
-                event_id=event_id(record.run, *record.key),
-                tier=record.tier,
-                credential=record.credential,
-                provider=record.provider,
-                step=record.step,
-                outcome=record.outcome,
-                actor=record.actor,
-                details=record.details,
-            )
+        """Activity for workflow-level events (gates, tiers, the run); also used by the steps.
+
+        A log that refuses the append raises AuditLogUnavailable (not retried by
+        Temporal: the workflow waits for the log and calls again, see workflows.common)."""
+        event = AuditEvent(
+            run=record.run,
+            event_id=event_id(record.run, *record.key),
+            tier=record.tier,
+            credential=record.credential,
+            provider=record.provider,
+            step=record.step,
+            outcome=record.outcome,
+            actor=record.actor,
+            details=record.details,
         )
+        try:
+            self._log.append(event)
+        except AuditError as exc:
+            # Any audit failure (not a bad event: that is a ValueError) means "not written".
+            message = f"audit log unavailable: {exc}"
+            activity.logger.error("%s (%s %s of %s waits)", message, record.step,
+                                  record.outcome, record.credential or record.run)
+            raise ApplicationError(message, type=AUDIT_UNAVAILABLE, non_retryable=True) from None
 
     def _event(self, inp: StepInput, step: str, phase: str, outcome: str, key: list[str],
                details: dict[str, Any]) -> None:
