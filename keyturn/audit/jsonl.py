@@ -221,16 +221,19 @@ class JsonlAuditLog:
                 _write_all(fd, line)
             os.fsync(fd)
         except OSError as exc:
-            try:
-                os.ftruncate(fd, offset)
-                os.fsync(fd)
-            except OSError as cut:
-                raise AuditLogUnavailable(
-                    f"cannot append to {self.path} ({exc}), and the partial line could not "
-                    f"be cut back ({cut}): run `keyturn audit repair --log {self.path}` "
-                    "once it is writable"
-                ) from exc
+            self._cut(fd, offset, f"cannot append to {self.path} ({exc}), and the partial line")
             raise AuditLogUnavailable(f"cannot append to {self.path}: {exc}") from exc
+
+    def _cut(self, fd: int, offset: int, what: str) -> None:
+        """Cut the file back to ``offset``, or raise naming ``what`` could not be cut."""
+        try:
+            os.ftruncate(fd, offset)
+            os.fsync(fd)
+        except OSError as exc:
+            raise AuditLogUnavailable(
+                f"{what} could not be cut back ({exc}): run `keyturn audit repair --log "
+                f"{self.path}` as a user who can write it"
+            ) from exc
 
     def records(self) -> Iterator[AuditRecord]:
         """Every record in file order, up to the size the file had when reading began."""
@@ -340,15 +343,8 @@ class JsonlAuditLog:
         record = make_record(event, seq=index.last_seq + 1, prev=index.last_hash,
                              ts=format_ts(datetime.now(UTC)))
         fd = f.fileno()
-        try:
-            os.ftruncate(fd, offset)
-            os.fsync(fd)
-        except OSError as exc:
-            raise AuditLogUnavailable(
-                f"{self.path} line {index.lines + 1}: incomplete last line (torn write) that "
-                f"could not be cut back ({exc}); run `keyturn audit repair --log {self.path}` "
-                "as a user who can write it"
-            ) from exc
+        self._cut(fd, offset, f"{self.path} line {index.lines + 1}: incomplete last line "
+                              "(torn write) that")
         _log.warning("audit log %s: cut %d torn bytes at offset %d (sha256 %s) after seq %d",
                      self.path, len(torn), offset, details["cut_sha256"], index.last_seq)
         self._write_line(f, offset, record.line(), torn_drill=False)
