@@ -34,6 +34,12 @@ def default_client_factory(service_name: str, **kwargs: Any) -> Any:
     return boto3.session.Session().client(service_name, **kwargs)
 
 
+THROTTLING_CODES = frozenset({
+    "Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded",
+    "RequestThrottled", "SlowDown",
+})  # fmt: skip
+
+
 def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
@@ -48,15 +54,18 @@ def error_detail(exc: Exception) -> str:
 
 def classify(exc: Exception, codes: Mapping[str, type[ProviderError]]) -> type[ProviderError]:
     """The provider error class for a boto3/botocore exception, given a service's table of
-    error codes. Codes not in it are permanent unless the HTTP status is 5xx (a bare 403 is
-    an IAM policy denial); connection failures are transient."""
+    error codes. Codes not in it are permanent unless the HTTP status is 5xx or 429 or the
+    code is a throttling one (a bare 403 is an IAM policy denial); connection failures are
+    transient."""
     if isinstance(exc, ClientError):
         if (mapped := codes.get(error_code(exc))) is not None:
             return mapped
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         if status == 403:
             return AccessDenied
-        return TransientProviderError if status >= 500 else PermanentProviderError
+        if status == 429 or status >= 500 or error_code(exc) in THROTTLING_CODES:
+            return TransientProviderError  # 429: slow down and try again, never permanent
+        return PermanentProviderError
     if isinstance(exc, BotoConnectionError | HTTPClientError):
         return TransientProviderError
     return PermanentProviderError
