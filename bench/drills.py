@@ -2,11 +2,18 @@
 than `make test` does and prints one table row per drill: what was injected, what was
 checked, pass/fail and the time it took.
 
-    .venv/bin/python bench/drills.py [--points 20] [--seed S]
+    .venv/bin/python bench/drills.py [--points 20] [--credentials 10] [--seed S] [--only F..]
 
 --points   kill points of the mixed runbook (tests/drills/long_kill_points.py): each a
            worker SIGKILLed at a random moment, then a second worker finishing the run
+--credentials  credentials of the faulty-providers drill (tests/drills/long_faulty_providers.py):
+           30 % of requests to moto, OpenBao and Verdaccio fail at random, one IAM user's
+           CreateAccessKey is denied (403)
 --seed     the seed of the random choices (printed; the same seed replays the same points)
+--only     drill files to run instead (e.g. tests/drills/long_kill_points.py)
+
+The servers-going-away drill (tests/drills/test_outages.py) and the audit damage drill
+(tests/drills/test_audit_damage.py) run as in `make test` and are reported here too.
 
 The drills start the same local servers as the tests (Temporal dev server, OpenBao, moto,
 Verdaccio, PostgreSQL) through pytest, on free loopback ports, and stop them at the end.
@@ -25,19 +32,22 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LONG = ["tests/drills/long_kill_points.py"]
+LONG = ["tests/drills/long_kill_points.py", "tests/drills/long_faulty_providers.py",
+        "tests/drills/test_outages.py", "tests/drills/test_audit_damage.py"]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--points", type=int, default=20)
+    parser.add_argument("--credentials", type=int, default=10)
     parser.add_argument("--seed", type=int, default=random.SystemRandom().randrange(10**6))
     parser.add_argument("--only", nargs="*", help="drill files to run (default: all long ones)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "rows.jsonl"
         env = {**os.environ, "KEYTURN_DRILL_REPORT": str(report),
-               "KEYTURN_DRILL_SEED": str(args.seed), "KEYTURN_DRILL_POINTS": str(args.points)}
+               "KEYTURN_DRILL_SEED": str(args.seed), "KEYTURN_DRILL_POINTS": str(args.points),
+               "KEYTURN_DRILL_CREDENTIALS": str(args.credentials)}
         print(f"seed {args.seed}", flush=True)
         began = time.monotonic()
         result = subprocess.run(

@@ -68,7 +68,7 @@ def _approve_open_gate(stack, run_id: str, approved: set[str]) -> None:
         approved.add(GATED)
 
 
-def _finished(stack, run_id: str) -> bool:
+def finished(stack, run_id: str) -> bool:
     return any(r["step"] == "run" and r["outcome"] in ("succeeded", "failed", "cancelled")
                for r in audit_records(stack, run_id))
 
@@ -90,7 +90,7 @@ def drive(stack, mixed: Mixed, point: str, timeout: float = 240.0) -> DrillOutco
         _approve_open_gate(stack, run_id, approved)
         if not named and len(audit_records(stack, run_id)) >= threshold:
             stack.kill_worker(first)
-        return first.poll() is not None or _finished(stack, run_id)
+        return first.poll() is not None or finished(stack, run_id)
 
     stack.wait_for(first_gone, timeout=timeout, what=f"the worker to reach {point}")
     killed = first.poll() is not None
@@ -100,7 +100,7 @@ def drive(stack, mixed: Mixed, point: str, timeout: float = 240.0) -> DrillOutco
 
     def done() -> bool:
         _approve_open_gate(stack, run_id, approved)
-        return _finished(stack, run_id)
+        return finished(stack, run_id)
 
     stack.wait_for(done, timeout=timeout, what=f"the run to finish after a kill at {point}")
     status = json.loads(stack.cli("status", run_id, "--output", "json", check=True).stdout)
