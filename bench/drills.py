@@ -33,7 +33,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LONG = ["tests/drills/long_kill_points.py", "tests/drills/long_faulty_providers.py",
-        "tests/drills/test_outages.py", "tests/drills/test_audit_damage.py"]
+        "tests/drills/test_outages.py", "tests/drills/test_audit_damage.py",
+        "tests/drills/test_audit_backend_outage.py"]
 
 
 def main() -> int:
