@@ -10,6 +10,7 @@ import random
 
 import pytest
 from killing import choose, seed_of
+from mixed import make_mixed
 from test_kill_points import run_kill_drill
 
 SEED = seed_of()
@@ -21,5 +22,5 @@ POINTS = [choose(random.Random(f"{SEED}-{i}")) for i in
 def test_kill_point(point, stack, harnesses, vault, tmp_path, capsys):
     with capsys.disabled():
         print(f"\n[drill] seed {SEED}: kill at {point}")
-    row = run_kill_drill(stack, harnesses, vault, tmp_path, point)
+    row = run_kill_drill(stack, make_mixed(harnesses, vault, tmp_path), vault, point)
     assert row["ok"], f"seed {SEED}, kill at {point}: {row['problems']}"
