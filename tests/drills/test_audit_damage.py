@@ -15,28 +15,11 @@ import json
 import resource
 import subprocess
 import sys
-import uuid
 
 from filelock import FileLock
 from killing import audit_records, report
-from stack_support import seed_user, sts_accepts
+from two_keys import check_two_keys, two_keys
 
-RUNBOOK = """\
-apiVersion: keyturn/v1
-kind: Runbook
-metadata: {{name: damage-{tag}}}
-spec:
-  defaults: {{grace_period: 1s}}
-  stores:
-    vault: {{type: vault_kv, address: "${{VAULT_ADDR}}", mount: secret}}
-  tiers:
-    - id: tier1
-      credentials:
-        - {{id: u1, provider: aws.iam_access_key, target: {{user_name: u1-{tag}}},
-            deliver: [{{store: vault, path: damage-{tag}/u1}}]}}
-        - {{id: u2, provider: aws.iam_access_key, target: {{user_name: u2-{tag}}},
-            deliver: [{{store: vault, path: damage-{tag}/u2}}]}}
-"""
 TORN = b'{"actor":"worker","credential":"u1","details":{"credential_id":"AKIA'
 
 
@@ -60,13 +43,9 @@ def _waiting_on_audit(stack, run_id: str) -> str | None:
 
 
 def test_torn_tail_repaired_and_full_disk_waited_out(stack, iam_client, vault_client, moto):
-    tag = uuid.uuid4().hex[:6]
-    old = {u: seed_user(iam_client, vault_client, f"{u}-{tag}", f"damage-{tag}/{u}")
-           for u in ("u1", "u2")}
-    path = stack.tmp / "damage.yaml"
-    path.write_text(RUNBOOK.format(tag=tag))
+    keys = two_keys(iam_client, vault_client, stack.tmp, "damage")
     worker = _quiet_worker(stack)
-    run_id = stack.cli_json("run", str(path), "--as", "dave")["run_id"]
+    run_id = stack.cli_json("run", str(keys.path), "--as", "dave")["run_id"]
     log = stack.audit_log
 
     stack.wait_for(lambda: any(r["step"] == "precheck" for r in audit_records(stack, run_id)),
@@ -93,18 +72,8 @@ def test_torn_tail_repaired_and_full_disk_waited_out(stack, iam_client, vault_cl
     waited = stack.cli("wait", run_id)
     assert waited.returncode == 0, waited.stdout + waited.stderr
 
-    for user in ("u1", "u2"):
-        keys = iam_client.list_access_keys(UserName=f"{user}-{tag}")["AccessKeyMetadata"]
-        value = vault_client.secrets.kv.v2.read_secret_version(
-            path=f"damage-{tag}/{user}", mount_point="secret",
-            raise_on_deleted_version=True)["data"]["data"]
-        assert [k["AccessKeyId"] for k in keys] == [value["aws_access_key_id"]]
-        assert not sts_accepts(moto, old[user])
-    records = audit_records(stack, run_id)
-    assert len({r["event_id"] for r in records}) == len(records)
-    done = [(r["credential"], r["step"], r["details"].get("phase")) for r in records
-            if r["outcome"] == "succeeded" and r["credential"]]
-    assert len(done) == len(set(done)) == 14, done
+    assert not check_two_keys(keys, iam_client, vault_client, moto,
+                              audit_records(stack, run_id))
     verified = stack.cli("audit", "verify")
     assert verified.returncode == 0 and "repaired" in verified.stdout, verified.stdout
     assert stack.cli("audit", "replay", run_id).returncode == 0
