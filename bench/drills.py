@@ -12,7 +12,8 @@ checked, pass/fail and the time it took.
 --seed     the seed of the random choices (printed; the same seed replays the same points)
 --only     drill files to run instead (e.g. tests/drills/long_kill_points.py)
 
-The servers-going-away drill (tests/drills/test_outages.py) and the audit damage drill
+tests/drills/long_many_writers.py: four workers on one JSONL log, and on PostgreSQL, one
+of them SIGKILLed. The servers-going-away drill (tests/drills/test_outages.py) and the audit damage drill
 (tests/drills/test_audit_damage.py) run as in `make test` and are reported here too.
 
 The drills start the same local servers as the tests (Temporal dev server, OpenBao, moto,
@@ -34,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 LONG = ["tests/drills/long_kill_points.py", "tests/drills/long_faulty_providers.py",
         "tests/drills/test_outages.py", "tests/drills/test_audit_damage.py",
-        "tests/drills/test_audit_backend_outage.py"]
+        "tests/drills/test_audit_backend_outage.py", "tests/drills/long_many_writers.py"]
 
 
 def main() -> int:
