@@ -350,6 +350,9 @@ class JsonlAuditLog:
         self._write_line(f, offset, record.line(), torn_drill=False)
         index.add(offset, record.line()[:-1], record.seq, record.hash, record.event_id)
         self._last_repair = record
+        key = self._signing_key
+        if key is not None and checkpoint_due(self._checkpoint_every, record.seq):
+            self._write_checkpoint(key, record.seq, record.hash)  # a repair is a record too
 
     def _read_at(self, f: BinaryIO, offset: int, length: int) -> AuditRecord:
         f.seek(offset)

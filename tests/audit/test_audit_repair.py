@@ -147,3 +147,18 @@ def test_a_file_size_limit_leaves_no_partial_line(audit_path, make_event):
     assert "refused:" in out.stdout and "File too large" in out.stdout, out.stdout + out.stderr
     assert audit_path.read_bytes() == before
     assert verify(audit_path).ok
+
+
+def test_a_repair_at_a_checkpoint_seq_is_checkpointed(audit_path, make_event, tmp_path):
+    from keyturn.audit import generate_signing_key, load_signing_key
+
+    key_file = tmp_path / "signing.pem"
+    generate_signing_key(key_file)
+    key = load_signing_key(key_file)
+    log = JsonlAuditLog(audit_path, signing_key=key, checkpoint_every=2)
+    log.append(make_event("create"))
+    _tear(audit_path)
+    log.append(make_event("verify_new"))  # seq 2 is the repair, seq 3 this event
+    result = verify(audit_path, key.public_key())
+    assert result.ok, result.problems
+    assert result.checkpoints == 1 and result.records == 3
