@@ -4,7 +4,8 @@ Each AWS service has its own table of error codes (IAM's `NoSuchEntity`,
 KMS's `NotFoundException`, Secrets Manager's `ResourceNotFoundException`);
 the caller passes it, with its layer's error classes
 (`keyturn.httpstatus.ErrorClasses`). A code not in the table is judged by the
-answer's HTTP status: a bare 403 is an IAM policy denial, a 5xx is transient,
+answer's HTTP status and code: a bare 403 is an IAM policy denial; a 5xx, a 429
+or a throttling code is transient (slow down and try again, never permanent);
 anything else permanent. Connection failures are transient. The module is
 neutral: stores use it without importing providers.
 """
@@ -20,6 +21,12 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from keyturn.httpstatus import ErrorClasses, Kind
 
 E = TypeVar("E", bound=Exception)
+
+THROTTLING_CODES = frozenset({
+    "Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded",
+    "RequestThrottled", "SlowDown",
+})  # fmt: skip
+"""Throttling codes of AWS services, transient even where a service's own table lacks them."""
 
 
 def error_code(exc: ClientError) -> str:
@@ -43,7 +50,8 @@ def classify(exc: Exception, codes: Mapping[str, type[E]], classes: ErrorClasses
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         if status == 403:
             return classes.for_kind(Kind.ACCESS_DENIED)
-        return classes.for_kind(Kind.TRANSIENT if status >= 500 else Kind.PERMANENT)
+        throttled = status == 429 or error_code(exc) in THROTTLING_CODES
+        return classes.for_kind(Kind.TRANSIENT if throttled or status >= 500 else Kind.PERMANENT)
     if isinstance(exc, BotoConnectionError | HTTPClientError):
         return classes.transient
     return classes.permanent

@@ -194,6 +194,11 @@ class Delivery:
             if found is None or self.view(location, found) != secret:
                 continue  # not delivered, or changed since: not ours to undo
             replaced = found.metadata.get("replaces_version")
+            if not replaced and found.version > 1:
+                # The version was written (check-and-set on the one before it) but its
+                # metadata was not: a store that writes them in two calls (Vault KV) failed
+                # in between. The path has older versions, so it is not ours to destroy.
+                replaced = str(found.version - 1)
             if not replaced:
                 ours = {fields.stored_name(location.fields, f) for f in secret}
                 if set(found.secret) <= ours:

@@ -17,8 +17,10 @@ from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from keyturn.audit import AuditEvent, AuditLog, event_id
+from keyturn.audit import AuditError, AuditEvent, AuditLog, event_id
+from keyturn.drill import kill_point
 from keyturn.errors import PermanentError, TransientError
+from keyturn.workflows.common import AUDIT_UNAVAILABLE
 from keyturn.workflows.models import AuditInput, StepInput
 
 
@@ -37,20 +39,29 @@ class StepRecorder:
 
     @activity.defn(name="audit_record")
     def append(self, record: AuditInput) -> None:
-        """Activity for workflow-level events (gates, tiers, the run); also used by the steps."""
-        self._log.append(
-            AuditEvent(
-                run=record.run,
-                event_id=event_id(record.run, *record.key),
-                tier=record.tier,
-                credential=record.credential,
-                provider=record.provider,
-                step=record.step,
-                outcome=record.outcome,
-                actor=record.actor,
-                details=record.details,
-            )
+        """Activity for workflow-level events (gates, tiers, the run); also used by the steps.
+
+        A log that refuses the append raises AuditLogUnavailable (not retried by
+        Temporal: the workflow waits for the log and calls again, see workflows.common)."""
+        event = AuditEvent(
+            run=record.run,
+            event_id=event_id(record.run, *record.key),
+            tier=record.tier,
+            credential=record.credential,
+            provider=record.provider,
+            step=record.step,
+            outcome=record.outcome,
+            actor=record.actor,
+            details=record.details,
         )
+        try:
+            self._log.append(event)
+        except AuditError as exc:
+            # Any audit failure (not a bad event: that is a ValueError) means "not written".
+            message = f"audit log unavailable: {exc}"
+            activity.logger.error("%s (%s %s of %s waits)", message, record.step,
+                                  record.outcome, record.credential or record.run)
+            raise ApplicationError(message, type=AUDIT_UNAVAILABLE, non_retryable=True) from None
 
     def _event(self, inp: StepInput, step: str, phase: str, outcome: str, key: list[str],
                details: dict[str, Any]) -> None:
@@ -71,6 +82,7 @@ class StepRecorder:
     @contextmanager
     def step(self, inp: StepInput, step: str, phase: str = "") -> Iterator[dict[str, Any]]:
         details: dict[str, Any] = {}
+        kill_point(f"{step}.started")
         try:
             yield details
         except Exception as exc:  # noqa: BLE001 - every failure is classified and recorded
@@ -88,6 +100,7 @@ class StepRecorder:
                 self._event(inp, step, phase, "failed", ["failed"], failure)
                 activity.logger.error("%s", message)
             raise ApplicationError(message, type=type(exc).__name__, non_retryable=not retryable) from None
+        kill_point(f"{step}.before_audit")
         self._event(inp, step, phase, "succeeded", ["succeeded"], details)
         # details hold references and fingerprints only, so they are safe to log
         activity.logger.info("%s %s%s succeeded %s", inp.credential.id, step,

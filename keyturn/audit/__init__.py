@@ -12,10 +12,16 @@ from keyturn.audit.checkpoint import (
     load_signing_key,
 )
 from keyturn.audit.export import export_run
-from keyturn.audit.jsonl import AuditLogError, AuditLogMissing, JsonlAuditLog
+from keyturn.audit.jsonl import (
+    AuditLogError,
+    AuditLogMissing,
+    AuditLogUnavailable,
+    JsonlAuditLog,
+)
 from keyturn.audit.record import (
     GENESIS_PREV,
     OUTCOMES,
+    REPAIR_RUN,
     STEPS,
     AuditError,
     AuditEvent,
@@ -32,6 +38,7 @@ __all__ = [
     "GENESIS_PREV",
     "INVARIANTS",
     "OUTCOMES",
+    "REPAIR_RUN",
     "STEPS",
     "AuditError",
     "AuditEvent",
@@ -39,6 +46,7 @@ __all__ = [
     "AuditLog",
     "AuditLogError",
     "AuditLogMissing",
+    "AuditLogUnavailable",
     "AuditRecord",
     "Checkpoint",
     "CheckpointError",

@@ -14,8 +14,12 @@ read (other inode, shorter than the offset, or a different last line there).
 
 from __future__ import annotations
 
+import getpass
+import hashlib
 import json
+import logging
 import os
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,14 +42,19 @@ from keyturn.audit.checkpoint import (
 )
 from keyturn.audit.record import (
     GENESIS_PREV,
+    REPAIR_RUN,
     AuditError,
     AuditEvent,
     AuditFormatError,
     AuditRecord,
+    event_id,
     format_ts,
     make_record,
     parse_record,
 )
+from keyturn.drill import KILL_AT_ENV, kill_point
+
+_log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
 
@@ -56,6 +65,11 @@ class AuditLogError(AuditError):
 
 class AuditLogMissing(AuditLogError):
     """Nothing has been written where the log was looked for: no file, no tables."""
+
+
+class AuditLogUnavailable(AuditLogError):
+    """The log cannot take an append now (full disk, read-only, torn or unreadable tail,
+    database down); nothing was written. Rotations wait and try again."""
 
 
 def iter_lines(
@@ -125,6 +139,8 @@ class JsonlAuditLog:
         self._lock_timeout = lock_timeout
         self._mutex = threading.Lock()
         self._index: _Index | None = None
+        self._repairer: tuple[str, str] | None = None
+        self._last_repair: AuditRecord | None = None
 
     @property
     def where(self) -> str:
@@ -136,20 +152,30 @@ class JsonlAuditLog:
         return self.path.exists()
 
     def append(self, event: AuditEvent) -> AuditRecord:
-        """Chain and durably write ``event``, or return the record already holding its id."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Chain and durably write ``event``, or return the record already holding its id.
+
+        A torn last line (a writer killed mid-append) is cut back first, with a
+        ``repair`` record. A write that fails (full disk, read-only file) is cut back
+        too and raises ``AuditLogUnavailable``: the chain is never extended past a
+        partial line, and nothing is acknowledged that is not on disk."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise AuditLogUnavailable(f"cannot create {self.path.parent}: {exc}") from exc
         with self._locked():
             created = not self.path.exists()
-            with open(self.path, "ab+") as f:
-                index = self._sync(f)
+            try:
+                f = open(self.path, "ab+")  # noqa: SIM115 - closed below
+            except OSError as exc:
+                raise AuditLogUnavailable(f"cannot open {self.path} to append: {exc}") from exc
+            with f:
+                index = self._sync(f, repair=True)
                 if (known := index.ids.get(event.event_id)) is not None:
                     return self._read_at(f, *known)
                 now = format_ts(datetime.now(UTC))
                 record = make_record(event, seq=index.last_seq + 1, prev=index.last_hash, ts=now)
                 line = record.line()
-                f.write(line)
-                f.flush()
-                os.fsync(f.fileno())
+                self._write_line(f, index.offset, line, torn_drill=True)
             if created:
                 _fsync_dir(self.path.parent)
             index.add(index.offset, line[:-1], record.seq, record.hash, record.event_id)
@@ -157,6 +183,57 @@ class JsonlAuditLog:
             if key is not None and checkpoint_due(self._checkpoint_every, record.seq):
                 self._write_checkpoint(key, record.seq, record.hash)
         return record
+
+    def repair(self, actor: str, by: str = "keyturn audit repair") -> AuditRecord | None:
+        """Cut back a torn last line with a ``repair`` record; None if there was none.
+
+        Only an unterminated last line is repaired: a writer holding the lock never
+        leaves one, so it is an append that was never acknowledged. Any other damage
+        (an altered or unreadable complete line) is refused: `keyturn audit verify`
+        names it."""
+        with self._locked():
+            if not self.path.exists():
+                return None
+            try:
+                f = open(self.path, "ab+")  # noqa: SIM115 - closed below
+            except OSError as exc:
+                raise AuditLogUnavailable(f"cannot open {self.path} to repair: {exc}") from exc
+            with f:
+                self._repairer, self._last_repair = (actor, by), None
+                try:
+                    self._sync(f, repair=True)
+                    return self._last_repair
+                finally:
+                    self._repairer = self._last_repair = None
+
+    def _write_line(self, f: BinaryIO, offset: int, line: bytes, *, torn_drill: bool) -> None:
+        """Write one whole line at the end (``offset``) and fsync it, or cut back to
+        ``offset`` and raise: a failed write never leaves a partial line behind."""
+        fd = f.fileno()
+        try:
+            if torn_drill and os.environ.get(KILL_AT_ENV, "").startswith("audit.mid_append"):
+                half = len(line) // 2
+                _write_all(fd, line[:half])
+                os.fsync(fd)
+                kill_point("audit.mid_append")
+                _write_all(fd, line[half:])
+            else:
+                _write_all(fd, line)
+            os.fsync(fd)
+        except OSError as exc:
+            self._cut(fd, offset, f"cannot append to {self.path} ({exc}), and the partial line")
+            raise AuditLogUnavailable(f"cannot append to {self.path}: {exc}") from exc
+
+    def _cut(self, fd: int, offset: int, what: str) -> None:
+        """Cut the file back to ``offset``, or raise naming ``what`` could not be cut."""
+        try:
+            os.ftruncate(fd, offset)
+            os.fsync(fd)
+        except OSError as exc:
+            raise AuditLogUnavailable(
+                f"{what} could not be cut back ({exc}): run `keyturn audit repair --log "
+                f"{self.path}` as a user who can write it"
+            ) from exc
 
     def records(self) -> Iterator[AuditRecord]:
         """Every record in file order, up to the size the file had when reading began."""
@@ -166,7 +243,10 @@ class JsonlAuditLog:
             end = os.fstat(f.fileno()).st_size
             for number, (_, line, terminated) in enumerate(iter_lines(f, 0, end), start=1):
                 if not terminated:
-                    raise AuditLogError(f"{self.path} line {number}: incomplete last line")
+                    raise AuditLogError(
+                        f"{self.path} line {number}: incomplete last line (torn write?); "
+                        f"`keyturn audit repair --log {self.path}` cuts it back"
+                    )
                 try:
                     yield parse_record(line)
                 except AuditFormatError as exc:
@@ -209,8 +289,9 @@ class JsonlAuditLog:
             finally:
                 self._lock.release()
 
-    def _sync(self, f: BinaryIO) -> _Index:
-        """Bring the index up to the end of the file; the caller holds the lock."""
+    def _sync(self, f: BinaryIO, *, repair: bool = False) -> _Index:
+        """Bring the index up to the end of the file; the caller holds the lock. With
+        ``repair`` (appends; ``f`` open for appending), a torn last line is cut back."""
         st = os.fstat(f.fileno())
         index = self._index
         if index is None or index.ident != (st.st_dev, st.st_ino) or st.st_size < index.offset:
@@ -223,19 +304,55 @@ class JsonlAuditLog:
         for offset, line, terminated in iter_lines(f, index.offset, st.st_size):
             number = index.lines + 1
             if not terminated:
+                if repair:
+                    self._repair_torn(f, index, offset, line)
+                    break
                 raise AuditLogError(
                     f"{self.path} line {number}: incomplete last line (torn write?); "
-                    "refusing to append until it is repaired"
+                    f"run `keyturn audit repair --log {self.path}`"
                 )
             try:
                 seq, hash_, event_id = _tail_fields(line)
             except (ValueError, KeyError, TypeError) as exc:
-                raise AuditLogError(
-                    f"{self.path} line {number}: unreadable record ({exc}); "
-                    "run `keyturn audit verify`"
+                raise AuditLogUnavailable(
+                    f"{self.path} line {number}: unreadable record ({exc}); refusing to append "
+                    "after it: run `keyturn audit verify`"
                 ) from exc
             index.add(offset, line, seq, hash_, event_id)
         return index
+
+    def _repair_torn(self, f: BinaryIO, index: _Index, offset: int, torn: bytes) -> None:
+        """Cut the unterminated last line at ``offset`` and append a ``repair`` record
+        saying what was cut (length, SHA-256 of the bytes), after which seq, and who."""
+        actor, by = self._repairer or (_whoami(), "writer")
+        details = {
+            "reason": "incomplete last line (a writer was stopped mid-append); never "
+                      "acknowledged, so cut back",
+            "cut_bytes": len(torn),
+            "cut_sha256": hashlib.sha256(torn).hexdigest(),
+            "at_offset": offset,
+            "after_seq": index.last_seq,
+            "by": by,
+        }
+        event = AuditEvent(
+            run=REPAIR_RUN,
+            event_id=event_id(REPAIR_RUN, None, "repair", offset, details["cut_sha256"],
+                              index.last_hash),
+            step="repair", outcome="succeeded", actor=actor, details=details,
+        )
+        record = make_record(event, seq=index.last_seq + 1, prev=index.last_hash,
+                             ts=format_ts(datetime.now(UTC)))
+        fd = f.fileno()
+        self._cut(fd, offset, f"{self.path} line {index.lines + 1}: incomplete last line "
+                              "(torn write) that")
+        _log.warning("audit log %s: cut %d torn bytes at offset %d (sha256 %s) after seq %d",
+                     self.path, len(torn), offset, details["cut_sha256"], index.last_seq)
+        self._write_line(f, offset, record.line(), torn_drill=False)
+        index.add(offset, record.line()[:-1], record.seq, record.hash, record.event_id)
+        self._last_repair = record
+        key = self._signing_key
+        if key is not None and checkpoint_due(self._checkpoint_every, record.seq):
+            self._write_checkpoint(key, record.seq, record.hash)  # a repair is a record too
 
     def _read_at(self, f: BinaryIO, offset: int, length: int) -> AuditRecord:
         f.seek(offset)
@@ -248,6 +365,21 @@ class JsonlAuditLog:
         checkpoint = sign_checkpoint(key, seq=seq, hash=hash_)
         append_checkpoint(self.checkpoints_path, checkpoint)
         return checkpoint
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _whoami() -> str:
+    """Who a writer's automatic repair names: user@host, process id."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()} pid {os.getpid()}"
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -30,7 +30,8 @@ steps
     ``run`` (the whole run), ``tier`` (one tier), ``precheck``, ``create``,
     ``supply`` (an operator delivers a value the provider cannot create),
     ``verify_new``, ``gate``, ``promote``, ``revoke_old``, ``confirm_revoked``,
-    ``rollback``, ``notify`` (a webhook notification that could not be delivered).
+    ``rollback``, ``notify`` (a webhook notification that could not be delivered),
+    ``repair`` (a record about the log itself, not a run: see below).
 outcomes
     ``started``, ``succeeded``, ``failed`` (for good), ``error`` (one attempt
     failed and will be retried; add the attempt to the event id), ``skipped``,
@@ -61,6 +62,15 @@ details
     - ``supply``: ``opened`` while waiting for an operator, ``succeeded`` with
       the operator as actor once the value is in the store
 
+A ``repair`` record has run ``"audit-log"`` (``REPAIR_RUN``, which no run id can
+be: run ids end in a timestamp and a random suffix), no tier, credential or
+provider, outcome ``succeeded``, the repairer as actor (``user@host pid N`` for a
+writer, or the user of ``keyturn audit repair``) and details ``{"reason",
+"cut_bytes", "cut_sha256", "at_offset", "after_seq", "by": "writer" | "keyturn
+audit repair"}``: the unterminated last line (an append that never completed, so
+never acknowledged) that was cut from byte ``at_offset`` before this record was
+written in its place, the SHA-256 of the cut bytes, and the seq it followed.
+
 ``event_id`` is derived with :func:`event_id` from the run, the credential, the
 step and whatever else makes the transition unique (normally the outcome, for
 approvals also the gate and the principal), so a retried activity maps to the
@@ -80,6 +90,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from keyturn.errors import KeyturnError, PermanentError
 
 GENESIS_PREV = "0" * 64
+REPAIR_RUN = "audit-log"
+"""The run of records about the log itself (step ``repair``)."""
 RECORD_HASH_PREFIX = b"\x00"
 
 FIELDS = (
@@ -89,7 +101,7 @@ FIELDS = (
 
 STEPS = frozenset({
     "run", "tier", "lock", "precheck", "create", "supply", "verify_new", "gate",
-    "promote", "revoke_old", "confirm_revoked", "rollback", "notify",
+    "promote", "revoke_old", "confirm_revoked", "rollback", "notify", "repair",
 })  # fmt: skip
 OUTCOMES = frozenset({
     "started", "succeeded", "failed", "error", "skipped", "cancelled", "rolled_back",

@@ -30,7 +30,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from keyturn.audit.record import OUTCOMES, STEPS, AuditRecord
+from keyturn.audit.record import OUTCOMES, REPAIR_RUN, STEPS, AuditRecord
+from keyturn.audit.verify import describe_repair
 
 _ATTEMPTS = frozenset({"started", "succeeded", "failed", "error"})
 INVARIANTS = ("verified_before_promote", "delivered_before_revoke", "approvals_valid")
@@ -175,10 +176,22 @@ class _Checker:
 
 
 def replay(records: Iterable[AuditRecord], run: str) -> Replay:
-    """The timeline of ``run`` (its records in seq order) and every invariant violation."""
+    """The timeline of ``run`` (its records in seq order) and every invariant violation.
+
+    ``repair`` records among ``records`` (run ``REPAIR_RUN``) are not part of the
+    timeline; one made while the run was writing is reported as a warning."""
+    records = list(records)
     ordered = tuple(sorted((r for r in records if r.run == run), key=lambda r: r.seq))
     by_credential: dict[str | None, list[AuditRecord]] = {}
     warnings: list[str] = []
+    if ordered:
+        first, last = ordered[0].seq, ordered[-1].seq
+        warnings += [
+            f"seq {r.seq}: the log was repaired during this run: {describe_repair(r)}; "
+            "a step whose record was cut wrote it again when it was retried"
+            for r in records
+            if r.step == "repair" and r.run == REPAIR_RUN and first < r.seq < last
+        ]
     checker = _Checker()
     for r in ordered:
         by_credential.setdefault(r.credential, []).append(r)

@@ -3,7 +3,8 @@
 Checks, in order, for line n of the log (which must hold seq n): the line ends
 with a newline, parses, has exactly the record fields and is in canonical form;
 seq is n; prev is the hash of seq n-1 (64 zeros for seq 1); the hash recomputes;
-the event_id is new. The scan stops at the first bad record, because after it
+the event_id is new; a ``repair`` record follows the seq it names (each repair is
+reported as a warning: a repaired log verifies). The scan stops at the first bad record, because after it
 positions are no longer trustworthy. Checkpoints are checked independently:
 each line parses, is signed by the given public key with a valid signature, and
 its (seq, hash) equals the record at that seq; a log shorter than its latest
@@ -36,7 +37,13 @@ from keyturn.audit.checkpoint import (
     signature_valid,
 )
 from keyturn.audit.jsonl import AuditLogMissing, iter_lines
-from keyturn.audit.record import GENESIS_PREV, AuditFormatError, AuditRecord, parse_record
+from keyturn.audit.record import (
+    GENESIS_PREV,
+    REPAIR_RUN,
+    AuditFormatError,
+    AuditRecord,
+    parse_record,
+)
 
 
 @dataclass(frozen=True)
@@ -89,7 +96,10 @@ def _check_record(
     line: bytes, terminated: bool, expected: int, prev: str, seen: dict[str, int]
 ) -> AuditRecord:
     if not terminated:
-        raise _Broken("incomplete last line: no newline (torn write, or bytes cut off)")
+        raise _Broken(
+            "incomplete last line: no newline (torn write, or bytes cut off); if it is the "
+            "last line, `keyturn audit repair` cuts it back and records a repair"
+        )
     try:
         record = parse_record(line)
     except AuditFormatError as exc:
@@ -137,6 +147,26 @@ def _parse_checkpoints(
     return parsed
 
 
+def describe_repair(record: AuditRecord) -> str:
+    """A repair record in words: what was cut, its digest, after which seq, by whom."""
+    d = record.details
+    return (f"{d.get('cut_bytes')} torn bytes cut after seq {d.get('after_seq')} "
+            f"(sha256 {str(d.get('cut_sha256'))[:16]}…) by {record.actor} ({d.get('by')})")
+
+
+def _repair_note(record: AuditRecord) -> str | None:
+    """Why a repair record is malformed, or None: it follows the seq it names, has no
+    credential and says what it cut."""
+    d = record.details
+    if record.run != REPAIR_RUN or record.credential is not None:
+        return f"repair record with run {record.run!r} and credential {record.credential!r}"
+    if d.get("after_seq") != record.seq - 1:
+        return f"repair record says it follows seq {d.get('after_seq')}, not {record.seq - 1}"
+    if type(d.get("cut_bytes")) is not int or not isinstance(d.get("cut_sha256"), str):
+        return "repair record without cut_bytes and cut_sha256"
+    return None
+
+
 def verify_lines(
     log_lines: Iterable[tuple[bytes, bool]],
     checkpoint_data: bytes,
@@ -153,6 +183,7 @@ def verify_lines(
 
     count, head_seq, head_hash, broken = 0, 0, GENESIS_PREV, False
     seen: dict[str, int] = {}
+    repairs: list[str] = []
     for count, (line, terminated) in enumerate(log_lines, start=1):
         if broken:
             continue  # keep counting lines for the truncation check
@@ -164,6 +195,13 @@ def verify_lines(
             continue
         seen[record.event_id] = record.seq
         head_seq, head_hash = record.seq, record.hash
+        if record.step == "repair":
+            if (repair := _repair_note(record)) is None:
+                repairs.append(f"seq {record.seq}: {describe_repair(record)}")
+            else:
+                problems.append(Problem(repair, record.seq, record.seq))
+                broken = True
+                continue
         for number, checkpoint in by_seq.get(record.seq, ()):
             if checkpoint.hash != record.hash and not broken:
                 problems.append(Problem(
@@ -173,7 +211,7 @@ def verify_lines(
                 ))  # fmt: skip
                 broken = True
 
-    warnings = []
+    warnings = [f"repaired: {note}" for note in repairs]
     latest = max((c for _, c in checkpoints), key=lambda c: c.seq, default=None)
     if latest is None:
         warnings.append(

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from keyturn.audit import (
     INVARIANTS,
+    REPAIR_RUN,
     AuditError,
     AuditRecord,
     JsonlAuditLog,
@@ -86,8 +87,11 @@ def _open(
         fail(str(exc), EXIT_USAGE)
 
 
-def _run_records(source: JsonlAuditLog | PostgresAuditLog, run: str) -> list[AuditRecord]:
-    """The records of `run` in seq order; exits if the log does not exist or cannot be read."""
+def _run_records(
+    source: JsonlAuditLog | PostgresAuditLog, run: str, *, repairs: bool = False
+) -> list[AuditRecord]:
+    """The records of `run` in seq order (with `repairs`, also the file's repair records);
+    exits if the log does not exist or cannot be read."""
     try:
         if not source.exists():
             fail(
@@ -95,6 +99,8 @@ def _run_records(source: JsonlAuditLog | PostgresAuditLog, run: str) -> list[Aud
                 "(set --log, --dsn, KEYTURN_AUDIT_LOG or KEYTURN_AUDIT_DSN)",
                 EXIT_USAGE,
             )
+        if repairs and isinstance(source, JsonlAuditLog):
+            return [r for r in source.records() if r.run in (run, REPAIR_RUN)]
         return list(source.records_for_run(run))
     except (AuditError, OSError) as exc:
         fail(str(exc), EXIT_FAILED)
@@ -205,7 +211,7 @@ def replay_cmd(
     Example: keyturn audit replay $RUN -o json
     """
     source = _open(log, dsn)
-    result = replay(_run_records(source, run), run)
+    result = replay(_run_records(source, run, repairs=True), run)
     if not result.records:
         fail(f"no records for run {run!r} in {source.where}", EXIT_USAGE)
     if output is OutputFormat.json:
@@ -249,6 +255,46 @@ def export_cmd(
         print_json({"run": run, "format": fmt.value, "records": count, "out": str(out)})
     else:
         console.print(Text(f"wrote {count} records to {out}"))
+
+
+@app.command("repair")
+def repair_cmd(log: LogOption = None) -> None:
+    """Cut back a torn last line (an append that never completed) and record a `repair`.
+
+    The repair record names what was cut (its length and SHA-256), after which seq and
+    who repaired it. Only an unterminated last line is cut; other damage is left for
+    `keyturn audit verify` to name. Workers do the same on their next append.
+
+    Example: keyturn audit repair --log .keyturn/audit.jsonl
+    """
+    source = _open(log, None)
+    if not isinstance(source, JsonlAuditLog):
+        fail("only a JSONL log can have a torn line; PostgreSQL appends are transactions",
+             EXIT_USAGE)
+    try:
+        record = source.repair(actor=_operator())
+    except (AuditError, OSError) as exc:
+        fail(str(exc), EXIT_FAILED)
+    if record is None:
+        console.print(f"nothing to repair: {escape(source.where)} ends with a whole line",
+                      highlight=False)
+        return
+    d = record.details
+    console.print(
+        f"repaired {escape(source.where)}: cut {d['cut_bytes']} torn bytes after seq "
+        f"{d['after_seq']} (sha256 {d['cut_sha256']}); repair record seq {record.seq}",
+        highlight=False,
+    )
+
+
+def _operator() -> str:
+    """Who `audit repair` names as the repairer: $KEYTURN_PRINCIPAL, else user@host."""
+    import getpass
+    import os
+    import socket
+
+    principal = os.environ.get("KEYTURN_PRINCIPAL")
+    return principal or f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 @app.command("keygen")

@@ -30,6 +30,8 @@ import requests
 from hvac import exceptions as vault
 from hvac import utils as hvac_utils
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from keyturn.fingerprint import canonical_json
 from keyturn.randomness import RandomSource, VaultRandom
@@ -88,6 +90,27 @@ def classify(exc: Exception) -> type[StoreError]:
     return PermanentStoreError
 
 
+RETRIED_STATUSES = (429, 500, 502, 503, 504)
+READ_METHODS = frozenset({"GET", "HEAD", "LIST", "OPTIONS"})
+
+
+def retrying_session() -> requests.Session:
+    """A session that retries what a flaky Vault or network gives, a few times within about
+    two seconds (honouring Retry-After), before a step fails and Temporal retries the whole
+    step: a connection refused (any method: nothing was sent), and a reset connection or a
+    429/5xx answer to a read. Writes are not repeated here (check-and-set makes the step's
+    own retry safe). Without this, a step that makes several Vault calls fails most of its
+    attempts once a few percent of calls fail (seen in tests/drills/test_faulty_providers)."""
+    retry = Retry(total=4, connect=4, read=2, status=4, backoff_factor=0.25,
+                  status_forcelist=RETRIED_STATUSES, allowed_methods=READ_METHODS,
+                  raise_on_status=False, respect_retry_after_header=True)
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
 class VaultKvStore(StoreDefaults):
     """Versioned secrets at paths under one KV v2 mount, with per-version metadata."""
 
@@ -103,7 +126,8 @@ class VaultKvStore(StoreDefaults):
             )
         self.mount = cfg.mount.strip("/")
         self._address = cfg.address
-        self._client = hvac.Client(url=cfg.address, token=token, namespace=cfg.namespace)
+        self._client = hvac.Client(url=cfg.address, token=token, namespace=cfg.namespace,
+                                   session=retrying_session())
         self._kv = self._client.secrets.kv.v2
 
     def random_source(self) -> RandomSource:

@@ -28,6 +28,12 @@ STEP_RETRY = RetryPolicy(
 )
 STEP_TIMEOUT = timedelta(seconds=30)  # one API call or two; a dead worker's step is retried after this
 
+AUDIT_UNAVAILABLE = "AuditLogUnavailable"
+"""The error type of an activity that could not write its audit record (keyturn.activities)."""
+AUDIT_WAIT_FIRST = timedelta(seconds=1)
+AUDIT_WAIT_MAX = timedelta(minutes=2)
+"""While the audit log refuses appends, a step is tried again after 1 s, doubling up to this."""
+
 
 async def call(
     activity: str,
@@ -36,20 +42,48 @@ async def call(
     *,
     family: str = "",
     timeout: timedelta | None = None,
+    on_audit_wait: Callable[[str], None] | None = None,
 ) -> Any:
     """Run one protocol step as an activity with keyturn's timeout and retry policy.
 
     Steps of a provider `family` run on that family's task queue, which the
     worker rate-limits to the provider's quota; the rest on the workflow's own.
+
+    A step that could not write its audit record (full disk, read-only or torn log,
+    database down) is not a failure: nothing goes on unaudited, so the step waits
+    (`on_audit_wait` hears why) and runs again, for as long as the log refuses.
+    Steps are idempotent, so a step whose change was made but not recorded finds
+    it made and records it then.
     """
-    return await workflow.execute_activity(
-        activity,
-        arg,
-        result_type=result_type,
-        task_queue=family_queue(workflow.info().task_queue, family) if family else None,
-        start_to_close_timeout=timeout or STEP_TIMEOUT,
-        retry_policy=STEP_RETRY,
-    )
+    delay = AUDIT_WAIT_FIRST
+    while True:
+        try:
+            return await workflow.execute_activity(
+                activity,
+                arg,
+                result_type=result_type,
+                task_queue=family_queue(workflow.info().task_queue, family) if family else None,
+                start_to_close_timeout=timeout or STEP_TIMEOUT,
+                retry_policy=STEP_RETRY,
+            )
+        except ActivityError as err:
+            why = audit_unavailable(err)
+            if why is None:
+                raise
+        workflow.logger.warning("%s waits for the audit log (again in %s): %s",
+                                activity, delay, why)
+        if on_audit_wait is not None:
+            on_audit_wait(why)
+        await workflow.sleep(delay)
+        delay = min(delay * 2, AUDIT_WAIT_MAX)
+
+
+def audit_unavailable(err: ActivityError) -> str | None:
+    """Why the activity could not write to the audit log, or None for any other failure."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type == AUDIT_UNAVAILABLE:
+        return cause.message
+    return None
 
 
 def family_queue(task_queue: str, family: str) -> str:

@@ -261,7 +261,8 @@ class CredentialRotationWorkflow:
         try:
             cred = step.credential
             result = await call(
-                name, step, result_type, family=cred.family, timeout=cred.step_timeout
+                name, step, result_type, family=cred.family, timeout=cred.step_timeout,
+                on_audit_wait=lambda why: self._mark(name, "waiting", why),
             )
         except Exception as err:  # ActivityError: the activity already audited its failure
             self._mark(name, "failed", reason(err))
@@ -314,6 +315,7 @@ class CredentialRotationWorkflow:
                 step.model_copy(update={"phase": why[:200]}),
                 family=step.credential.family,
                 timeout=step.credential.step_timeout,
+                on_audit_wait=lambda why: self._mark("rollback", "waiting", why),
             )
         except Exception as err:
             self._mark("rollback", "failed", reason(err))

@@ -47,6 +47,10 @@ class FaultProxy(LoopbackHttpServer):
             self.failed_requests += 1
             request.respond(fault.status, [("Content-Type", fault.content_type)], fault.body)
             return
+        self._forward(request, body)
+
+    def _forward(self, request: LoopbackRequestHandler, body: bytes) -> None:
+        """Send the request to the upstream server and its answer back, unchanged."""
         conn = http.client.HTTPConnection(*self._upstream, timeout=60)
         try:
             headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}

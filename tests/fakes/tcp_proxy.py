@@ -3,7 +3,8 @@
 Database servers cannot be told to drop connections on demand, so a harness
 points the provider at this proxy: bytes are relayed unchanged until
 `refusing()` is entered, and then every new connection is closed as soon as it
-is accepted, which a database driver reports as a lost connection (transient).
+is accepted, which a database driver reports as a lost connection (transient);
+`down()` also cuts the open ones, as a server restart or a network outage would.
 """
 
 from __future__ import annotations
@@ -49,6 +50,26 @@ class TcpProxy:
             yield
         finally:
             self._refusing = False
+
+    @contextmanager
+    def down(self) -> Iterator[None]:
+        """While inside, the server is gone: open connections are cut and new ones closed
+        at once (what clients see while a server restarts or the network is down)."""
+        self._refusing = True
+        with self._lock:
+            for sock in self._open:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        try:
+            yield
+        finally:
+            self._refusing = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def _accept_loop(self) -> None:
         while True:

@@ -56,6 +56,7 @@ def client_error(code: str, status: int = 400, message: str = "boom") -> ClientE
         ("ServiceUnavailable", 503, TransientProviderError),
         ("ServiceFailure", 500, TransientProviderError),
         ("SomethingNew", 502, TransientProviderError),
+        ("SomethingNew", 429, TransientProviderError),  # a proxy's Too Many Requests
         ("ValidationError", 400, PermanentProviderError),
         ("EntityAlreadyExists", 409, PermanentProviderError),
     ],

@@ -345,6 +345,7 @@ def test_bad_targets_are_permanent_errors(target):
         ("KMSInternalException", 500, TransientProviderError),
         ("ConflictException", 400, TransientProviderError),
         ("SomethingNew", 502, TransientProviderError),
+        ("Throttling", 429, TransientProviderError),  # was permanent: found by the drills
         ("KMSInvalidStateException", 400, PermanentProviderError),
         ("ValidationException", 400, PermanentProviderError),
     ],
