@@ -126,6 +126,11 @@ def _timeout_details(gate: GateState) -> dict[str, Any]:
     return {"timeout": format_duration(gate.plan.timeout), "on_timeout": gate.plan.on_timeout}
 
 
+RECORD_LATE_APPROVALS = "record-late-approvals"
+"""Patch: an approval that arrives while the previous one's audit record is being written
+is recorded as well (it was lost when it also passed the gate)."""
+
+
 async def wait_for_gate(
     gate: GateState,
     requested_by: str,
@@ -162,7 +167,13 @@ async def wait_for_gate(
         except TimeoutError:
             if not gates.decided(gate):
                 gates.time_out(gate, workflow.now())
-        for decision in gate.approvals[recorded:]:
+        seen = len(gate.approvals)
+        while recorded < len(gate.approvals):
+            # An approval that came in while the one before it was being recorded (and may
+            # have passed the gate) is recorded too; histories from before the fix were not.
+            if recorded >= seen and not workflow.patched(RECORD_LATE_APPROVALS):
+                break
+            decision = gate.approvals[recorded]
             details = {"gate": gate.plan.before, "reason": decision.reason, "at": iso(decision.at)}
             await record("approved", f"approved:{decision.principal}", details, decision.principal)
             recorded += 1
