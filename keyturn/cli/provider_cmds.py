@@ -58,7 +58,7 @@ def providers_command(
     if output == OutputFormat.json:
         print_json({"providers": providers, "stores": store_names()})
         return
-    sheet = Sheet(["provider", "family", "target fields (* required)",
+    sheet = Sheet(["provider", "family", "rate limit (/s)", "target fields (* required)",
                    "secret fields (? optional)", "what it rotates"],
                   table={"box": box.SIMPLE_HEAD})
     for p in providers:
@@ -67,7 +67,7 @@ def providers_command(
                            for f in p["secret_fields"])
         summary = p["summary"] + (" (supplied by an operator)" if p["supplied"] else "") + (
             " (needs the current value in the store)" if p["reads_current"] else "")
-        sheet.add_row(p["name"], p["family"], fields, secret, summary)
+        sheet.add_row(p["name"], p["family"], f"{p['rate_limit']:g}", fields, secret, summary)
     show_view(sheet)
     console.print(f"store types: {', '.join(store_names())}")
 

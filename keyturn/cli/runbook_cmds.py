@@ -77,8 +77,7 @@ def plan_command(
         execution = compile_plan(settings, RunbookSource.read(path),
                                  requested_by=settings.principal, run_id=PREVIEW_RUN_ID)
     except (InvalidRunbook, ConfigError) as err:
-        typer.echo(str(err), err=True)
-        raise typer.Exit(EXIT_USAGE) from None
+        refuse(err, output)
     if output is OutputFormat.json:
         print_json(execution.model_dump(mode="json"))
     else:
@@ -89,7 +88,7 @@ def plan_table(execution: ExecutionPlan) -> Sheet:
     """The tier matrix in execution order: one row per credential, tier facts on its first row."""
     incident = f" ({execution.incident})" if execution.incident else ""
     sheet = Sheet(
-        ["tier", "credential", "provider", "strategy", "gate", "depends_on", "deliver"],
+        ["tier", "credential", "provider", "target", "strategy", "gate", "depends_on", "deliver"],
         title=f"{execution.runbook}{incident}",
         table={"caption": "run_id: (not started)", "box": box.SIMPLE_HEAD},
     )
@@ -118,6 +117,7 @@ def _credential_cells(cred: CredentialPlan) -> list[Text | str]:
     return [
         cred.id,
         cred.provider,
+        "\n".join(f"{key}={value}" for key, value in cred.target.items()),
         strategy,
         "\n".join(_gate_text(gate) for gate in cred.gates),
         ", ".join(cred.depends_on),
