@@ -160,8 +160,9 @@ def test_plan_json(app: typer.Typer) -> None:
 def test_plan_of_a_bad_runbook_exits_2(app: typer.Typer, broken: Path) -> None:
     result = run(app, "plan", broken, "--output", "json")
     assert result.exit_code == 2
-    assert result.stdout == ""
-    assert result.stderr.startswith(f"{broken}:")
+    error = json.loads(result.stdout)["error"]  # -o json: the refusal as data too
+    assert error["code"] == "invalid_runbook" and error["file"] == str(broken)
+    assert f"{broken}:{error['line']}:{error['column']}:" in result.stderr
 
 
 def test_providers_name_the_fields_of_each_secret() -> None:
