@@ -60,5 +60,5 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     (a runbook, a server's answer) may hold `[...]` or `:name:` and are data.
     """
     err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False,
-                      emoji=False)
+                      emoji=False, soft_wrap=not err_console.is_terminal)  # one line in logs
     raise SystemExit(code)
