@@ -14,8 +14,10 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # the operation ran and failed (run failed, audit broken)
 EXIT_USAGE = 2  # bad usage or invalid input
 
-console = Console()
-err_console = Console(stderr=True)
+# Emoji codes are never interpreted: names, reasons, errors and serials from outside are
+# data, and a certificate serial such as 01:34:32:ab:fd must not turn into a picture.
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 
 class OutputFormat(str, Enum):

@@ -191,8 +191,9 @@ def decide(run_id: str, target: str, as_: str | None, reason: str, approve: bool
             print_json(decided.shown)
             return
         gate = decided.shown
-        console.print(f"{verb} {target} (gate before {gate['gate']}) as {decided.principal}: "
-                      f"gate {gate['status']}, {gate['approvals']}/{gate['needed']} approvals")
+        console.print(Text(f"{verb} {target} (gate before {gate['gate']}) as "
+                           f"{decided.principal}: gate {gate['status']}, "
+                           f"{gate['approvals']}/{gate['needed']} approvals"))
 
     run_with(operations(as_), go, output)
 
@@ -274,9 +275,9 @@ def supply(
         if output == OutputFormat.json:
             print_json(notice)
         else:
-            console.print(f"{credential}: supplied value {notice['fingerprint']} written to "
-                          f"{where} (version {notice['staging_version']}); the run now "
-                          "verifies it")
+            console.print(Text(f"{credential}: supplied value {notice['fingerprint']} written "
+                               f"to {where} (version {notice['staging_version']}); the run "
+                               "now verifies it"))
 
     run_with(operations(as_), go, output)
 

@@ -30,7 +30,7 @@ from keyturn.operations.connect import connect
 from keyturn.runbook import load
 from keyturn.workflows.models import GateState
 
-console = Console()
+console = Console(emoji=False)  # serials and names are shown as they are
 REQUESTER = "dave"
 APPROVERS = ["alice", "bob"]  # each gate gets as many of these as it needs
 
