@@ -7,6 +7,7 @@ core's typed errors become error bodies in keyturn.api.errors (OPERATION_ERRORS)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from functools import partial
 from typing import Annotated
@@ -77,7 +78,7 @@ async def post_run(
 ) -> StartRunResponse:
     """Start a rotation run from runbook YAML or from a runbook name on the server
     (`<runbook_dir>/<name>.yaml`); the caller is the run's requester."""
-    run_plan = make_plan(ctx, body, principal.name)
+    run_plan = await asyncio.to_thread(make_plan, ctx, body, principal.name)  # off the loop
     client = await ctx.client()
     if body.skip_preflight:
         log.warning("%s starts a run of %s with --skip-preflight (break-glass)",
@@ -101,7 +102,7 @@ async def post_preflight(
 ) -> PreflightReport:
     """Every check a run of this runbook would make before its first change, changing
     nothing; `ready` says whether a run would start."""
-    run_plan = make_plan(ctx, body, principal.name)
+    run_plan = await asyncio.to_thread(make_plan, ctx, body, principal.name)  # off the loop
     return await preflight(await ctx.client(), run_plan, ctx.task_queue)
 
 

@@ -36,6 +36,10 @@ def parse(text: str, filename: str, environ: Mapping[str, str]) -> tuple[Any, So
             raise RunbookError(
                 filename, 1, 1, "the file is empty; a runbook starts with 'apiVersion: keyturn/v1'"
             )
+        if (size := _expanded_size(root, {})) > MAX_NODES:  # an alias bomb, refused at once
+            raise RunbookError(filename, *_position(root),
+                               f"the document expands to {size} values through aliases, "
+                               f"more than {MAX_NODES}")
         builder = _Builder(filename, environ)
         return builder.build(root, ()), builder.source
     except yaml.MarkedYAMLError as err:
@@ -52,6 +56,21 @@ def parse(text: str, filename: str, environ: Mapping[str, str]) -> tuple[Any, So
         raise RunbookError(
             filename, 1, 1, "the document is nested too deeply (or an alias refers to itself)"
         ) from err
+
+
+def _expanded_size(node: Node, sizes: dict[int, int]) -> int:
+    """How many values `node` becomes once every alias is expanded, counted over the node
+    graph (an alias is the same node object), so a few hundred bytes that would expand to
+    billions are measured in microseconds."""
+    if id(node) not in sizes:
+        sizes[id(node)] = 0  # an alias that refers to itself adds nothing (and is refused later)
+        children: list[Node] = []
+        if isinstance(node, SequenceNode):
+            children = node.value
+        elif isinstance(node, MappingNode):
+            children = [child for pair in node.value for child in pair]
+        sizes[id(node)] = 1 + sum(_expanded_size(child, sizes) for child in children)
+    return sizes[id(node)]
 
 
 def _compose(text: str) -> Node | None:
