@@ -1,6 +1,6 @@
 """The `supply` step: a credential no API can create waits for an operator's value.
 
-The value goes into the staging store from the client side (keyturn.supply);
+The value goes into the staging store from the client side (keyturn.operations.supply);
 only its fingerprint reaches the workflow.
 """
 
