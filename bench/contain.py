@@ -146,6 +146,15 @@ def keyturn_run(env: dict[str, str], workdir: Path, name: str, text: str) -> flo
     return elapsed
 
 
+def wait_polling(log: Path, queue: str, worker: subprocess.Popen, timeout: float = 60) -> None:
+    """Until the worker process logs that it polls ``queue``."""
+    deadline = time.monotonic() + timeout
+    while queue not in log.read_text(errors="replace"):
+        if worker.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"the worker did not start:\n{log.read_text()[-2000:]}")
+        time.sleep(0.2)
+
+
 def bench(args: argparse.Namespace, temporal, bao, moto, workdir: Path) -> None:
     admin = moto.admin_credentials
     env = {**os.environ, "VAULT_TOKEN": bao.root_token, "AWS_ENDPOINT_URL": moto.url,
@@ -175,6 +184,7 @@ def bench(args: argparse.Namespace, temporal, bao, moto, workdir: Path) -> None:
                                   cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
                                   start_new_session=True)
     try:
+        wait_polling(workdir / "worker.log", f"'{env['KEYTURN_TASK_QUEUE']}.aws'", worker)
         warm = keyturn_run(env, workdir, "warm-up", runbook("w"))
         timings = {"keyturn": keyturn_run(env, workdir, "contain", runbook("k"))}
     finally:
