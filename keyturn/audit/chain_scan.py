@@ -7,14 +7,18 @@ when the full checks would accept it too, and gives up (returns None) at the fir
 line it is not sure of; verify then runs the full checks from the start to name the
 problem.
 
-A line is accepted when it parses to an object with exactly the record fields of the
-right types, re-encodes with one ``json`` call to exactly its own bytes (canonical
-form), holds the expected seq and prev, and its hash recomputes: SHA-256 over
+Every accepted line holds the expected seq, its hash recomputes (SHA-256 over
 ``0x00 || prev`` and the line without its ``"hash"`` member, which for a canonical line
-is ``canonical_json(record without hash)``. Event ids are remembered as their
-(per-process keyed) ``hash()``, a set of ints rather than of strings with their seqs;
-a repeated value sends verify to the full checks, which tell a repeated event id
-from a collision.
+is ``canonical_json(record without hash)``) and its ``"hash"`` member sits where
+canonical form puts it. Lines up to the latest checkpoint whose signature verified
+need no more: once the chain reaches the signed hash, each of them is the line its
+writer hashed, and keyturn's writers write canonical records (only a holder of the
+signing key could have signed anything else). Later lines, and every line when no
+public key is given, must also parse to exactly the record fields with the types
+``AuditRecord`` requires and re-encode (one ``json`` call) to exactly their bytes.
+Event ids are remembered as their (per-process keyed) ``hash()``, a set of ints; a
+repeated value sends verify to the full checks, which tell a repeated id from a
+collision.
 """
 
 from __future__ import annotations
