@@ -48,6 +48,7 @@ Records look like real rotations: 7 records per credential, references and
     .venv/bin/python bench/audit_log.py [--n 2000] [--procs 4] [--dir PATH]
     .venv/bin/python bench/audit_log.py --postgres [--n 2000] [--procs 4]
     .venv/bin/python bench/audit_log.py --dsn postgresql://user@host/db [--n 2000]
+    .venv/bin/python bench/audit_log.py --verify-n 1000000   (bench/audit_verify.py)
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
+import audit_verify
 import psycopg
 from figures import pct, print_table
 from psycopg import sql
@@ -295,7 +297,13 @@ def main() -> None:
                          "key=value; prefer ~/.pgpass to a password here)")
     backend.add_argument("--postgres", action="store_true",
                          help="measure PostgreSQL on a throwaway local server")
+    parser.add_argument("--verify-n", type=int, metavar="N",
+                        help="only time verify of a quickly written N-record log (and N/10) "
+                        "against SHA-256 over its lines: bench/audit_verify.py")
     args = parser.parse_args()
+    if args.verify_n:
+        audit_verify.run(args.verify_n, args.dir)
+        return
 
     workdir = Path(tempfile.mkdtemp(prefix="keyturn-bench-audit-", dir=args.dir))
     try:

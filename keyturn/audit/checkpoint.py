@@ -114,7 +114,7 @@ def parse_checkpoint(line: bytes) -> Checkpoint:
             raise CheckpointError(f"{name} must be lowercase hex of the right length")
     if not isinstance(checkpoint.ts, str):
         raise CheckpointError("ts must be a string")
-    if checkpoint.line() != line + b"\n":
+    if canonical_json(data) != line:  # data has exactly the fields: Checkpoint(**data) took it
         raise CheckpointError("bytes differ from the checkpoint's canonical form")
     return checkpoint
 

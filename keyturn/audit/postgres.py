@@ -187,7 +187,10 @@ class PostgresAuditLog:
             checkpoints = b"".join(
                 bytes(line) + b"\n" for _, line in _stream(conn, q.ALL_CHECKPOINTS)
             )
-            lines = ((bytes(line), True) for _, line in _stream(conn, q.ALL_RECORDS))
+
+            def lines() -> Iterator[tuple[bytes, bool]]:
+                return ((bytes(line), True) for _, line in _stream(conn, q.ALL_RECORDS))
+
             result = verify_lines(lines, checkpoints, key, path=self.where)
             if not result.ok:
                 return result

