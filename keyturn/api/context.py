@@ -134,7 +134,7 @@ class ApiContext:
         try:
             if token:
                 return self.tokens.lookup(token) is not None
-            if path.startswith("/v1"):
+            if path.startswith(("/v1", "/codec")):  # bearer tokens only
                 return False
             session = self.sessions.get(cookie_parser(headers.get("cookie", "")).get(SESSION_COOKIE))
             return session is not None and self.tokens.lookup_hash(session.token_sha256) is not None
