@@ -17,7 +17,6 @@ and the CORS preflight (OPTIONS) carry the headers a browser needs.
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -30,7 +29,6 @@ from keyturn.api.errors import ApiError, responses
 from keyturn.codec import data_converter
 from keyturn.config import ConfigError
 
-UI_ORIGIN_ENV = "KEYTURN_UI_ORIGIN"
 NAMESPACE_HEADER = "X-Namespace"
 ALLOWED_HEADERS = "Authorization, Content-Type, X-Namespace"
 
@@ -39,7 +37,7 @@ router = APIRouter(prefix="/codec", tags=["codec"])
 
 def _cors(request: Request) -> dict[str, str]:
     """CORS headers for a request from the configured Web UI origin; none for any other."""
-    origin = os.environ.get(UI_ORIGIN_ENV, "").rstrip("/")
+    origin = get_context(request).settings.temporal_ui_origin
     if not origin or request.headers.get("origin", "").rstrip("/") != origin:
         return {}
     return {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true",
