@@ -50,6 +50,12 @@ def parse_key(encoded: str) -> bytes:
     return key
 
 
+def key_id(key: bytes) -> str:
+    """The id a payload's metadata names its key by: a hash prefix, which reveals nothing of
+    the key and is in every encrypted payload of history already."""
+    return hashlib.sha256(key).hexdigest()[:16]
+
+
 def new_key() -> str:
     """A fresh random key in the form KEYTURN_CODEC_KEY expects."""
     return base64.urlsafe_b64encode(os.urandom(32)).decode()
@@ -60,7 +66,7 @@ class EncryptionCodec(PayloadCodec):
 
     def __init__(self, key: bytes) -> None:
         self._aead = AESGCM(key)
-        self._key_id = hashlib.sha256(key).hexdigest()[:16].encode()
+        self._key_id = key_id(key).encode()
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         out = []

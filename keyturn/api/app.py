@@ -17,7 +17,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI
 from temporalio.client import Client
 
-from keyturn.api import audit_routes, errors, runs_routes, ui, ui_login
+from keyturn.api import audit_routes, codec_routes, errors, runs_routes, ui, ui_login
 from keyturn.api.auth import Principal, current_principal
 from keyturn.api.context import ApiContext, ApiSettings
 from keyturn.api.errors import responses
@@ -71,6 +71,7 @@ def create_app(
 
     app.include_router(runs_routes.router)
     app.include_router(audit_routes.router)
+    app.include_router(codec_routes.router)
     app.include_router(ui_login.router)
     app.include_router(ui.router)
     return app

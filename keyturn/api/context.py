@@ -30,6 +30,7 @@ from keyturn.stores.base import Store
 RUNBOOK_VARS_ENV = "KEYTURN_API_RUNBOOK_VARS"
 RUNBOOK_DIR_ENV = "KEYTURN_RUNBOOK_DIR"
 UI_URL_ENV = "KEYTURN_UI_URL"
+UI_ORIGIN_ENV = "KEYTURN_UI_ORIGIN"  # Temporal's Web UI, calling the codec endpoint
 MAX_BODY_ENV = "KEYTURN_API_MAX_BODY"
 DOCS_ENV = "KEYTURN_API_DOCS"
 NOTIFY_HOSTS_ENV = "KEYTURN_API_NOTIFY_HOSTS"
@@ -54,6 +55,7 @@ class ApiSettings:
     tokens: Path = field(default_factory=tokens_path)
     runbook_dir: Path = Path("runbooks")
     ui_url: str | None = None
+    temporal_ui_origin: str | None = None  # gets CORS headers from the codec endpoint
     search_attributes: bool = True  # False only for servers without keyturn's (tests)
     known_providers: Collection[str] | None = None  # None: the installed providers
     runbook_vars: tuple[str, ...] = ("VAULT_ADDR",)  # ${VAR}s runbook YAML sent to the API may use
@@ -70,6 +72,7 @@ class ApiSettings:
             tokens=tokens_path(),
             runbook_dir=Path(os.environ.get(RUNBOOK_DIR_ENV) or "runbooks"),
             ui_url=os.environ.get(UI_URL_ENV) or None,
+            temporal_ui_origin=os.environ.get(UI_ORIGIN_ENV, "").rstrip("/") or None,
             runbook_vars=tuple(
                 v.strip() for v in os.environ.get(RUNBOOK_VARS_ENV, "VAULT_ADDR").split(",")
                 if v.strip()
@@ -134,7 +137,7 @@ class ApiContext:
         try:
             if token:
                 return self.tokens.lookup(token) is not None
-            if path.startswith("/v1"):
+            if path.startswith(("/v1", "/codec")):  # bearer tokens only
                 return False
             session = self.sessions.get(cookie_parser(headers.get("cookie", "")).get(SESSION_COOKIE))
             return session is not None and self.tokens.lookup_hash(session.token_sha256) is not None

@@ -1,7 +1,7 @@
 """The API's outer guard, as pure ASGI middleware: nothing a request sends is read before
 the sender has proved who it is, and no body larger than the configured limit is read at all.
 
-- A request to /v1, or a form posted to /ui (except the login form, whose body is the
+- A request to /v1 or /codec, or a form posted to /ui (except the login form, whose body is the
   proof), whose bearer token or session does not check out is handed on with an *empty*
   body: the route answers as it does to any unauthenticated request (401, or back to
   the login form) and not one byte of what was sent has been read or parsed.
@@ -24,7 +24,7 @@ LOGIN_PATH = "/ui/login"
 
 def needs_identity(method: str, path: str) -> bool:
     """Whether a request's body may be read only once its sender is known."""
-    if path == "/v1" or path.startswith("/v1/"):
+    if path == "/v1" or path.startswith(("/v1/", "/codec/")):
         return True
     return method != "GET" and path.startswith("/ui/") and path != LOGIN_PATH
 

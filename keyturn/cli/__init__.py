@@ -13,6 +13,7 @@ from keyturn.cli import (
     api_cmds,
     audit_cmds,
     dev_cmds,
+    doctor_cmds,
     preflight_cmds,
     provider_cmds,
     run_cmds,
@@ -47,6 +48,7 @@ app.add_typer(dev_cmds.app, name="dev")
 app.add_typer(audit_cmds.app, name="audit")
 app.add_typer(scope_cmds.app, name="scope")
 api_cmds.register(app)
+doctor_cmds.register(app)
 
 
 def main() -> None:

@@ -40,6 +40,9 @@ def _print(report: StackReport, output: OutputFormat) -> None:
             "\n".join(server.notes),
         )
     console.print(table)
+    for server in report.servers:
+        if server.ui:
+            console.print(f"Temporal Web UI: {server.ui}", highlight=False, soft_wrap=True)
 
 
 @app.command()

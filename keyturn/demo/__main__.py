@@ -88,6 +88,9 @@ def demo(stack: DevStack, runbook: Path) -> bool:
         report = stack.up(lambda name: status.update(f"starting {name}"))
     for server in report.servers:
         console.print(f"  {server.name:9} {server.state:4} {server.address or server.url}  ({server.action})")
+        if server.ui:
+            console.print(f"  Temporal Web UI: {server.ui}", highlight=False)
+    ui = next((server.ui for server in report.servers if server.ui), None)
     os.environ.update(stack.read_env_file())
     settings = Settings.from_env()
 
@@ -113,6 +116,9 @@ def demo(stack: DevStack, runbook: Path) -> bool:
             return False
         run_id = json.loads(started.stdout)["run_id"]
         console.print(f"  run id {run_id}")
+        if ui:
+            console.print(f"  in the Web UI: {ui}/namespaces/{settings.namespace}/workflows/"
+                          f"{run_id}", highlight=False, soft_wrap=True)
         final = asyncio.run(follow(settings, run_id))
         console.print(f"run {run_id}: [bold]{final}[/]")
 

@@ -221,7 +221,8 @@ PORT_TAKEN = "address already in use"
 
 
 class TemporalDevServer(DevServer):
-    """`temporal server start-dev` on SQLite with keyturn's search attributes registered."""
+    """`temporal server start-dev` on SQLite with keyturn's search attributes registered;
+    with `ui_port`, its Web UI on that loopback port (else headless, as tests want it)."""
 
     name = "temporal"
     binary = "temporal"
@@ -238,19 +239,27 @@ class TemporalDevServer(DevServer):
         state_dir: str | os.PathLike[str],
         port: int | None = None,
         http_port: int | None = None,
+        ui_port: int | None = None,
     ) -> None:
         super().__init__(state_dir, port)
         self.http_port = http_port or free_port()
         self.metrics_port = free_port()
+        self.ui_port = ui_port
         self.db_path = self.state_dir / "temporal.db"
 
     @property
     def ports(self) -> list[int]:
-        return [self.port, self.http_port, self.metrics_port]
+        return [self.port, self.http_port, self.metrics_port, *([self.ui_port] if self.ui_port
+                                                               else [])]
 
     @property
     def http_url(self) -> str:
         return f"http://{HOST}:{self.http_port}"
+
+    @property
+    def ui_url(self) -> str | None:
+        """The Web UI's address, or None when headless."""
+        return f"http://{HOST}:{self.ui_port}" if self.ui_port else None
 
     def start(self, timeout: float = READY_TIMEOUT) -> Self:
         """Start; again (at most PORT_RACE_RETRIES times) if the server lost a port race.
@@ -274,13 +283,17 @@ class TemporalDevServer(DevServer):
 
     def args(self) -> list[str]:
         args = [
-            "server", "start-dev", "--headless", "--ip", HOST,
+            "server", "start-dev", "--ip", HOST,
             "--port", str(self.port),
             "--http-port", str(self.http_port),
             "--metrics-port", str(self.metrics_port),
             "--db-filename", str(self.db_path),
             "--log-level", "warn",
         ]  # fmt: skip
+        if self.ui_port:
+            args += ["--ui-ip", HOST, "--ui-port", str(self.ui_port), "--ui-disable-news-fetch"]
+        else:
+            args.append("--headless")
         for attribute in KEYTURN_SEARCH_ATTRIBUTES:
             args += ["--search-attribute", f"{attribute}=Keyword"]
         for pragma in self.sqlite_pragmas:
@@ -288,9 +301,10 @@ class TemporalDevServer(DevServer):
         return args
 
     def is_ready(self) -> bool:
-        """Ready once the namespace answers and keyturn's search attributes exist."""
+        """Ready once the namespace answers, keyturn's search attributes exist and the Web UI
+        (if any) answers."""
         status, body = http_status(f"{self.http_url}/api/v1/namespaces/default/search-attributes")
-        if status != 200:
+        if status != 200 or (self.ui_url and http_status(self.ui_url)[0] != 200):
             return False
         custom = json.loads(body).get("customAttributes", {})
         return all(attribute in custom for attribute in KEYTURN_SEARCH_ATTRIBUTES)

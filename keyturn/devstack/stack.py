@@ -27,6 +27,7 @@ from keyturn.devstack.servers import (
     MotoServer,
     OpenBaoServer,
     TemporalDevServer,
+    free_port,
     pid_alive,
     port_open,
     terminate,
@@ -46,6 +47,7 @@ class ServerStatus:
     url: str | None = None
     log: str | None = None
     action: str | None = None  # what up/down just did: started, restarted, kept, stopped, ...
+    ui: str | None = None  # Temporal's Web UI, while it is up
     notes: list[str] = field(default_factory=list)
 
 
@@ -107,7 +109,9 @@ class DevStack:
         record = record or {}
         port = record.get("port")
         if name == "temporal":
-            return TemporalDevServer(self.state_dir, port=port, http_port=record.get("http_port"))
+            # A new server gets its Web UI; one recorded without it (older) stays headless.
+            return TemporalDevServer(self.state_dir, port=port, http_port=record.get("http_port"),
+                                     ui_port=record.get("ui_port") if record else free_port())
         if name == "openbao":
             return OpenBaoServer(
                 self.state_dir, port=port, root_token=record.get("root_token", "root")
@@ -138,6 +142,7 @@ class DevStack:
             url=server.url,
             log=str(server.log_path),
             notes=notes,
+            ui=server.ui_url if isinstance(server, TemporalDevServer) and state == "up" else None,
         )
 
     # -- operations ------------------------------------------------------------
@@ -191,6 +196,7 @@ class DevStack:
         }
         if isinstance(server, TemporalDevServer):
             record["http_port"] = server.http_port
+            record["ui_port"] = server.ui_port
         if isinstance(server, OpenBaoServer):
             record["root_token"] = server.root_token
         if isinstance(server, MotoServer):

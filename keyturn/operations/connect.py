@@ -7,7 +7,9 @@ variable and the fix; their contents never appear in a message.
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 from pathlib import Path
 
 from cryptography import x509
@@ -16,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from temporalio.client import Client
 from temporalio.service import TLSConfig
 
-from keyturn.codec import data_converter
+from keyturn.codec import data_converter, key_id, parse_key
 from keyturn.config import ConfigError, Settings
 from keyturn.temporal_auth import (
     API_KEY_FILE_ENV,
@@ -76,9 +78,21 @@ async def connect(settings: Settings) -> Client:
             data_converter=data_converter(settings.codec_key),
             tls=tls,
             api_key=api_key,
+            identity=identity(settings.codec_key),
         )
     except RuntimeError as exc:
         raise ConfigError(_connect_error(settings, exc)) from exc
+
+
+CODEC_MARK = " codec:"
+"""Where a client's (and so its workers') identity names its codec key's id; `keyturn
+doctor` compares the ids the polling workers report with its own."""
+
+
+def identity(codec_key: str | None) -> str:
+    """The SDK's default identity (pid@host) and the codec key's id, or `codec:none`."""
+    named = key_id(parse_key(codec_key)) if codec_key else "none"
+    return f"{os.getpid()}@{socket.gethostname()}{CODEC_MARK}{named}"
 
 
 def _connect_error(settings: Settings, exc: RuntimeError) -> str:

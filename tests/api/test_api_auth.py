@@ -30,6 +30,8 @@ ROUTES = [
     ("POST", "/v1/runs/r1/credentials/c1/supply", {"value": "s3cret-never-echoed"}),
     ("GET", "/v1/runs/r1/audit", None),
     ("GET", "/v1/audit/verify", None),
+    ("POST", "/codec/decode", {"payloads": []}),
+    ("POST", "/codec/encode", {"payloads": []}),
 ]
 ALLOWED = {  # route -> principals whose roles allow it (the rest get 403)
     "POST /v1/runs": {"alice", "erin"},
@@ -42,6 +44,8 @@ ALLOWED = {  # route -> principals whose roles allow it (the rest get 403)
     "POST /v1/runs/r1/credentials/c1/supply": {"alice", "erin"},
     "GET /v1/runs/r1/audit": {"dave"},
     "GET /v1/audit/verify": {"dave"},
+    "POST /codec/decode": {"dave"},
+    "POST /codec/encode": {"dave"},
 }
 
 

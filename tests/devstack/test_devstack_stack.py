@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from keyturn.cli.dev_cmds import app
-from keyturn.devstack.servers import pid_alive, port_open, terminate
+from keyturn.devstack.servers import http_status, pid_alive, port_open, terminate
 from keyturn.devstack.stack import DevStack
 
 REQUIRED_ENV = {
@@ -76,6 +76,10 @@ def test_up_status_env_down(stack) -> None:
     status = _by_name(_cli("status", "--state-dir", state))
     assert all(s["state"] == "up" and pid_alive(s["pid"]) for s in status.values())
     assert status["temporal"]["address"] == env["KEYTURN_TEMPORAL_ADDRESS"]
+    ui = status["temporal"]["ui"]
+    assert ui.startswith("http://127.0.0.1:") and ui == _by_name(report)["temporal"]["ui"]
+    answer, page = http_status(ui)
+    assert answer == 200 and b"<html" in page.lower()
 
     down = _cli("down", "--state-dir", state)
     assert {s["action"] for s in down["servers"]} == {"stopped"}
