@@ -6,8 +6,8 @@ from __future__ import annotations
 from test_workflow_protocol import HEADER, assert_rotated, cred, seed, start, steps_of
 from workflow_env import eventually, harness
 
-from keyturn.operations import runs
 from keyturn.audit import AuditEvent, AuditLogUnavailable, AuditRecord, open_log
+from keyturn.operations import runs
 
 
 class RefusingLog:
