@@ -4,11 +4,14 @@
 `succeeded` record with the details the activity filled in; on failure it
 appends a `failed` record (or an `error` record per attempt for retryable
 failures) and raises an ApplicationError whose message names the credential
-and the step, and whose retryability comes from the error's class.
+and the step, and whose retryability comes from the error's class. The wrapper
+also times the step for keyturn.metrics and names the run, credential and step
+in every log record of the activity (keyturn.logfmt.step_context).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,8 +20,10 @@ from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from keyturn import metrics
 from keyturn.audit import AuditEvent, AuditLog, event_id
 from keyturn.errors import PermanentError, TransientError
+from keyturn.logfmt import step_context
 from keyturn.workflows.models import AuditInput, StepInput
 
 
@@ -38,8 +43,9 @@ class StepRecorder:
     @activity.defn(name="audit_record")
     def append(self, record: AuditInput) -> None:
         """Activity for workflow-level events (gates, tiers, the run); also used by the steps."""
-        self._log.append(
-            AuditEvent(
+        started = time.perf_counter()
+        try:
+            self._log.append(AuditEvent(
                 run=record.run,
                 event_id=event_id(record.run, *record.key),
                 tier=record.tier,
@@ -49,8 +55,13 @@ class StepRecorder:
                 outcome=record.outcome,
                 actor=record.actor,
                 details=record.details,
-            )
-        )
+            ))
+        except Exception:
+            metrics.observe(metrics.AUDIT_FAILURES.inc)
+            raise
+        metrics.observe(metrics.AUDIT_APPEND.observe, time.perf_counter() - started)
+        metrics.observe(metrics.audit_event, record.run, record.tier, record.credential,
+                        record.provider, record.step, record.outcome, record.details)
 
     def _event(self, inp: StepInput, step: str, phase: str, outcome: str, key: list[str],
                details: dict[str, Any]) -> None:
@@ -70,6 +81,23 @@ class StepRecorder:
 
     @contextmanager
     def step(self, inp: StepInput, step: str, phase: str = "") -> Iterator[dict[str, Any]]:
+        cred, attempt = inp.credential, activity.info().attempt
+        with step_context(run=inp.context.run_id, tier=cred.tier, credential=cred.id,
+                          provider=cred.provider, step=step, attempt=attempt):
+            metrics.observe(metrics.step_started, cred.provider, cred.tier, step, attempt)
+            started = time.perf_counter()
+            outcome, error = "succeeded", None
+            try:
+                yield from self._recorded(inp, step, phase)
+            except Exception as exc:
+                error = exc.__context__ or exc  # the classified failure behind the ApplicationError
+                outcome = "failed" if getattr(exc, "non_retryable", True) else "error"
+                raise
+            finally:
+                metrics.observe(metrics.step_finished, cred.provider, cred.tier, step, outcome,
+                                time.perf_counter() - started, error)
+
+    def _recorded(self, inp: StepInput, step: str, phase: str) -> Iterator[dict[str, Any]]:
         details: dict[str, Any] = {}
         try:
             yield details
@@ -83,13 +111,16 @@ class StepRecorder:
                 attempt = activity.info().attempt
                 self._event(inp, step, phase, "error", [f"attempt-{attempt}"],
                             {**failure, "attempt": attempt, "retrying": True})
-                activity.logger.warning("%s (attempt %d, will retry)", message, attempt)
+                with step_context(outcome="error"):
+                    activity.logger.warning("%s (attempt %d, will retry)", message, attempt)
             else:
                 self._event(inp, step, phase, "failed", ["failed"], failure)
-                activity.logger.error("%s", message)
+                with step_context(outcome="failed"):
+                    activity.logger.error("%s", message)
             raise ApplicationError(message, type=type(exc).__name__, non_retryable=not retryable) from None
         self._event(inp, step, phase, "succeeded", ["succeeded"], details)
         # details hold references and fingerprints only, so they are safe to log
-        activity.logger.info("%s %s%s succeeded %s", inp.credential.id, step,
-                             f" ({phase})" if phase else "", details)
+        with step_context(outcome="succeeded"):
+            activity.logger.info("%s %s%s succeeded %s", inp.credential.id, step,
+                                 f" ({phase})" if phase else "", details)
 

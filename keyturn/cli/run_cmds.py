@@ -19,7 +19,9 @@ from rich.text import Text
 from keyturn.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
+    LogFormat,
     OutputFormat,
+    chosen_log_format,
     console,
     err_console,
     fail,
@@ -86,14 +88,22 @@ def worker(
     queue: Annotated[list[str] | None, typer.Option(
         "--queue", help="serve only this queue: `workflows` or a provider family "
         "(repeatable; default: all)")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        "--metrics-port", help="serve keyturn's Prometheus metrics at :PORT/metrics")] = None,
+    temporal_metrics_port: Annotated[int | None, typer.Option(
+        "--temporal-metrics-port", help="serve the Temporal SDK's metrics at :PORT/metrics")] = None,
+    metrics_address: Annotated[str, typer.Option(
+        "--metrics-address", help="address the metrics ports listen on")] = "127.0.0.1",
+    log_format: LogFormat = None,
 ) -> None:
     """Run a worker (same as `python worker.py`): workflows and every provider family's queue.
 
-    Example: keyturn worker --queue workflows --queue aws
+    Example: keyturn worker --queue workflows --queue aws --metrics-port 9464 --log-format json
     """
-    from keyturn.worker import main
+    from keyturn.worker import MetricsPorts, main
 
-    main(queue or ())
+    main(queue or (), MetricsPorts(metrics_port, temporal_metrics_port, metrics_address),
+         chosen_log_format(log_format))
 
 
 def run(
