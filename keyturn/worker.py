@@ -187,8 +187,10 @@ class MetricsPorts:
             log.info("keyturn metrics on http://%s:%d/metrics", self.address, self.port)
         if self.temporal_port is not None:
             bind = f"{self.address}:{self.temporal_port}"
-            Runtime.set_default(Runtime(telemetry=TelemetryConfig(
-                metrics=PrometheusConfig(bind_address=bind))), error_if_already_set=True)
+            sdk = PrometheusConfig(bind_address=bind, counters_total_suffix=True,
+                                   unit_suffix=True, durations_as_seconds=True)
+            Runtime.set_default(Runtime(telemetry=TelemetryConfig(metrics=sdk)),
+                                error_if_already_set=True)
             log.info("Temporal SDK metrics on http://%s/metrics", bind)
 
 

@@ -66,7 +66,10 @@ def test_a_rotation_moves_the_workers_metrics_and_logs_no_secret(
     assert value(found, "keyturn_audit_append_failures_total") == 0
     forbidden = {user, run_id, "deployer", *old.values(), *new.values()}
     assert not forbidden & {v for s in found for v in s.labels.values()}
-    assert any(s.name.startswith("temporal_") for s in scrape(sdk_port))
+    sdk = scrape(sdk_port)
+    assert {"temporal_activity_execution_latency_seconds_count",
+            "temporal_workflow_completed_total"} <= {s.name for s in sdk}
+    assert not forbidden & {v for s in sdk for v in s.labels.values()}
 
     stack.stop()
     logs = stack.worker_logs()
