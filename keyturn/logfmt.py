@@ -34,7 +34,8 @@ _context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar
 @contextlib.contextmanager
 def step_context(**fields: Any) -> Iterator[None]:
     """Add `fields` (see FIELDS) to every record logged in this block by this thread or task."""
-    token = _context.set({**(_context.get() or {}), **{k: v for k, v in fields.items() if v is not None}})
+    known = {k: v for k, v in fields.items() if v is not None}
+    token = _context.set({**(_context.get() or {}), **known})
     try:
         yield
     finally:

@@ -1,4 +1,5 @@
-"""`keyturn serve` (the HTTP API and approvals page) and `keyturn api token add | revoke`."""
+"""The long-running processes, `keyturn worker` and `keyturn serve` (the HTTP API and approvals
+page), and `keyturn api token add | revoke`."""
 
 from __future__ import annotations
 
@@ -84,6 +85,29 @@ def token_revoke(
 
 def register(root: typer.Typer) -> None:
     root.add_typer(app, name="api")
+
+    @root.command()
+    def worker(
+        queue: Annotated[list[str] | None, typer.Option(
+            "--queue", help="serve only this queue: `workflows` or a provider family "
+            "(repeatable; default: all)")] = None,
+        metrics_port: Annotated[int | None, typer.Option(
+            "--metrics-port", help="serve keyturn's Prometheus metrics at :PORT/metrics")] = None,
+        temporal_metrics_port: Annotated[int | None, typer.Option(
+            "--temporal-metrics-port",
+            help="serve the Temporal SDK's metrics at :PORT/metrics")] = None,
+        metrics_address: Annotated[str, typer.Option(
+            "--metrics-address", help="address the metrics ports listen on")] = "127.0.0.1",
+        log_format: LogFormat = None,
+    ) -> None:
+        """Run a worker (same as `python worker.py`): workflows and every provider family's queue.
+
+        Example: keyturn worker --queue workflows --queue aws --metrics-port 9464 --log-format json
+        """
+        from keyturn.worker import MetricsPorts, main
+
+        main(queue or (), MetricsPorts(metrics_port, temporal_metrics_port, metrics_address),
+             chosen_log_format(log_format))
 
     @root.command()
     def serve(

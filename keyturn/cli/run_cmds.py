@@ -1,4 +1,4 @@
-"""`keyturn run | status | wait | approve | reject | cancel | supply | worker`: operating runs.
+"""`keyturn run | status | wait | approve | reject | cancel | supply`: operating runs.
 
 Each command is written once against RunOperations (keyturn.cli.run_ops): directly
 over Temporal, or, when KEYTURN_API_URL and KEYTURN_TOKEN are both set, through
@@ -19,9 +19,7 @@ from rich.text import Text
 from keyturn.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
-    LogFormat,
     OutputFormat,
-    chosen_log_format,
     console,
     err_console,
     fail,
@@ -82,28 +80,6 @@ async def follow(ops: RunOperations, run_id: str, output: OutputFormat) -> int:
     else:
         console.print(f"run {run_id} [bold]{followed.state}[/]")
     return EXIT_OK if followed.state == "succeeded" else EXIT_FAILED
-
-
-def worker(
-    queue: Annotated[list[str] | None, typer.Option(
-        "--queue", help="serve only this queue: `workflows` or a provider family "
-        "(repeatable; default: all)")] = None,
-    metrics_port: Annotated[int | None, typer.Option(
-        "--metrics-port", help="serve keyturn's Prometheus metrics at :PORT/metrics")] = None,
-    temporal_metrics_port: Annotated[int | None, typer.Option(
-        "--temporal-metrics-port", help="serve the Temporal SDK's metrics at :PORT/metrics")] = None,
-    metrics_address: Annotated[str, typer.Option(
-        "--metrics-address", help="address the metrics ports listen on")] = "127.0.0.1",
-    log_format: LogFormat = None,
-) -> None:
-    """Run a worker (same as `python worker.py`): workflows and every provider family's queue.
-
-    Example: keyturn worker --queue workflows --queue aws --metrics-port 9464 --log-format json
-    """
-    from keyturn.worker import MetricsPorts, main
-
-    main(queue or (), MetricsPorts(metrics_port, temporal_metrics_port, metrics_address),
-         chosen_log_format(log_format))
 
 
 def run(
@@ -304,5 +280,5 @@ def read_supplied_value(credential: str) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    for command in (worker, run, status, wait, approve, reject, cancel, supply):
+    for command in (run, status, wait, approve, reject, cancel, supply):
         app.command()(command)
