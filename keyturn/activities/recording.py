@@ -81,6 +81,7 @@ class StepRecorder:
 
     @contextmanager
     def step(self, inp: StepInput, step: str, phase: str = "") -> Iterator[dict[str, Any]]:
+        """Record the step (see the module doc), time it and name it in its log records."""
         cred, attempt = inp.credential, activity.info().attempt
         with step_context(run=inp.context.run_id, tier=cred.tier, credential=cred.id,
                           provider=cred.provider, step=step, attempt=attempt):
@@ -90,14 +91,18 @@ class StepRecorder:
             try:
                 yield from self._recorded(inp, step, phase)
             except Exception as exc:
-                error = exc.__context__ or exc  # the classified failure behind the ApplicationError
-                outcome = "failed" if getattr(exc, "non_retryable", True) else "error"
+                if isinstance(exc, ApplicationError):  # raised by _recorded from the failure
+                    error, retryable = exc.__context__, not exc.non_retryable
+                else:  # e.g. the succeeded record could not be appended
+                    error, retryable = exc, _retryable(exc)
+                outcome = "error" if retryable else "failed"
                 raise
             finally:
                 metrics.observe(metrics.step_finished, cred.provider, cred.tier, step, outcome,
                                 time.perf_counter() - started, error)
 
     def _recorded(self, inp: StepInput, step: str, phase: str) -> Iterator[dict[str, Any]]:
+        """Yield the details to fill in; append the step's audit record when it ends."""
         details: dict[str, Any] = {}
         try:
             yield details

@@ -7,6 +7,7 @@ import uuid
 
 from api_support import memory_credential, runbook_yaml
 from prometheus_client.parser import text_string_to_metric_families
+from workflow_env import eventually
 
 
 def samples(text: str) -> list:
@@ -51,11 +52,14 @@ async def test_an_open_gate_shows_its_age_and_its_wait_is_observed_once_decided(
                         + memory_credential(account, extra=f"          gate: {gate}\n"))
     run_id = await api_stack.start(text)
     await api_stack.open_gate(run_id, account)
-    waited_before = value(await scrape(api_stack), "keyturn_gate_wait_seconds_count",
-                          tier="metrics-tier", outcome="passed")
 
-    opened = await scrape(api_stack)
-    assert value(opened, "keyturn_gates_open", tier="metrics-tier") == 1
+    async def gate_counted() -> list | None:  # the gate's opened record may still be on its way
+        found = await scrape(api_stack)
+        return found if value(found, "keyturn_gates_open", tier="metrics-tier") == 1 else None
+
+    opened = await eventually(gate_counted)
+    waited_before = value(opened, "keyturn_gate_wait_seconds_count", tier="metrics-tier",
+                          outcome="passed")
     ratio = value(opened, "keyturn_gate_open_timeout_ratio_max", tier="metrics-tier")
     assert 0 < ratio < 0.5
     assert value(opened, "keyturn_gate_open_age_max_seconds", tier="metrics-tier") < 3600

@@ -80,5 +80,5 @@ def test_a_rotation_moves_the_workers_metrics_and_logs_no_secret(
         steps = [e for e in entries if e.get("run") == run_id and e.get("outcome") == "succeeded"]
         assert {e["step"] for e in steps} >= {"precheck", "create", "promote", "confirm_revoked"}
         assert all(e["credential"] == "deployer" and e["provider"] == "aws.iam_access_key"
-                   and e["tier"] == "tier1" and e["attempt"] == 1 and e["level"] == "INFO"
+                   and e["tier"] == "tier1" and e["attempt"] >= 1 and e["level"] == "INFO"
                    and e["time"] for e in steps)
