@@ -9,7 +9,7 @@ label can hold a secret. A metric that cannot be recorded is logged, never raise
 must not fail a step.
 
     observe(step_finished, provider, tier, step, outcome, seconds, exc)   # never raises
-    serve_worker_metrics(port)          # keyturn worker --metrics-port
+    serve_worker_metrics(port, address)    # keyturn worker --metrics-port
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from typing import Any
 from prometheus_client import Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
+
+from keyturn.durations import parse_duration
 
 log = logging.getLogger("keyturn.metrics")
 
@@ -92,7 +94,9 @@ class OpenGates(Collector):
         label = tier or ""
         with self._lock:
             if outcome == "opened":
-                self._open.setdefault(key, (label, time.monotonic(), details.get("timeout")))
+                timeout = details.get("timeout")
+                seconds = parse_duration(timeout).total_seconds() if timeout else None
+                self._open.setdefault(key, (label, time.monotonic(), seconds))
                 return
             if outcome not in self.DECIDED:
                 return
@@ -102,9 +106,13 @@ class OpenGates(Collector):
         if outcome in ("rejected", "timed_out") and credential:
             ROTATIONS.labels(provider or "", label, "failed").inc()
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        from keyturn.durations import parse_duration
+    def run_ended(self, run: str) -> None:
+        """Forget the run's gates: a cancelled run leaves its open gates undecided."""
+        with self._lock:
+            for key in [k for k in self._open if k[0] == run]:
+                del self._open[key]
 
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         count = GaugeMetricFamily("keyturn_gates_open", "Gates open now", labels=["tier"])
         age = GaugeMetricFamily("keyturn_gate_open_age_max_seconds",
                                 "Age of the oldest open gate", labels=["tier"])
@@ -114,8 +122,7 @@ class OpenGates(Collector):
         per_tier: dict[str, list[tuple[float, float | None]]] = {}
         with self._lock:
             for label, since, timeout in self._open.values():
-                seconds = parse_duration(timeout).total_seconds() if timeout else None
-                per_tier.setdefault(label, []).append((now - since, seconds))
+                per_tier.setdefault(label, []).append((now - since, timeout))
         for label, gates in sorted(per_tier.items()):
             count.add_metric([label], len(gates))
             age.add_metric([label], max(a for a, _ in gates))
@@ -131,11 +138,13 @@ REGISTRY.register(OPEN_GATES)
 
 def audit_event(run: str, tier: str | None, credential: str | None, provider: str | None,
                 step: str, outcome: str, details: dict[str, Any]) -> None:
-    """A workflow event's audit record (gates) as metrics."""
+    """A workflow event's audit record (gates, the run's end) as metrics."""
     if step == "gate":
         OPEN_GATES.event(run, tier, credential, provider, outcome, details)
+    elif step == "run" and outcome in ("succeeded", "failed", "cancelled"):
+        OPEN_GATES.run_ended(run)
 
 
-def serve_worker_metrics(port: int, address: str = "0.0.0.0") -> None:
+def serve_worker_metrics(port: int, address: str) -> None:
     """Serve the default registry at http://address:port/metrics from a daemon thread."""
     start_http_server(port, addr=address)

@@ -50,6 +50,13 @@ def test_a_rejected_credential_gate_fails_its_rotation():
                   outcome="failed") == 1
 
 
+def test_a_cancelled_run_leaves_no_open_gate_behind():
+    metrics.audit_event("run-cancelled", "t-cancel", None, None, "gate", "opened", {"gate": "tier"})
+    assert sample("keyturn_gates_open", tier="t-cancel") == 1
+    metrics.audit_event("run-cancelled", None, None, None, "run", "cancelled", {})
+    assert sample("keyturn_gates_open", tier="t-cancel") == 0
+
+
 def test_a_failing_metric_is_logged_and_swallowed(caplog):
     def broken() -> None:
         raise RuntimeError("registry gone")
