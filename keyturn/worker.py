@@ -3,7 +3,9 @@
 `keyturn worker` serves every queue by default; `--queue workflows --queue aws`
 serves some, so a deployment can give a family its own processes (and the
 credentials that family needs) while the server enforces each family's
-activities-per-second limit across all of them.
+activities-per-second limit across all of them. `--metrics-port` serves keyturn's
+Prometheus metrics (keyturn.metrics), `--temporal-metrics-port` the Temporal SDK's own;
+`--log-format json` logs one JSON object a line (keyturn.logfmt).
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from keyturn.activities.locks import LockActivities
@@ -29,7 +33,8 @@ from keyturn.activities.recording import StepRecorder
 from keyturn.activities.steps import RotationSteps
 from keyturn.audit import AuditLog, JsonlAuditLog, open_log
 from keyturn.config import ConfigError, Settings
-from keyturn.logsafe import inert_logs
+from keyturn.logfmt import configure_logging
+from keyturn.metrics import serve_worker_metrics
 from keyturn.operations.connect import connect
 from keyturn.providers.base import Provider
 from keyturn.providers.registry import get_provider, provider_class, provider_names
@@ -163,8 +168,36 @@ def audit_log_where(audit_log: JsonlAuditLog | PostgresAuditLog) -> str:
     return audit_log.where
 
 
-async def serve(settings: Settings, queues: Iterable[str] = ()) -> None:
+@dataclass(frozen=True)
+class MetricsPorts:
+    """Where the worker serves Prometheus metrics: keyturn's (`port`) and the Temporal
+    SDK's (`temporal_port`) on `address`; None serves nothing."""
+
+    port: int | None = None
+    temporal_port: int | None = None
+    address: str = "127.0.0.1"
+
+    def start(self) -> None:
+        """Start the metric servers; the SDK's must be set before any client connects."""
+        if self.port is not None:
+            try:
+                serve_worker_metrics(self.port, self.address)
+            except OSError as exc:
+                raise ConfigError(f"--metrics-port {self.port}: {exc}") from None
+            log.info("keyturn metrics on http://%s:%d/metrics", self.address, self.port)
+        if self.temporal_port is not None:
+            bind = f"{self.address}:{self.temporal_port}"
+            sdk = PrometheusConfig(bind_address=bind, counters_total_suffix=True,
+                                   unit_suffix=True, durations_as_seconds=True)
+            Runtime.set_default(Runtime(telemetry=TelemetryConfig(metrics=sdk)),
+                                error_if_already_set=True)
+            log.info("Temporal SDK metrics on http://%s/metrics", bind)
+
+
+async def serve(settings: Settings, queues: Iterable[str] = (),
+                metrics: MetricsPorts = MetricsPorts()) -> None:
     """Run the workers until SIGINT or SIGTERM, then let in-flight activities finish."""
+    metrics.start()
     if not settings.codec_key:
         log.warning("KEYTURN_CODEC_KEY is not set: payloads in Temporal history are NOT encrypted")
     workflows, families = select_queues(queues)
@@ -199,11 +232,11 @@ async def serve(settings: Settings, queues: Iterable[str] = ()) -> None:
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def main(queues: Iterable[str] = ()) -> None:
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    inert_logs(LOG_FORMAT)  # provider errors quote names from outside: no forged lines
+def main(queues: Iterable[str] = (), metrics: MetricsPorts = MetricsPorts(),
+         log_format: str = "text") -> None:
+    configure_logging(log_format, LOG_FORMAT)
     try:
-        asyncio.run(serve(Settings.from_env(), queues))
+        asyncio.run(serve(Settings.from_env(), queues, metrics))
     except ConfigError as exc:
         log.error("%s", exc)
         raise SystemExit(2) from None

@@ -5,7 +5,8 @@
 
 `keyturn serve` runs it with uvicorn; the OpenAPI document is at /openapi.json (the
 interactive /docs and /redoc only with ApiSettings.interactive_docs). RequestGuard
-(keyturn.api.guard) wraps everything: identity before any body is read, a body size cap.
+(keyturn.api.guard) wraps everything: identity before any body is read, a body size cap;
+RequestMetrics (keyturn.api.metrics) counts every request, refused ones too, for /metrics.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from keyturn.api.auth import Principal, current_principal
 from keyturn.api.context import ApiContext, ApiSettings
 from keyturn.api.errors import responses
 from keyturn.api.guard import RequestGuard
+from keyturn.api.metrics import RequestMetrics, metrics_endpoint
 from keyturn.api.models import Health, WhoAmI
 from keyturn.runbook.plan_model import StorePlan
 from keyturn.stores.base import Store
@@ -58,7 +60,9 @@ def create_app(
     app.state.keyturn = context
     app.add_middleware(RequestGuard, max_body=context.settings.max_body,
                        identified=context.identified)
+    app.add_middleware(RequestMetrics)  # outermost: counts what the guard refuses too
     errors.install(app)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
 
     @app.get("/healthz", response_model=Health, tags=["meta"], summary="Liveness")
     async def healthz() -> Health:

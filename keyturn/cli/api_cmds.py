@@ -1,4 +1,5 @@
-"""`keyturn serve` (the HTTP API and approvals page) and `keyturn api token add | revoke`."""
+"""The long-running processes, `keyturn worker` and `keyturn serve` (the HTTP API and approvals
+page), and `keyturn api token add | revoke`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from keyturn.cli.common import OutputFormat, console, err_console, fail, print_json
+from keyturn.cli.common import (
+    LogFormat,
+    OutputFormat,
+    chosen_log_format,
+    console,
+    err_console,
+    fail,
+    print_json,
+)
 
 app = typer.Typer(help="Manage the HTTP API's principals and tokens.", no_args_is_help=True)
 TokensOption = Annotated[Path | None, typer.Option(
@@ -78,6 +87,29 @@ def register(root: typer.Typer) -> None:
     root.add_typer(app, name="api")
 
     @root.command()
+    def worker(
+        queue: Annotated[list[str] | None, typer.Option(
+            "--queue", help="serve only this queue: `workflows` or a provider family "
+            "(repeatable; default: all)")] = None,
+        metrics_port: Annotated[int | None, typer.Option(
+            "--metrics-port", help="serve keyturn's Prometheus metrics at :PORT/metrics")] = None,
+        temporal_metrics_port: Annotated[int | None, typer.Option(
+            "--temporal-metrics-port",
+            help="serve the Temporal SDK's metrics at :PORT/metrics")] = None,
+        metrics_address: Annotated[str, typer.Option(
+            "--metrics-address", help="address the metrics ports listen on")] = "127.0.0.1",
+        log_format: LogFormat = None,
+    ) -> None:
+        """Run a worker (same as `python worker.py`): workflows and every provider family's queue.
+
+        Example: keyturn worker --queue workflows --queue aws --metrics-port 9464 --log-format json
+        """
+        from keyturn.worker import MetricsPorts, main
+
+        main(queue or (), MetricsPorts(metrics_port, temporal_metrics_port, metrics_address),
+             chosen_log_format(log_format))
+
+    @root.command()
     def serve(
         host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
         port: Annotated[int, typer.Option("--port", help="port to listen on")] = 8080,
@@ -91,21 +123,20 @@ def register(root: typer.Typer) -> None:
         trusted_proxy: Annotated[list[str] | None, typer.Option(
             "--trusted-proxy", help="address of a proxy whose X-Forwarded-Proto/-For are "
             "believed (repeatable; default: none)")] = None,
+        log_format: LogFormat = None,
     ) -> None:
-        """Serve the HTTP API (/v1, /openapi.json) and the approvals page (/ui).
+        """Serve the HTTP API (/v1, /openapi.json), the approvals page (/ui) and /metrics.
 
         A non-loopback --host needs --tls-cert and --tls-key (or --insecure-http).
 
         Example: keyturn serve --host 0.0.0.0 --port 8443 --tls-cert tls.crt --tls-key tls.key
         """
-        import logging
-
         import uvicorn
 
         from keyturn.api import create_app
         from keyturn.api.transport import Listen, TransportRefused
         from keyturn.config import ConfigError
-        from keyturn.logsafe import inert_logs
+        from keyturn.logfmt import configure_logging
 
         listen = Listen(host, port, tls_cert, tls_key, insecure_http, tuple(trusted_proxy or ()))
         try:
@@ -113,11 +144,12 @@ def register(root: typer.Typer) -> None:
             application = create_app()
         except (TransportRefused, ConfigError) as exc:
             fail(str(exc))
-        log_format = "%(levelname)s:     %(name)s: %(message)s"
-        logging.basicConfig(level=logging.INFO, format=log_format)
-        inert_logs(log_format)
+        chosen = chosen_log_format(log_format)
+        configure_logging(chosen, "%(levelname)s:     %(name)s: %(message)s")
         if warning := listen.warn_if_insecure():
             err_console.print(Text.assemble(("WARNING:", "bold red"), " ", warning))
         console.print(f"keyturn API on {listen.scheme}://{host}:{port} "
                       "(OpenAPI /openapi.json, approvals /ui)", highlight=False)
-        uvicorn.run(application, log_level="info", **listen.uvicorn())
+        # json: uvicorn's own loggers go through the root handler's JSON formatter
+        uvicorn.run(application, log_level="info", **listen.uvicorn(),
+                    **({"log_config": None} if chosen == "json" else {}))

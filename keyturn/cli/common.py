@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import sys
 from enum import Enum
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
+import typer
 from rich.console import Console
 from rich.text import Text
 
@@ -23,6 +24,21 @@ err_console = Console(stderr=True, emoji=False)
 class OutputFormat(str, Enum):
     text = "text"
     json = "json"
+
+
+LogFormat = Annotated[OutputFormat | None, typer.Option(
+    "--log-format", help="text or json: one JSON object a line (default: $KEYTURN_LOG_FORMAT "
+    "or text)")]
+
+
+def chosen_log_format(chosen: OutputFormat | None) -> str:
+    """--log-format, else KEYTURN_LOG_FORMAT, else text; an unknown value fails (exit 2)."""
+    from keyturn.logfmt import log_format
+
+    try:
+        return log_format(chosen.value if chosen else None)
+    except ValueError as exc:
+        fail(str(exc))
 
 
 def show_view(renderable: Any) -> None:

@@ -1,4 +1,4 @@
-"""`keyturn run | status | wait | approve | reject | cancel | supply | worker`: operating runs.
+"""`keyturn run | status | wait | approve | reject | cancel | supply`: operating runs.
 
 Each command is written once against RunOperations (keyturn.cli.run_ops): directly
 over Temporal, or, when KEYTURN_API_URL and KEYTURN_TOKEN are both set, through
@@ -80,20 +80,6 @@ async def follow(ops: RunOperations, run_id: str, output: OutputFormat) -> int:
     else:
         console.print(f"run {run_id} [bold]{followed.state}[/]")
     return EXIT_OK if followed.state == "succeeded" else EXIT_FAILED
-
-
-def worker(
-    queue: Annotated[list[str] | None, typer.Option(
-        "--queue", help="serve only this queue: `workflows` or a provider family "
-        "(repeatable; default: all)")] = None,
-) -> None:
-    """Run a worker (same as `python worker.py`): workflows and every provider family's queue.
-
-    Example: keyturn worker --queue workflows --queue aws
-    """
-    from keyturn.worker import main
-
-    main(queue or ())
 
 
 def run(
@@ -295,5 +281,5 @@ def read_supplied_value(credential: str) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    for command in (worker, run, status, wait, approve, reject, cancel, supply):
+    for command in (run, status, wait, approve, reject, cancel, supply):
         app.command()(command)

@@ -44,9 +44,11 @@ class Stack:
     def cli_json(self, *args: str):
         return json.loads(self.cli(*args, "--output", "json", check=True).stdout)
 
-    def start_worker(self) -> subprocess.Popen:
+    def start_worker(self, *args: str) -> subprocess.Popen:
+        """A worker process (`keyturn worker ARGS`, e.g. --metrics-port), its output in
+        worker-<n>.log."""
         log = open(self.tmp / f"worker-{len(self.workers)}.log", "wb")  # noqa: SIM115 - owned by the process
-        proc = subprocess.Popen([sys.executable, "-m", "keyturn", "worker"], env=self.env,
+        proc = subprocess.Popen([sys.executable, "-m", "keyturn", "worker", *args], env=self.env,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.workers.append(proc)
         return proc
@@ -95,6 +97,26 @@ def make_stack(tmp: Path, temporal, openbao, moto, codec_key: str) -> Stack:
         COLUMNS="200",
     )
     return Stack(env=env, tmp=tmp)
+
+
+def one_key_runbook(name: str) -> str:
+    """A runbook named `name` rotating the access key of IAM user `name` into Vault at
+    `name`/deployer (credential `deployer` in tier `tier1`)."""
+    return f"""\
+apiVersion: keyturn/v1
+kind: Runbook
+metadata: {{name: {name}}}
+spec:
+  stores:
+    vault: {{type: vault_kv, address: "${{VAULT_ADDR}}", mount: secret}}
+  tiers:
+    - id: tier1
+      credentials:
+        - id: deployer
+          provider: aws.iam_access_key
+          target: {{user_name: {name}}}
+          deliver: [{{store: vault, path: {name}/deployer}}]
+"""
 
 
 def seed_user(iam, vault, user: str, path: str) -> dict[str, str]:
