@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from keyturn.policy import gates as policy_gates
-from keyturn.policy.model import Policy
 from keyturn.runbook.graph import topological_order
 from keyturn.runbook.identity import lock_key
 from keyturn.runbook.models import Credential, Runbook, TierGate
@@ -30,6 +29,10 @@ from keyturn.runbook.plan_model import (
     TierPlan,
 )
 
+if TYPE_CHECKING:  # keyturn.policy imports the runbook models: imported where used
+    from keyturn.policy.model import Policy
+
+
 Groups = dict[str, list[str]]
 
 
@@ -44,6 +47,9 @@ def plan(runbook: Runbook, *, run_id: str, requested_by: str, source_sha256: str
     the requester of a run never approves its gates. Raises RunbookError if a
     gate cannot pass: too few approvers, once the requester is excluded.
     """
+    from keyturn.policy import gates as policy_gates
+    from keyturn.policy.model import Policy
+
     policy = policy or Policy.default()
     groups = policy_gates.approver_groups(policy, runbook)
     distinct = not policy.requesters_may_approve
@@ -82,6 +88,8 @@ def new_run_id(runbook_name: str, now: datetime) -> str:
 
 def _tier(runbook: Runbook, policy: Policy, groups: Groups, i: int, run_id: str,
           on_locked: OnLocked | None, distinct: bool) -> TierPlan:
+    from keyturn.policy import gates as policy_gates
+
     tier = runbook.spec.tiers[i]
     gate = policy_gates.tier_gate(policy, runbook, i)
     return TierPlan(

@@ -10,17 +10,19 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Collection, Iterator, Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 
-from keyturn.policy import gates as policy_gates
-from keyturn.policy.model import Policy
 from keyturn.providers.base import SecretShape
 from keyturn.runbook.graph import find_cycle
 from keyturn.runbook.identity import describe_target, lock_key
 from keyturn.runbook.models import RESERVED_PRINCIPALS, Runbook, TierGate
 from keyturn.runbook.source import Path, RunbookError
+
+if TYPE_CHECKING:  # keyturn.policy imports the runbook models: imported where used
+    from keyturn.policy.model import Policy
 
 _SECRET_KEY = re.compile(
     r"(?:^|_)(?:token|password|passwd|passphrase|secret|secret_id|private_key|api_key|access_key)$"
@@ -40,6 +42,8 @@ def validate(runbook: Runbook, known_providers: Collection[str] | None = None,
         from keyturn.providers.registry import provider_class, provider_names
 
         known_providers = {name: provider_class(name).target_model for name in provider_names()}
+    from keyturn.policy.model import Policy
+
     problem = next(problems(runbook, known_providers, policy or Policy.default()), None)
     if problem is not None:
         raise problem
@@ -49,6 +53,8 @@ def validate(runbook: Runbook, known_providers: Collection[str] | None = None,
 def problems(runbook: Runbook, known_providers: Collection[str],
              policy: Policy) -> Iterator[RunbookError]:
     """Every semantic problem, lazily, in check order."""
+    from keyturn.policy import gates as policy_gates
+
     yield from _presence(runbook)
     yield from _uniqueness(runbook)
     yield from _store_config(runbook)
@@ -240,6 +246,7 @@ def _deliver_fields(runbook: Runbook) -> Iterator[RunbookError]:
 def _one_rotation_per_target(
     runbook: Runbook, models: Mapping[str, type[BaseModel]]
 ) -> Iterator[RunbookError]:
+
     """Two credentials of one runbook may not rotate the same target (same lock key).
 
     The second would wait for, or be refused by, the first's hold on it. The

@@ -96,3 +96,16 @@ def test_who_may_cancel_whose_run() -> None:
     assert policy.may_cancel("alice", "bob")  # a security member, anyone's
     assert not policy.may_cancel("dave", "bob")
     assert Policy.default().may_cancel("dave", "bob")  # no rule: any operator
+
+
+@pytest.mark.parametrize("module", ["keyturn.policy.model", "keyturn.policy.gates",
+                                    "keyturn.policy.load", "keyturn.runbook.models"])
+def test_each_policy_and_runbook_module_imports_first(module: str) -> None:
+    """keyturn.policy uses the runbook models and the runbook's plan uses the policy: a
+    process that imports either first must work (it once failed with a circular import)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
