@@ -63,6 +63,7 @@ from keyturn.providers.errors import (
 )
 from keyturn.providers.targets import parse_target
 from keyturn.secret import Secret
+from keyturn.vault_http import retrying_session
 
 ClientFactory = Callable[[str, str, str | None], Any]
 """callable(address, token, namespace) -> hvac.Client."""
@@ -116,7 +117,8 @@ def classify(exc: Exception) -> type[ProviderError]:
 
 def default_client_factory(address: str, token: str, namespace: str | None) -> Any:
     """An hvac client sending LIST as `GET ?list=true`, which every HTTP proxy passes."""
-    return hvac.Client(url=address, token=token, namespace=namespace, timeout=30, strict_http=True)
+    return hvac.Client(url=address, token=token, namespace=namespace, timeout=30, strict_http=True,
+                       session=retrying_session())  # in-call retries of reads and refused connects
 
 
 def serial_int(serial: str) -> int:

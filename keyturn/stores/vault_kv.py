@@ -30,8 +30,6 @@ import requests
 from hvac import exceptions as vault
 from hvac import utils as hvac_utils
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from keyturn.fingerprint import canonical_json
 from keyturn.randomness import RandomSource, VaultRandom
@@ -48,6 +46,7 @@ from keyturn.stores.errors import (
     TransientStoreError,
 )
 from keyturn.stores.fields import Data
+from keyturn.vault_http import retrying_session
 
 METADATA_PREFIX = "keyturn.v"
 KEPT_VERSION_METADATA = 16
@@ -88,27 +87,6 @@ def classify(exc: Exception) -> type[StoreError]:
         if cls in ERRORS:
             return ERRORS[cls]
     return PermanentStoreError
-
-
-RETRIED_STATUSES = (429, 500, 502, 503, 504)
-READ_METHODS = frozenset({"GET", "HEAD", "LIST", "OPTIONS"})
-
-
-def retrying_session() -> requests.Session:
-    """A session that retries what a flaky Vault or network gives, a few times within about
-    two seconds (honouring Retry-After), before a step fails and Temporal retries the whole
-    step: a connection refused (any method: nothing was sent), and a reset connection or a
-    429/5xx answer to a read. Writes are not repeated here (check-and-set makes the step's
-    own retry safe). Without this, a step that makes several Vault calls fails most of its
-    attempts once a few percent of calls fail (seen in tests/drills/test_faulty_providers)."""
-    retry = Retry(total=4, connect=4, read=2, status=4, backoff_factor=0.25,
-                  status_forcelist=RETRIED_STATUSES, allowed_methods=READ_METHODS,
-                  raise_on_status=False, respect_retry_after_header=True)
-    session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
 
 
 class VaultKvStore(StoreDefaults):
