@@ -8,30 +8,14 @@ import sys
 import time
 import uuid
 
-from stack_support import seed_user
-
-RUNBOOK = """\
-apiVersion: keyturn/v1
-kind: Runbook
-metadata: {{name: no-worker-{tag}}}
-spec:
-  stores:
-    vault: {{type: vault_kv, address: "${{VAULT_ADDR}}", mount: secret}}
-  tiers:
-    - id: tier1
-      credentials:
-        - id: deployer
-          provider: aws.iam_access_key
-          target: {{user_name: no-worker-{tag}}}
-          deliver: [{{store: vault, path: no-worker-{tag}/deployer}}]
-"""
+from stack_support import one_key_runbook, seed_user
 
 
 def test_without_a_worker_status_and_wait_say_so(stack, iam_client, vault_client):
     tag = uuid.uuid4().hex[:6]
     seed_user(iam_client, vault_client, f"no-worker-{tag}", f"no-worker-{tag}/deployer")
     path = stack.tmp / "no-worker.yaml"
-    path.write_text(RUNBOOK.format(tag=tag))
+    path.write_text(one_key_runbook(f"no-worker-{tag}"))
     run_id = stack.cli_json("run", str(path), "--skip-preflight")["run_id"]
 
     began = time.monotonic()
@@ -59,7 +43,7 @@ def test_preflight_names_a_worker_that_just_stopped(stack, iam_client, vault_cli
     tag = uuid.uuid4().hex[:6]
     seed_user(iam_client, vault_client, f"no-worker-{tag}", f"no-worker-{tag}/deployer")
     path = stack.tmp / "stalled.yaml"
-    path.write_text(RUNBOOK.format(tag=tag))
+    path.write_text(one_key_runbook(f"no-worker-{tag}"))
     worker = stack.start_worker()
     stack.wait_for(lambda: stack.cli("preflight", str(path)).returncode == 0,
                    what="a first preflight served by the worker")

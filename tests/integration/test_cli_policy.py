@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from stack_support import seed_user
+from stack_support import one_key_runbook, seed_user
 
 POLICY = b"""\
 apiVersion: keyturn/v1
@@ -20,22 +20,6 @@ gates:
     from: [security]
 """
 
-RUNBOOK = """\
-apiVersion: keyturn/v1
-kind: Runbook
-metadata: {{name: policy-{tag}}}
-spec:
-  stores:
-    vault: {{type: vault_kv, address: "${{VAULT_ADDR}}", mount: secret}}
-  tiers:
-    - id: tier1
-      credentials:
-        - id: deployer
-          provider: aws.iam_access_key
-          target: {{user_name: policy-{tag}}}
-          deliver: [{{store: vault, path: policy-{tag}/deployer}}]
-"""
-
 
 def test_the_direct_cli_follows_the_policy(worker_stack, iam_client, vault_client):
     stack, tag = worker_stack, uuid.uuid4().hex[:6]
@@ -44,7 +28,7 @@ def test_the_direct_cli_follows_the_policy(worker_stack, iam_client, vault_clien
     policy.write_bytes(POLICY)
     stack.env["KEYTURN_POLICY"] = str(policy)
     path = stack.tmp / "ungated.yaml"
-    path.write_text(RUNBOOK.format(tag=tag))
+    path.write_text(one_key_runbook(f"policy-{tag}"))
 
     run_id = stack.cli_json("run", str(path), "--as", "erin")["run_id"]
     stack.wait_for(lambda: _tier_gate(stack, run_id) == "open", what="the policy's tier gate")
