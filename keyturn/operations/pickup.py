@@ -69,12 +69,13 @@ async def polled_soon(client: Client, queue: str, grace: float = POLLER_GRACE_SE
     return True
 
 
-async def polled(client: Client, queue: str) -> bool:
-    """Whether a worker polls `queue` for workflow tasks (True if the server cannot tell)."""
+async def polled(client: Client, queue: str,
+                 kind: int = TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW) -> bool:
+    """Whether a worker polls `queue` for `kind` tasks, workflow by default (True if the
+    server cannot tell)."""
     try:
         answer = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
-            namespace=client.namespace, task_queue=TaskQueue(name=queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW))
+            namespace=client.namespace, task_queue=TaskQueue(name=queue), task_queue_type=kind))
     except RPCError as exc:
         if exc.status == RPCStatusCode.UNIMPLEMENTED:
             return True

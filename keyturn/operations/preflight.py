@@ -16,14 +16,12 @@ from datetime import timedelta
 
 from pydantic import BaseModel
 from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from keyturn.locks import holder_of
 from keyturn.operations.errors import NoWorker, RunConflict, temporal_error
-from keyturn.operations.pickup import START_ONE, unserved
+from keyturn.operations.pickup import START_ONE, polled, unserved
 from keyturn.runbook.plan_model import ExecutionPlan, GatePlan
 from keyturn.workflows.common import family_queue
 from keyturn.workflows.models import CredentialCheck, Problem
@@ -87,19 +85,7 @@ async def missing_workers(client: Client, plan: ExecutionPlan, task_queue: str) 
         (family_queue(task_queue, family), TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
         for family in sorted({c.family for t in plan.tiers for c in t.credentials if c.family})
     ]
-    missing = []
-    for name, kind in queues:
-        try:
-            answer = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
-                namespace=client.namespace, task_queue=TaskQueue(name=name),
-                task_queue_type=kind))
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.UNIMPLEMENTED:
-                return []
-            raise
-        if not answer.pollers:
-            missing.append(name)
-    return missing
+    return [name for name, kind in queues if not await polled(client, name, kind)]
 
 
 async def _with_hold(client: Client, plan: ExecutionPlan,
